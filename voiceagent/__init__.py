@@ -1,0 +1,1 @@
+"""voiceagent: a realtime voice-agent server toolkit on Trio."""

@@ -1,0 +1,139 @@
+"""The `RealtimeModel` interface: what a session needs from any speech model.
+
+A `RealtimeModel` is a shared, immutable factory (one per app). `connect()` opens one
+live conversation for one session and yields a `ModelConnection`. The connection owns
+whatever background tasks its transport needs, inside the `async with` block, so its
+lifetime is the block's lifetime: when the owning task leaves the block (normally, by
+error or by cancellation) the provider connection is closed within a bounded time.
+
+Send methods may be called from any task of the owning session while the block is open.
+After the block closes they raise `ModelClosed`. Events are read by iterating the
+connection; iteration ends when the provider closes, and raises `ModelConnectionError`
+when the transport fails.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from voiceagent.events import ModelEvent
+
+OutputMode = Literal["text", "audio"]
+
+
+class ModelConnectionError(Exception):
+    """The provider could not be reached, refused us, or dropped the connection."""
+
+    def __init__(self, message: str, *, code: str = "model_unavailable") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ModelClosed(ModelConnectionError):
+    """A send was attempted on a connection that is no longer open."""
+
+    def __init__(self, message: str = "model connection is closed") -> None:
+        super().__init__(message, code="model_closed")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the model may call: name, description and JSON-schema parameters."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    # Optional example utterances; cloud models ignore them, the offline brain uses them.
+    examples: tuple[str, ...] = ()
+
+    def as_function(self) -> dict[str, Any]:
+        """The Realtime API `tools[]` entry."""
+        return {
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSetup:
+    """What the model must know about the current agent (sent again on handoff)."""
+
+    agent_name: str
+    instructions: str
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What the user actually heard of an interrupted response.
+
+    `audio_ms` is how much of the response's audio the client played (None when
+    unknown); `text` is the part of the response text that was spoken by then (None
+    when unknown). Models keep only this much of the response in the conversation.
+    """
+
+    response_id: str
+    item_id: str | None = None
+    audio_ms: int | None = None
+    text: str | None = None
+
+
+class ModelConnection(ABC):
+    """One live conversation. See the module docstring for lifetime rules."""
+
+    @abstractmethod
+    async def send_audio(self, pcm: bytes) -> None:
+        """Append user audio: PCM16 LE mono 24 kHz, any length (callers batch ~100 ms)."""
+
+    @abstractmethod
+    async def commit_audio(self) -> None:
+        """End the user's turn by hand (push-to-talk); the model then responds."""
+
+    @abstractmethod
+    async def send_text(self, text: str) -> None:
+        """Add a user text message and start a response to it."""
+
+    @abstractmethod
+    async def send_tool_result(self, call_id: str, output: str, *, respond: bool = True) -> None:
+        """Give a function call its output; `respond` starts the follow-up response."""
+
+    @abstractmethod
+    async def update_agent(self, setup: AgentSetup) -> None:
+        """Switch instructions and tools on the live conversation (handoff)."""
+
+    @abstractmethod
+    async def cancel_response(self, heard: Heard) -> None:
+        """Barge-in: stop the current response and keep only what was heard.
+
+        Must be harmless when no response is in progress.
+        """
+
+    @abstractmethod
+    def __aiter__(self) -> AsyncIterator[ModelEvent]: ...
+
+
+class RealtimeModel(ABC):
+    """A speech model provider; see the module docstring."""
+
+    #: short provider name shown to clients ("offline", "azure", "openai", "scripted")
+    name: str = "model"
+    #: True when this provider is the offline demo brain, not a language model
+    offline_brain: bool = False
+
+    @abstractmethod
+    def connect(
+        self, setup: AgentSetup, *, output: OutputMode
+    ) -> AbstractAsyncContextManager[ModelConnection]:
+        """Open a conversation for one session.
+
+        `output="text"` means an external TTS voices the reply (text deltas only);
+        `output="audio"` means the model speaks itself (AudioDelta events).
+        Raises `ModelConnectionError` when the provider cannot be reached.
+        """
