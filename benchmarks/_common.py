@@ -1,0 +1,167 @@
+"""Shared plumbing of the benchmark scripts: processes, /proc readings, reports.
+
+Linux only (CPU time and RSS come from /proc, so no extra dependency). Every server
+and load process started here is a child of the script and is stopped in `finally`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+REPO = HERE.parent
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+PACKAGES = (
+    "trio", "trio-websocket", "wsproto", "hypercorn", "quart", "quart-trio",
+    "prometheus-client", "orjson", "numpy",
+)  # fmt: skip
+
+
+def raise_nofile(want: int = 65_536) -> int:
+    """Raise this process's open-file limit as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def pin(cpus: Sequence[int] | None) -> None:
+    """Pin this process to `cpus` (ignored when None or when the CPUs do not exist)."""
+    if cpus:
+        available = os.sched_getaffinity(0)
+        wanted = {c for c in cpus if c in available}
+        if wanted:
+            os.sched_setaffinity(0, wanted)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (and its reaped children: none here)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
+    """Wait until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+@contextlib.contextmanager
+def server_process(
+    argv: list[str],
+    *,
+    name: str,
+    cpus: Sequence[int] | None,
+    env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process (pinned, with a raised fd limit); terminate it on exit."""
+
+    def setup() -> None:  # runs in the child before exec; both settings survive exec
+        raise_nofile()
+        pin(cpus)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    log = open(RESULTS / f"{name}.log", "wb")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=setup,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions,
+        "mem_total_gib": round(os.sysconf("SC_PHYS_PAGES") * _PAGE / 2**30, 1),
+    }
+
+
+def pct(values: Sequence[float] | np.ndarray, q: float) -> float | None:
+    return float(np.percentile(values, q)) if len(values) else None
+
+
+def write_results(name: str, data: dict[str, Any], markdown: str) -> dict[str, Path]:
+    """Write results/<name>.json and results/<name>.md; returns their paths."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {"benchmark": name, "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": machine(), **data}  # fmt: skip
+    json_path = RESULTS / f"{name}.json"
+    json_path.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    md_path = RESULTS / f"{name}.md"
+    md_path.write_text(markdown.rstrip() + "\n")
+    return {"json": json_path, "md": md_path}
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if v is None:
+            return "–"
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

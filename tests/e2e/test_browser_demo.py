@@ -1,0 +1,174 @@
+"""The browser demo, end to end: real Chromium, fake microphone, real offline server.
+
+One page holds one conversation, in the order a person would have it: the tests below
+run in file order against the same page (module-scoped), each asserting one thing the
+user sees or hears. The page's own counters (`window.voiceagent.stats`) stand in for
+the speaker: the playback worklet counts the samples it actually sent to the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.browser import browser_skip_reason
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or ""),
+]
+
+FIRST_REPLY_TIMEOUT_MS = 90_000  # the first turn may wait for the offline engines to load
+REPLY_TIMEOUT_MS = 45_000
+
+
+@dataclass
+class Demo:
+    page: Any
+    problems: list[str] = field(default_factory=list)
+
+    def stats(self) -> dict[str, Any]:
+        return self.page.evaluate("window.voiceagent.stats")
+
+    def wait(self, js: str, timeout_ms: int = REPLY_TIMEOUT_MS, arg: Any = None) -> Any:
+        return self.page.wait_for_function(js, arg=arg, timeout=timeout_ms).json_value()
+
+
+@pytest.fixture(scope="module")
+def demo(
+    server_url: str, question_wav: Path, launch_browser: Callable[[Path], Any]
+) -> Iterator[Demo]:
+    """The demo page, connected, with its fake microphone speaking the question."""
+    browser = launch_browser(question_wav)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    demo = Demo(page)
+    page.on(
+        "console",
+        lambda msg: (
+            demo.problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None
+        ),
+    )
+    page.on("pageerror", lambda exc: demo.problems.append(f"uncaught: {exc}"))
+    page.goto(f"{server_url}/")
+    page.get_by_role("button", name="Connect").click()
+    yield demo
+    context.close()
+
+
+def assistant_texts(demo: Demo) -> list[str]:
+    return demo.page.locator(".msg.assistant .text").all_inner_texts()
+
+
+def test_page_connects_and_says_the_offline_brain_is_in_use(demo: Demo) -> None:
+    demo.wait("window.voiceagent.state === 'connected'", timeout_ms=30_000)
+    session = demo.page.evaluate("window.voiceagent.session")
+    assert session["session_id"] == demo.page.evaluate("window.voiceagent.sessionId")
+    assert session["offline_brain"] is True
+    banner = demo.page.locator("#offline-banner")
+    assert banner.is_visible()
+    assert "not from a language model" in banner.inner_text()
+
+
+def test_microphone_streams_20ms_binary_frames(demo: Demo) -> None:
+    sent = demo.wait("window.voiceagent.stats.framesSent >= 50 && window.voiceagent.stats")
+    sent = sent["framesSent"]
+    assert sent >= 50
+    assert demo.stats()["framesDropped"] == 0
+
+
+def test_spoken_question_appears_as_the_user_transcript(demo: Demo) -> None:
+    text = demo.wait(
+        """() => {
+            const el = document.querySelector('.msg.user[data-status="completed"] .text');
+            return el && el.textContent.trim() ? el.textContent : null;
+        }""",
+        timeout_ms=FIRST_REPLY_TIMEOUT_MS,
+    )
+    assert "bag" in text.lower()
+
+
+def test_agent_reply_text_appears(demo: Demo) -> None:
+    demo.wait(
+        """() => [...document.querySelectorAll('.msg.assistant')].some(
+            (m) => m.dataset.status === 'completed' && m.textContent.trim().length > 10)""",
+        timeout_ms=FIRST_REPLY_TIMEOUT_MS,
+    )
+    assert any("bag" in t.lower() for t in assistant_texts(demo))
+
+
+def test_reply_audio_is_played_and_acknowledged(demo: Demo) -> None:
+    demo.wait("window.voiceagent.stats.playback.ended >= 1", timeout_ms=FIRST_REPLY_TIMEOUT_MS)
+    stats = demo.stats()
+    # At least half a second of reply audio went out of the playback worklet.
+    assert stats["playback"]["playedSamples"] >= 12_000
+    assert stats["acksSent"] >= 1
+    assert stats["audioBytesIn"] > 0
+
+
+def test_client_vad_measured_the_spoken_turn(demo: Demo) -> None:
+    stats = demo.stats()
+    assert stats["vadStarts"] >= 1
+    assert stats["vadEnds"] >= 1
+    spoken = [e for e in stats["e2e"] if e["spoken"]]
+    assert spoken, "no end-of-speech -> first-audio figure was measured"
+    assert demo.page.locator('#metrics-latest dd[data-k="e2e_ms"]').inner_text() != "\N{EN DASH}"
+
+
+def test_typed_question_gets_a_reply(demo: Demo) -> None:
+    before = len(assistant_texts(demo))
+    demo.page.get_by_label("Message").fill("Is there wifi on the plane?")
+    demo.page.get_by_label("Message").press("Enter")
+    demo.wait(
+        """(n) => {
+            const done = [...document.querySelectorAll('.msg.assistant[data-status="completed"]')];
+            return done.length > n;
+        }""",
+        arg=before,
+    )
+    users = demo.page.locator(".msg.user .text").all_inner_texts()
+    assert users[-1] == "Is there wifi on the plane?"
+    assert "wifi" in assistant_texts(demo)[-1].lower()
+    # The typed bubble was adopted by the server's history item, not duplicated.
+    assert demo.page.locator(".msg.user.pending").count() == 0
+
+
+def test_interrupt_flushes_playback(demo: Demo) -> None:
+    # Let the previous reply finish so the cut below is the one we start.
+    demo.wait("(p => !p.playing && p.bufferedMs === 0)(window.voiceagent.stats.playback)")
+    started = demo.stats()["playback"]["started"]
+    demo.page.get_by_label("Message").fill("How many seats does the plane have?")
+    demo.page.get_by_label("Message").press("Enter")
+    demo.wait(
+        """(n) => {
+            const p = window.voiceagent.stats.playback;
+            return p.started > n && p.playing && p.playedMs >= 300;
+        }""",
+        arg=started,
+    )
+    flushes = demo.stats()["playback"]["flushes"]
+    demo.page.get_by_role("button", name="Interrupt").click()
+    demo.wait(
+        """(n) => {
+            const p = window.voiceagent.stats.playback;
+            return p.flushes > n && !p.playing && p.bufferedMs === 0;
+        }""",
+        arg=flushes,
+        timeout_ms=1_000,
+    )
+    played = demo.stats()["playback"]["playedSamples"]
+    demo.page.wait_for_timeout(600)
+    stats = demo.stats()
+    assert stats["playback"]["playedSamples"] == played, "audio kept playing after the flush"
+    assert stats["lateAudioBytes"] == 0, "audio of an interrupted response arrived"
+
+
+def test_no_console_errors_and_screenshot(demo: Demo, artifacts_dir: Path) -> None:
+    demo.page.wait_for_timeout(300)
+    demo.page.locator("#events-details summary").click()
+    demo.page.screenshot(path=str(artifacts_dir / "browser-demo.png"), full_page=True)
+    assert demo.problems == []

@@ -1,0 +1,1 @@
+"""Tests of the agent graph, tool execution, guardrails and the offline brain."""

@@ -1,0 +1,146 @@
+"""Session lifetime: replacement, slow clients, disconnects and provider faults."""
+
+from __future__ import annotations
+
+import trio
+from trio_websocket import open_websocket_url
+
+from tests.conftest import connect, make_services, running_app
+from tests.session.helpers import front_desk
+from voiceagent.config import Settings
+from voiceagent.models.scripted import ScriptedModel, ScriptedReply
+from voiceagent.tts.scripted import ScriptedTTS
+
+LONG_REPLY = " ".join(f"word{i}" for i in range(200))
+
+
+def session_tasks() -> list[str]:
+    """Names of live tasks that belong to session code (the runtime's task tree)."""
+    names: list[str] = []
+
+    def walk(task: trio.lowlevel.Task) -> None:
+        names.append(task.name)
+        for nursery in task.child_nurseries:
+            for child in nursery.child_tasks:
+                walk(child)
+
+    walk(trio.lowlevel.current_root_task())
+    return [name for name in names if "voiceagent.session" in name or "Session." in name]
+
+
+async def test_second_connection_replaces_first_with_1012() -> None:
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    async with running_app(services) as address:
+        async with connect(address, "same-room") as first:
+            await first.wait_for("session_started")
+            async with connect(address, "same-room") as second:
+                await second.wait_for("session_started")
+                assert await first.wait_closed() == 1012
+                await second.send(type="text", text="still there?")
+                assert (await second.wait_for("text_done"))["text"] == "I heard you."
+                assert len(services.registry) == 1
+
+
+async def test_disconnect_mid_response_finishes_every_session_task() -> None:
+    model = ScriptedModel(default=ScriptedReply(LONG_REPLY), delta_delay=0.01)
+    tts = ScriptedTTS(realtime_factor=1.0)
+    services = make_services(model, tts, agent=front_desk)
+    async with running_app(services) as address:
+        async with connect(address) as client:
+            await client.send(type="text", text="talk for a while")
+            await client.wait_for("audio_start")
+            assert session_tasks(), "the session should be running tasks mid-response"
+        # The client is gone. Within the teardown bound every session task is finished.
+        with trio.fail_after(services.settings.teardown_timeout_s + 1):
+            while session_tasks() or len(services.registry) or services.registry.with_model:
+                await trio.sleep(0.01)
+        assert tts.cancelled  # the TTS stream was cancelled, not left running
+
+
+async def test_slow_client_is_closed_1013_with_bounded_queue() -> None:
+    model = ScriptedModel(default=ScriptedReply(LONG_REPLY * 3))
+    settings = Settings(
+        ws_outgoing_max=16, ws_send_timeout_s=0.5, ws_tts_chunk_bytes=480, ws_write_timeout_s=1.5
+    )
+    services = make_services(model, ScriptedTTS(), agent=front_desk, settings=settings)
+    async with running_app(services) as address:
+        async with open_websocket_url(f"ws://{address}/ws/slow", message_queue_size=0) as ws:
+            await ws.send_message('{"type":"text","text":"flood me"}')
+            # Never read: the server must give up on us rather than buffer forever.
+            with trio.fail_after(15):
+                while len(services.registry):
+                    session = services.registry.get("slow")
+                    if session is not None:
+                        assert session._outbox.depth() <= 16
+                    await trio.sleep(0.05)
+            closing = await _close_code(ws)
+        assert closing in (1013, 1006)
+
+
+async def _close_code(ws) -> int | None:  # type: ignore[no-untyped-def]
+    from trio_websocket import ConnectionClosed
+
+    with trio.fail_after(10):
+        try:
+            while True:
+                await ws.get_message()
+        except ConnectionClosed as exc:
+            return exc.reason.code
+
+
+async def test_slow_but_alive_client_sees_1013_close_frame() -> None:
+    model = ScriptedModel(default=ScriptedReply(LONG_REPLY * 3))
+    settings = Settings(ws_outgoing_max=16, ws_send_timeout_s=0.3, ws_tts_chunk_bytes=480)
+    services = make_services(model, ScriptedTTS(), agent=front_desk, settings=settings)
+    async with running_app(services) as address, connect(address) as client:
+        await client.send(type="text", text="flood me")
+        await trio.sleep(2.0)  # stop reading long enough to be judged too slow
+        assert await client.wait_closed() == 1013
+        # Droppable traffic was dropped (and counted) before the close.
+        assert len(client.of_type("text_delta")) < len(LONG_REPLY.split()) * 3
+
+
+async def test_model_connect_failure_is_reported_and_retried_on_next_input() -> None:
+    model = ScriptedModel(default=ScriptedReply("Back online."), fail_connects=1)
+    services = make_services(model, ScriptedTTS(), agent=front_desk)
+    async with running_app(services) as address, connect(address) as client:
+        await client.send(type="text", text="first try")
+        error = await client.wait_for("error")
+        assert error["code"] == "model_unavailable"
+        await client.send(type="text", text="second try")
+        assert (await client.wait_for("text_done"))["text"] == "Back online."
+        assert model.connects == 2
+
+
+async def test_provider_drop_mid_response_ends_response_and_session_recovers() -> None:
+    model = ScriptedModel(default=ScriptedReply(LONG_REPLY), drop_after_deltas=5)
+    services = make_services(model, ScriptedTTS(), agent=front_desk)
+    async with running_app(services) as address, connect(address) as client:
+        await client.send(type="text", text="go")
+        error = await client.wait_for("error")
+        assert error["code"] == "model_dropped"
+        done = await client.wait_for("response_done")
+        assert done["status"] == "failed"
+        model.drop_after_deltas = None
+        model.default = ScriptedReply("Recovered.")
+        await client.send(type="text", text="again")
+        assert (await client.wait_for("text_done"))["text"] == "Recovered."
+        assert model.connects == 2
+
+
+async def test_full_audio_channel_drops_newest_and_reader_stays_responsive() -> None:
+    model = ScriptedModel(default=ScriptedReply(LONG_REPLY), delta_delay=0.01, audio_delay=0.2)
+    settings = Settings(ws_incoming_audio_max=4)
+    services = make_services(
+        model, ScriptedTTS(realtime_factor=0.5), agent=front_desk, settings=settings
+    )
+    async with running_app(services) as address, connect(address) as client:
+        await client.send(type="text", text="talk")
+        await client.wait_for("audio_start")
+        session = services.registry.get("test")
+        assert session is not None
+        for _ in range(300):  # far more than the channel holds, as fast as we can
+            await client.send_audio(b"\x00\x00" * 480)
+        await client.send(type="interrupt")
+        await client.wait_for("audio_interrupted", timeout=5)
+        assert session._tally.drops_audio_in > 0

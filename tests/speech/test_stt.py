@@ -1,0 +1,76 @@
+"""Speech recognition in worker processes: words come back, bad audio is a typed error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soxr
+import trio
+import trio_parallel
+
+from tests.speech.sounds import RATE, silence
+from voiceagent.speech.stt import (
+    MAX_UTTERANCE_S,
+    Recognizer,
+    SpeechRecognitionError,
+    _worker_warm_up,
+)
+
+
+async def test_a_spoken_sentence_is_transcribed(spoken_question: bytes) -> None:
+    transcript = await Recognizer(max_concurrency=1).transcribe(spoken_question, RATE)
+    words = transcript.lower().split()
+    assert "baggage" in words
+    assert "allowance" in words
+
+
+async def test_16khz_audio_is_accepted(spoken_question: bytes) -> None:
+    samples = np.frombuffer(spoken_question, dtype="<i2")
+    pcm16k = soxr.resample(samples, RATE, 16_000).astype("<i2").tobytes()
+    transcript = await Recognizer(max_concurrency=1).transcribe(pcm16k, 16_000)
+    assert "baggage" in transcript.lower().split()
+
+
+async def test_more_utterances_than_workers_all_get_transcripts(spoken_question: bytes) -> None:
+    recognizer = Recognizer(max_concurrency=1)
+    results: list[str] = []
+
+    async def one() -> None:
+        results.append(await recognizer.transcribe(spoken_question, RATE))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(one)
+    assert len(results) == 3
+    assert all("baggage" in text.lower() for text in results)
+
+
+async def test_silence_has_no_words() -> None:
+    assert await Recognizer(max_concurrency=1).transcribe(silence(1.0), RATE) == ""
+
+
+async def test_odd_byte_count_is_a_typed_error() -> None:
+    with pytest.raises(SpeechRecognitionError, match="even"):
+        await Recognizer().transcribe(b"\x00" * 4801, RATE)
+
+
+async def test_over_long_audio_is_refused_before_any_work() -> None:
+    with pytest.raises(SpeechRecognitionError, match="longer"):
+        await Recognizer().transcribe(silence(MAX_UTTERANCE_S + 1), RATE)
+
+
+async def test_unknown_sample_rate_is_refused() -> None:
+    with pytest.raises(SpeechRecognitionError, match="sample rate"):
+        await Recognizer().transcribe(silence(1.0), 12_345)
+
+
+async def test_cancelling_a_transcription_kills_its_worker(spoken_question: bytes) -> None:
+    recognizer = Recognizer(max_concurrency=1)
+    await recognizer.warm_up()
+    worker_before = await trio_parallel.run_sync(_worker_warm_up)
+    with trio.move_on_after(0.2) as scope:
+        await recognizer.transcribe(spoken_question * 8, RATE)  # seconds of decoding
+    assert scope.cancelled_caught
+    # The decode was not left running: its worker is gone and a fresh one took over.
+    assert await trio_parallel.run_sync(_worker_warm_up) != worker_before
+    assert "baggage" in (await recognizer.transcribe(spoken_question, RATE)).lower()

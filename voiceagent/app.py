@@ -1,0 +1,112 @@
+"""The Quart-Trio app: the demo page, the session WebSocket, health and metrics.
+
+Serve it with `hypercorn -k trio voiceagent:app`. The `-k trio` worker is required:
+Quart-Trio runs on Trio, and every session is a Trio nursery; Hypercorn's default
+asyncio worker cannot run it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import trio
+from quart import Response, jsonify, send_from_directory, websocket
+from quart_trio import QuartTrio
+
+from voiceagent import metrics
+from voiceagent.config import Settings
+from voiceagent.logs import setup_logging
+from voiceagent.protocol import valid_session_id
+from voiceagent.session.services import Services
+from voiceagent.session.session import CLOSE_POLICY, Session
+from voiceagent.transport import bound_socket_writes, refuse_permessage_deflate
+
+log = logging.getLogger("voiceagent.app")
+
+STATIC_DIR = Path(os.environ.get("VOICEAGENT_STATIC_DIR", Path(__file__).parent.parent / "static"))
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> QuartTrio:
+    """Build the app. Providers come from `settings` unless `services` is given.
+
+    Building is cheap: no model is loaded and nothing connects until the app serves
+    (engines warm up in the background at startup) and a session needs them.
+    """
+    refuse_permessage_deflate()
+    if services is None:
+        from voiceagent.providers import build_services
+
+        services = build_services(settings or Settings.from_env())
+    settings = services.settings
+    bound_socket_writes(settings.ws_write_timeout_s)
+    app = QuartTrio(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.config["SERVICES"] = services
+    started = time.monotonic()
+    background = trio.CancelScope()
+
+    @app.before_serving
+    async def start_background() -> None:
+        async def run() -> None:
+            with background:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(metrics.monitor_loop_lag)
+                    nursery.start_soon(_warm_up, services)
+
+        app.nursery.start_soon(run)
+
+    @app.after_serving
+    async def stop_background() -> None:
+        background.cancel()
+
+    @app.route("/")
+    async def index() -> Response:
+        return await send_from_directory(STATIC_DIR, "index.html")
+
+    @app.route("/healthz")
+    async def healthz() -> Response:
+        registry = services.registry
+        return jsonify(
+            status="ok",
+            sessions=len(registry),
+            sessions_with_model=registry.with_model,
+            uptime_s=round(time.monotonic() - started, 1),
+            model=services.model.name if services.model else None,
+            tts=services.tts.name if services.tts else None,
+        )
+
+    @app.route("/metrics")
+    async def metrics_route() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, content_type=content_type)
+
+    @app.websocket("/ws/<session_id>")
+    async def session_socket(session_id: str) -> None:
+        await websocket.accept()
+        if not valid_session_id(session_id):
+            await websocket.close(CLOSE_POLICY, "invalid session id")
+            return
+        session = Session(session_id, websocket._get_current_object(), services)
+        await session.run()
+
+    return app
+
+
+async def _warm_up(services: Services) -> None:
+    """Load local engines before the first user needs them (a slow first reply is a bug)."""
+    for provider in (services.model, services.tts):
+        warm_up = getattr(provider, "warm_up", None)
+        if warm_up is None:
+            continue
+        try:
+            await warm_up()
+        except Exception:
+            log.exception("warm-up of %s failed", type(provider).__name__)
+
+
+def _app_from_env() -> QuartTrio:
+    settings = Settings.from_env()
+    setup_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -1,0 +1,294 @@
+"""Settings from the environment and `.env`, validated once at startup.
+
+`Settings.from_env()` reads every variable, converts and checks it, and raises
+`ConfigError` naming the variable on the first bad value, so a typo fails fast at
+startup instead of in the middle of a conversation. Everything else in the package
+takes a `Settings` (or a provider's own config built from it), never `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+MODEL_CHOICES = ("auto", "offline", "azure", "openai")
+TTS_CHOICES = ("auto", "offline", "cartesia", "none")
+TURN_DETECTION_CHOICES = ("server_vad", "semantic_vad", "none")
+LOG_FORMATS = ("kv", "json")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Providers
+    model: str = "auto"  # VOICEAGENT_MODEL
+    tts: str = "auto"  # VOICEAGENT_TTS
+    agent: str = "agents.airline:triage_agent"  # VOICEAGENT_AGENT
+    language: str = "en"  # VOICEAGENT_LANGUAGE (default: CARTESIA_DEFAULT_LANGUAGE)
+    tts_fallback: bool = True  # VOICEAGENT_TTS_FALLBACK: local voice when Cartesia fails
+
+    # Azure OpenAI / OpenAI Realtime
+    azure_api_key: str = ""  # AZURE_OPENAI_API_KEY
+    azure_realtime_url: str = ""  # AZURE_OPENAI_REALTIME_URL
+    openai_api_key: str = ""  # OPENAI_API_KEY
+    openai_realtime_url: str = "wss://api.openai.com/v1/realtime"  # OPENAI_REALTIME_URL
+    openai_realtime_model: str = "gpt-realtime"  # OPENAI_REALTIME_MODEL
+    realtime_voice: str = "alloy"  # VOICEAGENT_REALTIME_VOICE
+    turn_detection: str = "server_vad"  # VOICEAGENT_TURN_DETECTION
+    vad_threshold: float = 0.5  # VOICEAGENT_VAD_THRESHOLD
+    vad_prefix_padding_ms: int = 300  # VOICEAGENT_VAD_PREFIX_PADDING_MS
+    vad_silence_duration_ms: int = 500  # VOICEAGENT_VAD_SILENCE_DURATION_MS
+    transcription_model: str = "gpt-4o-mini-transcribe"  # VOICEAGENT_TRANSCRIPTION_MODEL
+    model_connect_timeout_s: float = 10.0  # VOICEAGENT_MODEL_CONNECT_TIMEOUT_S
+
+    # Cartesia
+    cartesia_api_key: str = ""  # CARTESIA_API_KEY
+    cartesia_websocket_url: str = "wss://api.cartesia.ai/tts/websocket"  # CARTESIA_WEBSOCKET_URL
+    cartesia_api_version: str = "2025-04-16"  # CARTESIA_API_VERSION
+    cartesia_model_id: str = "sonic-2"  # CARTESIA_MODEL_ID
+    cartesia_default_language: str = "en"  # CARTESIA_DEFAULT_LANGUAGE
+    cartesia_voice_id: str = "a0e99841-438c-4a64-b679-ae501e7d6091"  # CARTESIA_VOICE_ID
+
+    # The browser socket
+    ws_outgoing_max: int = 512  # WS_OUTGOING_MAX
+    ws_incoming_audio_max: int = 32  # WS_INCOMING_AUDIO_MAX
+    ws_tts_chunk_bytes: int = 4096  # WS_TTS_CHUNK_BYTES
+    ws_max_audio_frame_bytes: int = 32768  # WS_MAX_AUDIO_FRAME_BYTES
+    ws_max_text_chars: int = 4000  # WS_MAX_TEXT_CHARS
+    ws_send_timeout_s: float = 5.0  # WS_SEND_TIMEOUT_S
+    ws_write_timeout_s: float = 10.0  # WS_WRITE_TIMEOUT_S (one socket write, transport level)
+    ws_max_errors: int = 20  # WS_MAX_ERRORS (bad messages per 10 s before close 1008)
+    ws_max_message_bytes: int = 16 * 1024 * 1024  # WS_MAX_MESSAGE_BYTES (transport limit)
+
+    # Session runtime
+    model_idle_timeout_s: float = 300.0  # VOICEAGENT_MODEL_IDLE_TIMEOUT_S
+    audio_batch_ms: int = 100  # VOICEAGENT_AUDIO_BATCH_MS (provider-bound append size)
+    tool_threads: int = 8  # VOICEAGENT_TOOL_THREADS (sync tools at once, whole process)
+    teardown_timeout_s: float = 2.0  # VOICEAGENT_TEARDOWN_TIMEOUT_S
+
+    # Metrics and logs
+    price_text_in: float = 4.0  # VOICEAGENT_PRICE_TEXT_IN (USD per 1M tokens)
+    price_text_out: float = 16.0  # VOICEAGENT_PRICE_TEXT_OUT
+    price_audio_in: float = 32.0  # VOICEAGENT_PRICE_AUDIO_IN
+    price_audio_out: float = 64.0  # VOICEAGENT_PRICE_AUDIO_OUT
+    price_cached_in: float = 0.4  # VOICEAGENT_PRICE_CACHED_IN
+    log_level: str = "INFO"  # VOICEAGENT_LOG_LEVEL
+    log_format: str = "kv"  # VOICEAGENT_LOG_FORMAT (kv or json)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+        """Read settings from `environ` (default: the process environment plus `.env`)."""
+        if environ is None:
+            if dotenv:
+                from dotenv import load_dotenv
+
+                # Real environment variables win over the file.
+                load_dotenv(override=False)
+            environ = os.environ
+        return _parse(environ)
+
+    # -- derived choices ---------------------------------------------------------------
+
+    def resolved_model(self) -> str:
+        """`auto` picks Azure, then OpenAI, when their keys are set, else offline."""
+        if self.model != "auto":
+            return self.model
+        if self.azure_api_key and self.azure_realtime_url:
+            return "azure"
+        if self.openai_api_key:
+            return "openai"
+        return "offline"
+
+    def resolved_tts(self) -> str:
+        """`auto` picks Cartesia when its key is set, else the local voice."""
+        if self.tts != "auto":
+            return self.tts
+        return "cartesia" if self.cartesia_api_key else "offline"
+
+
+_ENV_NAMES: dict[str, str] = {
+    "model": "VOICEAGENT_MODEL",
+    "tts": "VOICEAGENT_TTS",
+    "agent": "VOICEAGENT_AGENT",
+    "language": "VOICEAGENT_LANGUAGE",
+    "tts_fallback": "VOICEAGENT_TTS_FALLBACK",
+    "azure_api_key": "AZURE_OPENAI_API_KEY",
+    "azure_realtime_url": "AZURE_OPENAI_REALTIME_URL",
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_realtime_url": "OPENAI_REALTIME_URL",
+    "openai_realtime_model": "OPENAI_REALTIME_MODEL",
+    "realtime_voice": "VOICEAGENT_REALTIME_VOICE",
+    "turn_detection": "VOICEAGENT_TURN_DETECTION",
+    "vad_threshold": "VOICEAGENT_VAD_THRESHOLD",
+    "vad_prefix_padding_ms": "VOICEAGENT_VAD_PREFIX_PADDING_MS",
+    "vad_silence_duration_ms": "VOICEAGENT_VAD_SILENCE_DURATION_MS",
+    "transcription_model": "VOICEAGENT_TRANSCRIPTION_MODEL",
+    "model_connect_timeout_s": "VOICEAGENT_MODEL_CONNECT_TIMEOUT_S",
+    "cartesia_api_key": "CARTESIA_API_KEY",
+    "cartesia_websocket_url": "CARTESIA_WEBSOCKET_URL",
+    "cartesia_api_version": "CARTESIA_API_VERSION",
+    "cartesia_model_id": "CARTESIA_MODEL_ID",
+    "cartesia_default_language": "CARTESIA_DEFAULT_LANGUAGE",
+    "cartesia_voice_id": "CARTESIA_VOICE_ID",
+    "ws_outgoing_max": "WS_OUTGOING_MAX",
+    "ws_incoming_audio_max": "WS_INCOMING_AUDIO_MAX",
+    "ws_tts_chunk_bytes": "WS_TTS_CHUNK_BYTES",
+    "ws_max_audio_frame_bytes": "WS_MAX_AUDIO_FRAME_BYTES",
+    "ws_max_text_chars": "WS_MAX_TEXT_CHARS",
+    "ws_send_timeout_s": "WS_SEND_TIMEOUT_S",
+    "ws_write_timeout_s": "WS_WRITE_TIMEOUT_S",
+    "ws_max_errors": "WS_MAX_ERRORS",
+    "ws_max_message_bytes": "WS_MAX_MESSAGE_BYTES",
+    "model_idle_timeout_s": "VOICEAGENT_MODEL_IDLE_TIMEOUT_S",
+    "audio_batch_ms": "VOICEAGENT_AUDIO_BATCH_MS",
+    "tool_threads": "VOICEAGENT_TOOL_THREADS",
+    "teardown_timeout_s": "VOICEAGENT_TEARDOWN_TIMEOUT_S",
+    "price_text_in": "VOICEAGENT_PRICE_TEXT_IN",
+    "price_text_out": "VOICEAGENT_PRICE_TEXT_OUT",
+    "price_audio_in": "VOICEAGENT_PRICE_AUDIO_IN",
+    "price_audio_out": "VOICEAGENT_PRICE_AUDIO_OUT",
+    "price_cached_in": "VOICEAGENT_PRICE_CACHED_IN",
+    "log_level": "VOICEAGENT_LOG_LEVEL",
+    "log_format": "VOICEAGENT_LOG_FORMAT",
+}
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable behind a `Settings` field."""
+    return _ENV_NAMES[field_name]
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        value = value.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def check(value: str) -> int:
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return number
+
+    return check
+
+
+def _float_range(low: float, high: float) -> Callable[[str], float]:
+    def check(value: str) -> float:
+        number = float(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return number
+
+    return check
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _ws_url(value: str) -> str:
+    value = value.strip()
+    if value and not value.startswith(("ws://", "wss://")):
+        raise ValueError("must start with ws:// or wss://")
+    return value
+
+
+def _log_level(value: str) -> str:
+    value = value.strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return value
+
+
+def _dotted(value: str) -> str:
+    value = value.strip()
+    if not value or any(not part.isidentifier() for part in value.replace(":", ".").split(".")):
+        raise ValueError("must be a dotted path like 'agents.airline:triage_agent'")
+    return value
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "model": _choice(*MODEL_CHOICES),
+    "tts": _choice(*TTS_CHOICES),
+    "agent": _dotted,
+    "tts_fallback": _bool,
+    "azure_realtime_url": _ws_url,
+    "openai_realtime_url": _ws_url,
+    "cartesia_websocket_url": _ws_url,
+    "turn_detection": _choice(*TURN_DETECTION_CHOICES),
+    "vad_threshold": _float_range(0.0, 1.0),
+    "vad_prefix_padding_ms": _int_range(0, 5000),
+    "vad_silence_duration_ms": _int_range(50, 10000),
+    "model_connect_timeout_s": _float_range(0.1, 120.0),
+    "ws_outgoing_max": _int_range(8, 1_000_000),
+    "ws_incoming_audio_max": _int_range(2, 100_000),
+    "ws_tts_chunk_bytes": _int_range(480, 1 << 20),
+    "ws_max_audio_frame_bytes": _int_range(2, 15 << 20),
+    "ws_max_text_chars": _int_range(1, 1_000_000),
+    "ws_send_timeout_s": _float_range(0.05, 600.0),
+    "ws_write_timeout_s": _float_range(0.1, 600.0),
+    "ws_max_errors": _int_range(1, 100_000),
+    "ws_max_message_bytes": _int_range(1024, 1 << 30),
+    "model_idle_timeout_s": _float_range(1.0, 86_400.0),
+    "audio_batch_ms": _int_range(20, 1000),
+    "tool_threads": _int_range(1, 1024),
+    "teardown_timeout_s": _float_range(0.1, 60.0),
+    "price_text_in": _float_range(0.0, 1e6),
+    "price_text_out": _float_range(0.0, 1e6),
+    "price_audio_in": _float_range(0.0, 1e6),
+    "price_audio_out": _float_range(0.0, 1e6),
+    "price_cached_in": _float_range(0.0, 1e6),
+    "log_level": _log_level,
+    "log_format": _choice(*LOG_FORMATS),
+}
+
+
+def _parse(environ: Mapping[str, str]) -> Settings:
+    values: dict[str, Any] = {}
+    for field in fields(Settings):
+        name = _ENV_NAMES[field.name]
+        raw = environ.get(name)
+        if raw is None or raw.strip() == "":
+            continue
+        parser = _PARSERS.get(field.name, str.strip)
+        try:
+            values[field.name] = parser(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name}={raw!r}: {exc}") from None
+    # The language follows the Cartesia default unless set on its own.
+    if "language" not in values and "cartesia_default_language" in values:
+        values["language"] = values["cartesia_default_language"]
+    settings = Settings(**values)
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(settings: Settings) -> None:
+    if settings.model == "azure" and not (settings.azure_api_key and settings.azure_realtime_url):
+        raise ConfigError(
+            "VOICEAGENT_MODEL=azure needs AZURE_OPENAI_API_KEY and AZURE_OPENAI_REALTIME_URL"
+        )
+    if settings.model == "openai" and not settings.openai_api_key:
+        raise ConfigError("VOICEAGENT_MODEL=openai needs OPENAI_API_KEY")
+    if settings.tts == "cartesia" and not settings.cartesia_api_key:
+        raise ConfigError("VOICEAGENT_TTS=cartesia needs CARTESIA_API_KEY")
+    if settings.ws_tts_chunk_bytes % 2:
+        raise ConfigError("WS_TTS_CHUNK_BYTES must be even (whole 16-bit samples)")

@@ -1,0 +1,125 @@
+"""Pluggable parts of the Realtime emulator: brains, transcribers, synthetic voice.
+
+- A *brain* answers ``respond(setup, history) -> BrainReply`` (sync or async). The
+  default is `voiceagent.graph.brain.OfflineBrain` when that module is importable, else
+  `CannedBrain`. Load tests use `CannedBrain` for a fixed, cheap reply.
+- A *transcriber* is ``async (pcm, sample_rate) -> str``. The default,
+  `CannedTranscriber`, returns a fixed sentence (deterministic, zero CPU). With
+  ``use_recognizer`` the offline recogniser `voiceagent.speech.stt.Recognizer` is used
+  when it exists.
+- `synthetic_voice(ms)` is NOT speech: a soft 220 Hz tone with a little noise, only
+  so audio responses have the right size and pacing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from voiceagent.conversation import BrainReply, ConversationItem
+from voiceagent.models.base import AgentSetup
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 24000
+Transcriber = Callable[[bytes, int], Awaitable[str]]
+
+
+class Brain(Protocol):
+    def respond(
+        self, setup: AgentSetup, history: Sequence[ConversationItem]
+    ) -> BrainReply | Awaitable[BrainReply]: ...
+
+
+class CannedBrain:
+    """Always says `text` (never calls tools)."""
+
+    def __init__(self, text: str = "This is the realtime emulator speaking.") -> None:
+        self.text = text
+
+    def respond(self, setup: AgentSetup, history: Sequence[ConversationItem]) -> BrainReply:
+        return BrainReply(text=self.text)
+
+
+def default_brain() -> Brain:
+    """The offline brain when installed, else a canned one (logged once)."""
+    try:
+        from voiceagent.graph.brain import OfflineBrain  # type: ignore[import-not-found]
+    except ImportError:
+        log.info("voiceagent.graph.brain.OfflineBrain not available; using a canned brain")
+        return CannedBrain()
+    return OfflineBrain()  # type: ignore[no-any-return]
+
+
+async def ask_brain(
+    brain: Brain, setup: AgentSetup, history: Sequence[ConversationItem]
+) -> BrainReply:
+    reply: Any = brain.respond(setup, history)
+    if inspect.isawaitable(reply):
+        reply = await reply
+    if not isinstance(reply, BrainReply):
+        raise TypeError(f"brain returned {type(reply).__name__}, expected BrainReply")
+    return reply
+
+
+class CannedTranscriber:
+    """Returns `text` for any audio: deterministic and free, for tests and load runs."""
+
+    def __init__(self, text: str = "hello") -> None:
+        self.text = text
+
+    async def __call__(self, pcm: bytes, sample_rate: int) -> str:
+        return self.text
+
+
+def recognizer_transcriber() -> Transcriber | None:
+    """`voiceagent.speech.stt.Recognizer().transcribe` when that module exists."""
+    try:
+        from voiceagent.speech.stt import Recognizer  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    recognizer = Recognizer()
+
+    async def transcribe(pcm: bytes, sample_rate: int) -> str:
+        return str(await recognizer.transcribe(pcm, sample_rate=sample_rate))
+
+    return transcribe
+
+
+_TONE_SECONDS = 1
+_t = np.arange(SAMPLE_RATE * _TONE_SECONDS, dtype=np.float32) / SAMPLE_RATE
+_rng = np.random.default_rng(7)
+_TONE = (
+    (1500 * np.sin(2 * np.pi * 220 * _t) + _rng.normal(0, 200, _t.shape).astype(np.float32))
+    .astype("<i2")
+    .tobytes()
+)
+
+
+def synthetic_voice(ms: int) -> bytes:
+    """`ms` milliseconds of the synthetic voice, PCM16 LE mono 24 kHz (not speech)."""
+    size = ms * SAMPLE_RATE // 1000 * 2
+    reps = size // len(_TONE) + 1
+    return (_TONE * reps)[:size] if reps > 1 else _TONE[:size]
+
+
+def speech_ms(text: str) -> int:
+    """How long the synthetic voice talks for `text` (about 14 characters a second)."""
+    return max(200, 70 * len(text))
+
+
+def tokens(text: str) -> list[str]:
+    """Split text into word-sized deltas that join back to `text` exactly."""
+    out: list[str] = []
+    start = 0
+    for i, ch in enumerate(text):
+        if ch == " " and i > start:
+            out.append(text[start:i])
+            start = i
+    if start < len(text):
+        out.append(text[start:])
+    return out

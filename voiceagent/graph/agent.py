@@ -1,0 +1,165 @@
+"""Agents and handoffs: the nodes and edges of an agent graph.
+
+An `Agent` is configuration: instructions, tools, handoffs, output guardrails. A
+`Handoff` is an edge to another agent, offered to the model as a tool named
+`transfer_to_<agent_name>`. Handoff targets may be given lazily, so agents can point at
+each other (triage <-> specialists) without import cycles:
+
+    faq_agent = Agent(name="FAQ Agent", ..., handoffs=[lambda: triage_agent])
+    triage_agent = Agent(name="Triage Agent", ..., handoffs=[faq_agent])
+
+A target is an `Agent`, a zero-argument callable returning one, or a dotted path
+("agents.airline:triage_agent"). It is resolved on first use (`Agent.setup()`), and a
+target that does not resolve to an `Agent` raises `TypeError` naming the handoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Union
+
+from voiceagent.graph.guardrails import OutputGuardrail
+from voiceagent.graph.naming import transfer_tool_name
+from voiceagent.graph.tools import FunctionTool
+from voiceagent.models.base import AgentSetup, ToolSpec
+
+HandoffTarget = Union["Agent", Callable[[], "Agent"], str]
+
+DEFAULT_SAFE_LINE = "Sorry, I can't share that. Is there anything else I can help with?"
+
+# How far handoff tools look into the graph for example phrases (bounded fan-out).
+_MAX_REACHABLE_AGENTS = 8
+_MAX_EXAMPLES = 64
+
+
+@dataclass(eq=False, slots=True)
+class Handoff:
+    """An edge to another agent, exposed to the model as `transfer_to_<agent>`."""
+
+    agent: HandoffTarget
+    tool_description: str | None = None
+    examples: tuple[str, ...] = ()
+    _resolved: Agent | None = None
+
+    @property
+    def target(self) -> Agent:
+        """The target agent (resolved on first access)."""
+        if self._resolved is None:
+            self._resolved = _resolve_target(self.agent)
+        return self._resolved
+
+    @property
+    def tool_name(self) -> str:
+        return transfer_tool_name(self.target.name)
+
+    @property
+    def description(self) -> str:
+        target = self.target
+        if self.tool_description:
+            return self.tool_description
+        return target.handoff_description or f"Transfer the conversation to the {target.name}."
+
+
+def _resolve_target(target: HandoffTarget) -> Agent:
+    if isinstance(target, Agent):
+        return target
+    if isinstance(target, str):
+        from voiceagent.graph.loading import load_agent  # late: it imports user modules
+
+        return load_agent(target)
+    if callable(target):
+        agent = target()
+        if isinstance(agent, Agent):
+            return agent
+        raise TypeError(f"handoff target callable returned {type(agent).__name__}, not an Agent")
+    raise TypeError(f"handoff target must be an Agent, a callable or a dotted path: {target!r}")
+
+
+def handoff(
+    agent: HandoffTarget,
+    *,
+    tool_description: str | None = None,
+    examples: tuple[str, ...] | list[str] = (),
+) -> Handoff:
+    """A handoff to `agent` (an Agent, a zero-arg callable returning one, or a dotted path).
+
+    `tool_description` overrides the target's `handoff_description` for this edge;
+    `examples` are phrases that should lead here (used by the offline brain only).
+    """
+    return Handoff(agent, tool_description, tuple(examples))
+
+
+@dataclass(eq=False)
+class Agent:
+    """One agent of a graph. `setup()` is what a speech model is given on (re)entry."""
+
+    name: str
+    instructions: str = ""
+    tools: list[FunctionTool] = field(default_factory=list)
+    handoffs: list[Handoff | HandoffTarget] = field(default_factory=list)
+    handoff_description: str = ""
+    output_guardrails: list[OutputGuardrail] = field(default_factory=list)
+    guardrail_safe_line: str = DEFAULT_SAFE_LINE
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ValueError("an agent needs a name")
+        self.handoffs = [h if isinstance(h, Handoff) else Handoff(h) for h in self.handoffs]
+
+    def _handoffs(self) -> list[Handoff]:
+        # Edges added after creation (agent.handoffs.append(other)) are accepted too.
+        self.handoffs = [h if isinstance(h, Handoff) else Handoff(h) for h in self.handoffs]
+        return self.handoffs  # type: ignore[return-value]
+
+    def setup(self) -> AgentSetup:
+        """Instructions plus ToolSpecs for every tool and `transfer_to_*` handoff.
+
+        Raises `ValueError` when two tools would share a name, `TypeError` when a
+        handoff target does not resolve to an Agent.
+        """
+        specs = [tool.spec() for tool in self.tools]
+        for edge in self._handoffs():
+            examples = _reachable_examples(edge, origin=self)
+            specs.append(ToolSpec(edge.tool_name, edge.description, examples=examples))
+        seen: set[str] = set()
+        for spec in specs:
+            if spec.name in seen:
+                raise ValueError(f"agent {self.name!r}: two tools are named {spec.name!r}")
+            seen.add(spec.name)
+        return AgentSetup(agent_name=self.name, instructions=self.instructions, tools=tuple(specs))
+
+    def resolve(self, name: str) -> FunctionTool | Handoff | None:
+        """The tool or handoff the model called by `name`, or None if this agent has none."""
+        for tool in self.tools:
+            if tool.name == name:
+                return tool
+        for edge in self._handoffs():
+            if edge.tool_name == name:
+                return edge
+        return None
+
+
+def _reachable_examples(edge: Handoff, *, origin: Agent) -> tuple[str, ...]:
+    """Phrases for a handoff tool: its own, plus those of what lies behind the target.
+
+    A caller at triage who asks about baggage should match "transfer_to_faq_agent"
+    because the FAQ agent's tool matches. The walk skips the origin agent and is bounded.
+    """
+    phrases: list[str] = list(edge.examples)
+    visited = {id(origin)}
+    queue = [edge.target]
+    while queue and len(visited) <= _MAX_REACHABLE_AGENTS:
+        agent = queue.pop(0)
+        if id(agent) in visited:
+            continue
+        visited.add(id(agent))
+        for tool in agent.tools:
+            phrases.append(tool.name.replace("_", " "))
+            phrases.extend(tool.examples)
+        for further in agent._handoffs():
+            if id(further.target) not in visited:
+                phrases.extend(further.examples)
+                queue.append(further.target)
+    unique = list(dict.fromkeys(phrases))
+    return tuple(unique[:_MAX_EXAMPLES])

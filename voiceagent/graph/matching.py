@@ -1,0 +1,174 @@
+"""Which tool does an utterance ask for? Word overlap against the tools' own schemas.
+
+Each tool gets a bag of weighted word stems from what the graph already says about it:
+its name (strongest), its example phrases, its description, its parameter names and
+their descriptions (weakest). A stem shared by several tools counts less for each of
+them, and consecutive word pairs that also occur in an example earn a bonus, as does a
+run of three or more words said exactly as in an example ("where is my order"). Handoff
+tools score a little below direct tools, so an agent uses its own tool before passing
+the caller on. Everything is deterministic: ties go to the tool listed first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+from voiceagent.graph.naming import is_transfer
+from voiceagent.graph.spoken import words
+from voiceagent.models.base import ToolSpec
+
+# Below this a request is "not something I can do".
+MATCH_THRESHOLD = 1.5
+_HANDOFF_FACTOR = 0.8
+_BIGRAM_BONUS = 1.0
+_RUN_BONUS_PER_WORD = 0.5
+_MIN_RUN = 3
+_CONTRACTIONS = (
+    ("n't", " not"),
+    ("'re", " are"),
+    ("'s", " is"),
+    ("'d", " would"),
+    ("'ll", " will"),
+    ("'m", " am"),
+    ("'ve", " have"),
+)
+
+_W_NAME = 3.0
+_W_EXAMPLE = 2.0
+_W_DESCRIPTION = 1.5
+_W_PARAM_NAME = 1.0
+_W_PARAM_DESCRIPTION = 0.5
+
+# Words that carry no intent (plus tool-name boilerplate).
+STOPWORDS = frozenset(
+    """a an the and or but if of to in on at for from by with about as into than then
+    i me my mine we us our you your yours he she it its they them their this that these
+    those is am are was were be been being do does did doing have has had having can
+    could would should will shall may might must please want wanna need like just also
+    what whats which who whom whose when where why how hi hello hey there here tell know
+    let lets get got give go going some any all more most much many very really okay ok
+    so well yes no not dont im its id ill ive thank thanks tool agent transfer one
+    lookup new""".split()
+)
+
+
+def stem(word: str) -> str:
+    """A crude, consistent stem: "Seats" -> "seat", "booking" -> "book", "Wi-Fi" -> "wifi"."""
+    low = word.lower().replace("-", "")
+    if "'" in low:
+        low = low.split("'", 1)[0]
+    for suffix, keep in (("ing", 4), ("ed", 4), ("es", 4), ("s", 3)):
+        if low.endswith(suffix) and len(low) - len(suffix) >= keep and not low.endswith("ss"):
+            low = low[: -len(suffix)]
+            break
+    if low.endswith("e") and len(low) > 4:
+        low = low[:-1]
+    return low
+
+
+def plain_words(text: str) -> list[str]:
+    """Lowercase words with contractions spelled out ("what's" -> "what", "is")."""
+    low = text.lower().replace("\u2019", "'")
+    for short, long in _CONTRACTIONS:
+        low = low.replace(short, long)
+    return words(low.replace("_", " "))
+
+
+def _longest_run(said: list[str], example: tuple[str, ...]) -> int:
+    """Length of the longest stretch of words `said` shares with `example`, in order."""
+    best = 0
+    previous = [0] * (len(example) + 1)
+    for word in said:
+        current = [0] * (len(example) + 1)
+        for j, other in enumerate(example, start=1):
+            if word == other:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best
+
+
+def content_stems(text: str) -> list[str]:
+    """Stems of the words of `text` that carry meaning, in order."""
+    out = []
+    for word in words(text.replace("_", " ")):
+        low = word.lower().replace("-", "")
+        if low in STOPWORDS or low.split("'", 1)[0] in STOPWORDS or low.isdigit():
+            continue
+        out.append(stem(word))
+    return out
+
+
+@dataclass(slots=True)
+class _ToolProfile:
+    name: str
+    handoff: bool
+    weights: dict[str, float] = field(default_factory=dict)
+    bigrams: set[tuple[str, str]] = field(default_factory=set)
+    phrases: list[tuple[str, ...]] = field(default_factory=list)
+
+    def add(self, stems: Iterable[str], weight: float) -> None:
+        for s in stems:
+            if weight > self.weights.get(s, 0.0):
+                self.weights[s] = weight
+
+
+def _profile(spec: ToolSpec) -> _ToolProfile:
+    profile = _ToolProfile(spec.name, is_transfer(spec.name))
+    profile.add(content_stems(spec.name), _W_NAME)
+    for example in spec.examples:
+        stems = content_stems(example)
+        profile.add(stems, _W_EXAMPLE)
+        profile.bigrams.update(pairwise(stems))
+        profile.phrases.append(tuple(plain_words(example)))
+    profile.add(content_stems(spec.description), _W_DESCRIPTION)
+    properties = spec.parameters.get("properties", {})
+    for param, schema in properties.items():
+        profile.add(content_stems(param), _W_PARAM_NAME)
+        if isinstance(schema, dict):
+            profile.add(content_stems(str(schema.get("description", ""))), _W_PARAM_DESCRIPTION)
+    return profile
+
+
+class ToolMatcher:
+    """Scores utterances against one agent's tools. Build once per agent setup."""
+
+    def __init__(self, tools: Sequence[ToolSpec]) -> None:
+        self._profiles = [_profile(spec) for spec in tools]
+        share: dict[str, int] = {}
+        for profile in self._profiles:
+            for s in profile.weights:
+                share[s] = share.get(s, 0) + 1
+        for profile in self._profiles:
+            for s in profile.weights:
+                profile.weights[s] /= share[s]
+
+    def scores(self, utterance: str) -> list[tuple[str, float]]:
+        """(tool name, score) for every tool, in the tools' order."""
+        stems = content_stems(utterance)
+        pairs = set(pairwise(stems))
+        said = plain_words(utterance)
+        result = []
+        for profile in self._profiles:
+            score = sum(profile.weights.get(s, 0.0) for s in set(stems))
+            score += _BIGRAM_BONUS * len(pairs & profile.bigrams)
+            run = max((_longest_run(said, phrase) for phrase in profile.phrases), default=0)
+            if run >= _MIN_RUN:
+                score += _RUN_BONUS_PER_WORD * run
+            if profile.handoff:
+                score *= _HANDOFF_FACTOR
+            result.append((profile.name, score))
+        return result
+
+    def best(self, utterance: str, *, exclude: Iterable[str] = ()) -> tuple[str, float] | None:
+        """The best tool scoring at least `MATCH_THRESHOLD`, or None."""
+        excluded = set(exclude)
+        best: tuple[str, float] | None = None
+        for name, score in self.scores(utterance):
+            if name in excluded or score < MATCH_THRESHOLD:
+                continue
+            if best is None or score > best[1]:
+                best = (name, score)
+        return best

@@ -1,0 +1,145 @@
+"""Structured logs: one line per event, with the session id on every line.
+
+The session id travels in a `contextvars.ContextVar`. A session wraps its nursery in
+`with bind_session(session_id):`; Trio copies the context into every task spawned
+inside, so the reader, writer, model and TTS tasks all log with the id, and code that
+knows nothing about sessions (providers, tools) gets it for free.
+
+Two line formats, chosen by config (proposed env var `VOICEAGENT_LOG_FORMAT`):
+- `kv`:   `ts=2026-11-22T04:10:00.123Z level=info logger=voiceagent.session
+           session=room1 msg=turn_done turn_ms=412.5`
+- `json`: the same fields as one JSON object per line (orjson).
+
+Extra fields come from the standard `extra=` argument or the `log_event()` helper.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+import orjson
+
+SESSION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "voiceagent_session_id", default=None
+)
+
+FORMATS = ("kv", "json")
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "session_id",
+}
+
+
+@contextmanager
+def bind_session(session_id: str) -> Iterator[None]:
+    """Tag every log line emitted inside the block (and tasks spawned in it) with the id."""
+    token = SESSION_ID.set(session_id)
+    try:
+        yield
+    finally:
+        SESSION_ID.reset(token)
+
+
+def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log one event line: `msg=<event>` plus `fields` as key=value pairs."""
+    if logger.isEnabledFor(level):
+        logger.log(level, event, extra=fields)
+
+
+class SessionFilter(logging.Filter):
+    """Copies the bound session id onto each record as `session_id` (None when unbound)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.session_id = SESSION_ID.get()
+        return True
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{seconds}.{int(record.msecs):03d}Z"
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ts": _timestamp(record),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+    }
+    session_id = getattr(record, "session_id", None)
+    if session_id is None:
+        session_id = SESSION_ID.get()
+    if session_id is not None:
+        out["session"] = session_id
+    out["msg"] = record.getMessage()
+    for key, value in record.__dict__.items():
+        if key not in _STANDARD_ATTRS and not key.startswith("_"):
+            out[key] = value
+    if record.exc_info:
+        out["exc"] = logging.Formatter().formatException(record.exc_info)
+    return out
+
+
+def _kv_value(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value) if value is None else str(value)
+    if text and not any(c in text for c in ' ="\n\t\\'):
+        return text
+    # Quote with JSON escaping so one event stays one line.
+    return orjson.dumps(text).decode()
+
+
+class KeyValueFormatter(logging.Formatter):
+    """`key=value` pairs on one line; values with spaces, quotes or newlines are quoted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return " ".join(f"{k}={_kv_value(v)}" for k, v in _fields(record).items())
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; values orjson cannot encode are written with str()."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return orjson.dumps(_fields(record), default=str).decode()
+
+
+class _VoiceagentHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handler `setup_logging` owns, so calling it again replaces, not adds."""
+
+
+def setup_logging(
+    level: str | None = None, fmt: str | None = None, *, stream: TextIO | None = None
+) -> logging.Handler:
+    """Install one structured handler on the root logger and return it.
+
+    `level` (debug, info, warning, error, critical; default env `VOICEAGENT_LOG_LEVEL`,
+    else info) and `fmt` (`kv` or `json`; default env `VOICEAGENT_LOG_FORMAT`, else kv).
+    Raises `ValueError` naming the bad value. Calling it again replaces the handler it
+    installed before and leaves other handlers alone.
+    """
+    level_name = (level or os.environ.get("VOICEAGENT_LOG_LEVEL") or "info").strip().upper()
+    numeric = logging.getLevelNamesMapping().get(level_name)
+    if numeric is None or level_name in ("NOTSET", "WARN", "FATAL"):
+        raise ValueError(
+            f"log level must be one of debug, info, warning, error, critical; got {level!r}"
+        )
+    fmt_name = (fmt or os.environ.get("VOICEAGENT_LOG_FORMAT") or "kv").strip().lower()
+    if fmt_name not in FORMATS:
+        raise ValueError(f"log format must be one of {FORMATS}; got {fmt!r}")
+    handler = _VoiceagentHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt_name == "json" else KeyValueFormatter())
+    handler.addFilter(SessionFilter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _VoiceagentHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    return handler

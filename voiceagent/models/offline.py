@@ -1,0 +1,448 @@
+"""The offline model: server VAD + local STT + the offline brain behind `RealtimeModel`.
+
+Rules of this module:
+
+* It speaks exactly the event vocabulary of `voiceagent.events`, in the order a cloud
+  Realtime model would: SpeechStarted -> SpeechStopped -> InputCommitted ->
+  TranscriptCompleted -> ResponseStarted -> (TextDelta* TextDone | FunctionCall*) ->
+  ResponseDone. The session cannot tell it from a cloud model except by its `name`.
+* The conversation is a list of `ConversationItem`; the brain reads all of it and
+  keeps (almost) no state of its own, so handoffs and barge-in only edit the list.
+* Every background task lives in the nursery of `connect()`'s block: leaving the block
+  cancels pending transcriptions (their worker processes are killed) and the response.
+
+Theory of operation
+-------------------
+`send_audio()` runs the VAD inline (a few ms per 100 ms batch, see `speech/vad.py`)
+and emits SpeechStarted/SpeechStopped as it goes, so barge-in is never delayed by a
+transcription. A finished utterance becomes an item (InputCommitted) and goes to one
+*turn task* through a small channel: it transcribes utterances one after another (so
+transcripts stay in speaking order), appends the user message and asks for a response.
+
+Responses are one at a time. A new response first cancels the one in progress and waits
+for it to end (its ResponseDone comes first). A response asks the brain for a reply and
+either emits FunctionCalls (and waits for all their outputs before the next response)
+or streams the reply text in small word chunks. `cancel_response(heard)` cancels the
+response's scope; the response task then cuts the assistant item to `heard.text` and
+emits ResponseDone("cancelled"). It never waits for that itself, so it is safe to call
+from any task, even one that is also draining the events.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from voiceagent.conversation import BrainReply, ConversationItem
+from voiceagent.events import (
+    FunctionCall,
+    InputCommitted,
+    ModelError,
+    ModelEvent,
+    ResponseDone,
+    ResponseStarted,
+    ResponseStatus,
+    SpeechStarted,
+    SpeechStopped,
+    TextDelta,
+    TextDone,
+    TranscriptCompleted,
+    TranscriptFailed,
+)
+from voiceagent.models.base import (
+    AgentSetup,
+    Heard,
+    ModelClosed,
+    ModelConnection,
+    ModelConnectionError,
+    OutputMode,
+    RealtimeModel,
+)
+from voiceagent.speech.availability import check_offline_engines
+from voiceagent.speech.stt import Recognizer, SpeechRecognitionError
+from voiceagent.speech.vad import (
+    VAD_SAMPLE_RATE,
+    SpeechStart,
+    SpeechStop,
+    VadConfig,
+    VadInputError,
+    VoiceActivityDetector,
+)
+
+log = logging.getLogger(__name__)
+
+_VAD_INPUT_RATE = 24_000
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineModelConfig:
+    """Offline model settings (proposed env names in the comments)."""
+
+    #: VOICEAGENT_VAD_THRESHOLD / _PREFIX_PADDING_MS / _SILENCE_DURATION_MS
+    vad: VadConfig = field(default_factory=VadConfig)
+    #: utterances decoded at once in this process (VOICEAGENT_STT_CONCURRENCY)
+    stt_concurrency: int = 2
+    #: words per TextDelta
+    words_per_delta: int = 3
+    #: pause between TextDeltas, so the reply streams like a cloud model's (seconds)
+    delta_interval_s: float = 0.02
+    #: bound on the events waiting for the session to read them
+    event_capacity: int = 256
+    #: utterances waiting for transcription; more are dropped with an error event
+    pending_utterances: int = 4
+    #: conversation items kept (oldest dropped first)
+    max_history_items: int = 200
+    #: longest user text message accepted, in characters
+    max_text_chars: int = 4000
+
+    def __post_init__(self) -> None:
+        if self.stt_concurrency < 1:
+            raise ValueError("stt_concurrency must be >= 1")
+        if self.words_per_delta < 1:
+            raise ValueError("words_per_delta must be >= 1")
+        if not 0.0 <= self.delta_interval_s <= 1.0:
+            raise ValueError("delta_interval_s must be in [0, 1]")
+        for name in ("event_capacity", "pending_utterances", "max_history_items"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+
+class OfflineModel(RealtimeModel):
+    """VAD + STT + the offline brain; one per app (the recogniser pool is shared)."""
+
+    name = "offline"
+    offline_brain = True
+
+    def __init__(
+        self,
+        config: OfflineModelConfig | None = None,
+        *,
+        recognizer: Recognizer | None = None,
+        brain_factory: Callable[[], Brain] | None = None,
+    ) -> None:
+        """`recognizer` shares one STT pool between models; `brain_factory` makes the
+        per-conversation brain (default: `voiceagent.graph.brain.OfflineBrain`)."""
+        self.config = config or OfflineModelConfig()
+        self._recognizer = recognizer
+        self._brain_factory = brain_factory
+
+    @property
+    def recognizer(self) -> Recognizer:
+        if self._recognizer is None:
+            self._recognizer = Recognizer(self.config.stt_concurrency)
+        return self._recognizer
+
+    async def warm_up(self) -> None:
+        """Start the recogniser's worker processes (call at app startup; ~1-2 s)."""
+        await self.recognizer.warm_up()
+
+    def connect(
+        self, setup: AgentSetup, *, output: OutputMode
+    ) -> AbstractAsyncContextManager[ModelConnection]:
+        """Open one conversation; raises `ModelConnectionError` for output="audio" or
+        when the offline engines are not installed (the message names the extra)."""
+        if output != "text":
+            raise ModelConnectionError(
+                "the offline model has no voice of its own; it speaks through the local "
+                "TTS, so connect it with output='text'",
+                code="model_unsupported",
+            )
+        availability = check_offline_engines()
+        if not availability.speech_ok:
+            raise ModelConnectionError(availability.messages()[0], code="model_unavailable")
+        return self._open(setup)
+
+    @asynccontextmanager
+    async def _open(self, setup: AgentSetup) -> AsyncIterator[ModelConnection]:
+        if self._brain_factory is not None:
+            brain = self._brain_factory()
+        else:
+            from voiceagent.graph.brain import OfflineBrain
+
+            brain = OfflineBrain()
+        vad = VoiceActivityDetector(self.config.vad)
+        async with trio.open_nursery() as nursery:
+            connection = _OfflineConnection(
+                self.config, setup, vad, self.recognizer, brain, nursery
+            )
+            nursery.start_soon(connection.run_turns)
+            try:
+                yield connection
+            finally:
+                connection.close()
+                nursery.cancel_scope.cancel()
+
+
+class _Response:
+    """One response in flight: its ids, scope, and what the user heard if cut."""
+
+    def __init__(self, response_id: str) -> None:
+        self.response_id = response_id
+        self.scope = trio.CancelScope()
+        self.done = trio.Event()
+        self.heard: Heard | None = None
+        self.item: ConversationItem | None = None
+
+
+class _OfflineConnection(ModelConnection):
+    def __init__(
+        self,
+        config: OfflineModelConfig,
+        setup: AgentSetup,
+        vad: VoiceActivityDetector,
+        recognizer: Recognizer,
+        brain: Brain,
+        nursery: trio.Nursery,
+    ) -> None:
+        self._config = config
+        self._setup = setup
+        self._vad = vad
+        self._recognizer = recognizer
+        self._brain = brain
+        self._nursery = nursery
+        self._events_tx, self._events_rx = trio.open_memory_channel[ModelEvent](
+            config.event_capacity
+        )
+        self._utterances_tx, self._utterances_rx = trio.open_memory_channel[tuple[str, SpeechStop]](
+            config.pending_utterances
+        )
+        self.history: list[ConversationItem] = []
+        self._outstanding_calls: set[str] = set()
+        self._response: _Response | None = None
+        self._response_lock = trio.Lock()  # held by the response task for its whole life
+        self._prefix = secrets.token_hex(3)
+        self._ids = itertools.count(1)
+        self._speech_item: str | None = None
+        self._closed = False
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ModelClosed()
+
+    def _id(self, kind: str) -> str:
+        return f"{kind}_{self._prefix}_{next(self._ids)}"
+
+    async def _emit(self, event: ModelEvent) -> None:
+        await self._events_tx.send(event)
+
+    def _remember(self, item: ConversationItem) -> None:
+        self.history.append(item)
+        excess = len(self.history) - self._config.max_history_items
+        if excess > 0:
+            del self.history[:excess]
+
+    def _user_said(self, item: ConversationItem) -> None:
+        # A new user turn supersedes calls still waiting for outputs (their tools may
+        # have been cancelled by a barge-in); late outputs are still recorded.
+        self._outstanding_calls.clear()
+        self._remember(item)
+
+    def __aiter__(self) -> AsyncIterator[ModelEvent]:
+        return self._events_rx.__aiter__()
+
+    # -- input ------------------------------------------------------------------------
+
+    async def send_audio(self, pcm: bytes) -> None:
+        self._check_open()
+        try:
+            events = self._vad.feed(pcm)
+        except VadInputError as exc:
+            await self._emit(ModelError("invalid_audio", str(exc)))
+            return
+        for event in events:
+            if isinstance(event, SpeechStart):
+                self._speech_item = self._id("item")
+                await self._emit(SpeechStarted(event.audio_start_ms, self._speech_item))
+            else:
+                await self._end_of_speech(event)
+
+    async def _end_of_speech(self, stop: SpeechStop) -> None:
+        item_id = self._speech_item or self._id("item")
+        self._speech_item = None
+        await self._emit(SpeechStopped(stop.audio_end_ms, item_id))
+        await self._emit(InputCommitted(item_id))
+        try:
+            self._utterances_tx.send_nowait((item_id, stop))
+        except trio.WouldBlock:
+            # The recogniser is far behind this speaker: say so rather than queue forever.
+            await self._emit(TranscriptFailed(item_id, "speech recognition is overloaded"))
+
+    async def commit_audio(self) -> None:
+        self._check_open()
+        stop = self._vad.end_utterance()
+        if stop is None:
+            await self._emit(ModelError("input_audio_buffer_commit_empty", "no speech to commit"))
+            return
+        await self._end_of_speech(stop)
+
+    async def send_text(self, text: str) -> None:
+        self._check_open()
+        text = text.strip()
+        if not text or len(text) > self._config.max_text_chars:
+            await self._emit(
+                ModelError(
+                    "invalid_text", f"text must be 1-{self._config.max_text_chars} characters"
+                )
+            )
+            return
+        self._user_said(ConversationItem(id=self._id("item"), role="user", text=text))
+        await self._start_response()
+
+    async def send_tool_result(self, call_id: str, output: str, *, respond: bool = True) -> None:
+        self._check_open()
+        known = any(item.call_id == call_id for item in self.history)
+        if not known:
+            await self._emit(ModelError("unknown_call_id", f"no function call {call_id}"))
+            return
+        self._outstanding_calls.discard(call_id)
+        self._remember(
+            ConversationItem(
+                id=self._id("item"),
+                role="tool",
+                type="function_call_output",
+                call_id=call_id,
+                output=output,
+            )
+        )
+        if respond and not self._outstanding_calls:
+            await self._start_response()
+
+    async def update_agent(self, setup: AgentSetup) -> None:
+        self._check_open()
+        self._setup = setup
+
+    async def cancel_response(self, heard: Heard) -> None:
+        self._check_open()
+        response = self._response
+        if response is None or response.done.is_set():
+            return
+        if heard.response_id and heard.response_id != response.response_id:
+            return  # an old response; the current one was not interrupted
+        response.heard = heard
+        response.scope.cancel()
+
+    # -- turns ------------------------------------------------------------------------
+
+    async def run_turns(self) -> None:
+        """Transcribe utterances in speaking order and answer each (the turn task)."""
+        async for item_id, stop in self._utterances_rx:
+            try:
+                transcript = await self._recognizer.transcribe(stop.audio, VAD_SAMPLE_RATE)
+            except SpeechRecognitionError as exc:
+                log.warning("offline transcription failed: %s", exc)
+                await self._emit(TranscriptFailed(item_id, str(exc)))
+                continue
+            await self._emit(TranscriptCompleted(item_id, transcript))
+            if not transcript:
+                continue  # noise the VAD let through: no words, no turn
+            self._user_said(ConversationItem(id=item_id, role="user", text=transcript))
+            await self._start_response()
+
+    # -- responses --------------------------------------------------------------------
+
+    async def _start_response(self) -> None:
+        """Cancel the response in progress (if any) and start a new one."""
+        current = self._response
+        if current is not None and not current.done.is_set():
+            current.scope.cancel()
+        response = _Response(self._id("resp"))
+        self._response = response
+        self._nursery.start_soon(self._run_response, response)
+
+    async def _run_response(self, response: _Response) -> None:
+        # The lock orders responses: the previous one's ResponseDone is emitted first.
+        async with self._response_lock:
+            status: ResponseStatus = "completed"
+            reason: str | None = None
+            if response.scope.cancel_called:
+                # Superseded before it started: a cloud model would never have begun it.
+                response.done.set()
+                return
+            await self._emit(ResponseStarted(response.response_id))
+            with response.scope:
+                try:
+                    reply = self._brain.respond(self._setup, list(self.history))
+                except Exception as exc:  # the brain must never take the session down
+                    log.exception("offline brain failed")
+                    status, reason = "failed", f"offline brain failed: {exc}"
+                else:
+                    await self._perform(response, reply)
+            if response.scope.cancelled_caught:
+                status = "cancelled"
+                self._keep_heard(response)
+            response.done.set()
+            await self._emit(ResponseDone(response.response_id, status, None, reason))
+
+    async def _perform(self, response: _Response, reply: BrainReply) -> None:
+        if reply.calls:
+            for name, arguments in reply.calls:
+                call_id = self._id("call")
+                item_id = self._id("item")
+                await self._emit(
+                    FunctionCall(response.response_id, item_id, call_id, name, arguments)
+                )
+                # Only after the send succeeded: a call the session never saw must not
+                # hold up the next response.
+                self._outstanding_calls.add(call_id)
+                self._remember(
+                    ConversationItem(
+                        id=item_id,
+                        role="assistant",
+                        type="function_call",
+                        name=name,
+                        call_id=call_id,
+                        arguments=arguments,
+                    )
+                )
+            return
+        await self._stream_text(response, reply.text)
+
+    async def _stream_text(self, response: _Response, text: str) -> None:
+        item = ConversationItem(id=self._id("item"), role="assistant", text="")
+        response.item = item
+        self._remember(item)
+        for index, delta in enumerate(word_chunks(text, self._config.words_per_delta)):
+            if index and self._config.delta_interval_s:
+                await trio.sleep(self._config.delta_interval_s)
+            item.text += delta
+            await self._emit(TextDelta(response.response_id, item.id, delta))
+        await self._emit(TextDone(response.response_id, item.id, item.text))
+
+    def _keep_heard(self, response: _Response) -> None:
+        """After a cut: the assistant item keeps only what the user heard."""
+        item = response.item
+        heard = response.heard
+        if item is None or heard is None or heard.text is None:
+            return  # nothing spoken yet, or unknown: keep what was produced
+        if heard.text.strip():
+            item.text = heard.text
+        elif item in self.history:
+            self.history.remove(item)
+
+
+class Brain(Protocol):
+    """What the offline model needs of a brain (`voiceagent.graph.brain.OfflineBrain`)."""
+
+    def respond(self, setup: AgentSetup, history: Sequence[ConversationItem]) -> BrainReply: ...
+
+
+def word_chunks(text: str, words_per_chunk: int) -> list[str]:
+    """Split `text` into deltas of a few words that concatenate back to `text` exactly."""
+    words = text.split(" ")
+    return [
+        " ".join(words[start : start + words_per_chunk])
+        + (" " if start + words_per_chunk < len(words) else "")
+        for start in range(0, len(words), words_per_chunk)
+    ]

@@ -1,0 +1,147 @@
+"""The outbox and the single writer: every byte a session sends goes through here.
+
+Rules:
+1. Exactly one task (`Outbox.run_writer`) sends on the client socket. Everything else
+   enqueues into one fixed-capacity memory channel.
+2. Three classes of traffic:
+   - *droppable* (text deltas, metrics, history snapshots): `post()` uses
+     `send_nowait`; when the channel is full the message is dropped and counted.
+   - *reliable* (done, errors, handoffs, ...): `put()` waits for room, at most
+     `send_timeout` seconds; then the client is too slow and `SlowClient` is raised
+     (the session closes the socket with 1013).
+   - *urgent* (`audio_interrupted`): `urgent()` never waits and never drops: the
+     message goes to a small side queue that the writer empties before its next send.
+3. Audio and audio-bound events carry the epoch of their response. The writer sends
+   them only while that epoch is current. `interrupt()` makes the epoch stale *before*
+   it queues the urgent `audio_interrupted`, so once that event is on the wire no byte
+   of the old response can follow it.
+
+Theory of operation: the channel bounds memory whatever the client does; the epoch
+check at send time (not at enqueue time) is what makes barge-in exact, because audio
+queued before the interrupt is still in the channel when the epoch changes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+NO_EPOCH = -1  # items that belong to no response: always sent
+_WAKE = (NO_EPOCH, "")  # nudges an idle writer to look at the urgent queue
+
+SendFn = Callable[[str | bytes], Awaitable[None]]
+
+
+class SlowClient(Exception):
+    """The client did not read reliable traffic within the send timeout."""
+
+
+@dataclass(slots=True)
+class OutboxStats:
+    sent_frames: int = 0
+    sent_bytes: int = 0
+    dropped: int = 0  # droppable messages skipped because the client was slow
+    stale_discarded: int = 0  # audio of an interrupted response discarded by the writer
+
+
+class Outbox:
+    def __init__(self, capacity: int, send_timeout: float) -> None:
+        self._tx, self._rx = trio.open_memory_channel[tuple[int, str | bytes]](capacity)
+        self._urgent: deque[str] = deque()
+        self._send_timeout = send_timeout
+        self.current_epoch = NO_EPOCH
+        self.stats = OutboxStats()
+
+    # -- producers --------------------------------------------------------------------
+
+    def post(self, message: str) -> bool:
+        """Queue droppable traffic; returns False (and counts it) when dropped."""
+        try:
+            self._tx.send_nowait((NO_EPOCH, message))
+        except trio.WouldBlock:
+            self.stats.dropped += 1
+            return False
+        except trio.ClosedResourceError:
+            return False
+        return True
+
+    async def put(self, message: str | bytes, epoch: int = NO_EPOCH) -> None:
+        """Queue reliable traffic, waiting for room at most `send_timeout` seconds.
+
+        Raises `SlowClient` when the deadline passes. Cancellation leaves nothing
+        half-queued (a memory channel send either happens or does not).
+        """
+        try:
+            self._tx.send_nowait((epoch, message))
+            return
+        except trio.WouldBlock:
+            pass
+        except trio.ClosedResourceError:
+            return
+        with trio.move_on_after(self._send_timeout):
+            try:
+                await self._tx.send((epoch, message))
+            except trio.ClosedResourceError:
+                pass
+            return
+        raise SlowClient(f"client read nothing for {self._send_timeout:g} s")
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Audio of `epoch` is now the audio the client should hear."""
+        self.current_epoch = epoch
+
+    def interrupt(self, message: str) -> None:
+        """Make the current epoch stale, then queue `message` ahead of everything."""
+        self.current_epoch = NO_EPOCH - 1  # matches no response
+        self.urgent(message)
+
+    def urgent(self, message: str) -> None:
+        self._urgent.append(message)
+        try:
+            self._tx.send_nowait(_WAKE)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            pass  # the writer is busy (or gone) and will see the urgent queue anyway
+
+    def depth(self) -> int:
+        return self._rx.statistics().current_buffer_used
+
+    def close(self) -> None:
+        self._tx.close()
+
+    # -- the one writer ---------------------------------------------------------------
+
+    async def run_writer(self, send: SendFn) -> None:
+        """Send queued traffic until the outbox is closed and drained.
+
+        On cancellation it stops at once; a frame being sent may be cut off (the
+        transport is then closed by the caller). Socket errors propagate.
+        """
+        stats = self.stats
+        async for epoch, message in self._rx:
+            while self._urgent:
+                await self._send_counted(send, self._urgent.popleft())
+            if epoch != NO_EPOCH and epoch != self.current_epoch:
+                stats.stale_discarded += 1
+                continue
+            if message == "":
+                continue  # a wake-up
+            await self._send_counted(send, message)
+        while self._urgent:
+            await self._send_counted(send, self._urgent.popleft())
+
+    async def _send_counted(self, send: SendFn, message: str | bytes) -> None:
+        await send(message)
+        self.stats.sent_frames += 1
+        self.stats.sent_bytes += len(message)
+
+    def drain_nowait(self) -> None:
+        """Forget everything queued (used when closing: nothing more will be sent)."""
+        self._urgent.clear()
+        while True:
+            try:
+                self._rx.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return

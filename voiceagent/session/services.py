@@ -1,0 +1,48 @@
+"""What all sessions of one app share: settings, providers, the agent graph, limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import trio
+
+from voiceagent.config import Settings
+from voiceagent.metrics import PriceTable
+from voiceagent.models.base import RealtimeModel
+from voiceagent.protocol import Limits
+from voiceagent.tts.base import TTS
+
+if TYPE_CHECKING:
+    from voiceagent.graph import Agent
+    from voiceagent.session.registry import SessionRegistry
+
+
+class ClientSocket(Protocol):
+    """The browser side of a session (Quart's websocket fits as it is)."""
+
+    async def receive(self) -> str | bytes: ...
+
+    async def send(self, data: str | bytes) -> None: ...
+
+    async def close(self, code: int, reason: str = "") -> None: ...
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    agent: Agent
+    registry: SessionRegistry
+    model: RealtimeModel | None = None
+    #: why there is no model (shown to clients as a `no_provider` error)
+    model_problem: str = "no speech model is configured"
+    tts: TTS | None = None
+    tool_limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(8))
+    prices: PriceTable = field(default_factory=PriceTable)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_audio_frame_bytes=self.settings.ws_max_audio_frame_bytes,
+            max_text_chars=self.settings.ws_max_text_chars,
+        )

@@ -1,0 +1,404 @@
+"""`CartesiaTTS`: streaming text-to-speech over Cartesia's WebSocket API, on trio-websocket.
+
+One session = one `CartesiaConnection` = at most one socket, opened on the first
+`synthesize()` and reused for every later response. One response = one context whose
+id is `{response_id}-{n}` (n counts contexts on this connection, so a retried response
+never reuses an id). Text deltas are grouped by `TextAggregator` and pushed with
+`continue: true`; the end of the text closes the context with `continue: false`.
+
+Only one context is live per connection (a session voices one response at a time), so
+`synthesize()` reads the socket itself: messages of older, cancelled contexts that are
+still in flight are recognised by their context id and dropped.
+
+Cancellation: the caller's scope is cancelled (barge-in). The text pump and the reader
+stop at once, nothing more reaches the sink, and a `cancel` message is sent shielded
+with a short timeout. Errors: a provider `error` message, a refused handshake, a closed
+socket or a silent server raise `TTSError`; a socket that may be broken is dropped so
+the next response reconnects (with bounded backoff for transient failures).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from itertools import count
+from urllib.parse import urlsplit
+
+import trio
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    HandshakeError,
+    WebSocketConnection,
+    open_websocket_url,
+)
+
+from voiceagent.tts.base import SAMPLE_RATE, TTS, AudioSink, TTSConnection, TTSError, WordTiming
+from voiceagent.tts.cartesia import protocol as proto
+from voiceagent.tts.cartesia.aggregator import TextAggregator
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "wss://api.cartesia.ai/tts/websocket"
+
+
+@dataclass(frozen=True, slots=True)
+class CartesiaConfig:
+    """Settings for the Cartesia client (validated once by `validate()`)."""
+
+    api_key: str
+    voice_id: str
+    url: str = DEFAULT_URL
+    api_version: str = "2025-04-16"
+    model_id: str = "sonic-3"
+    language: str = "en"
+    #: server-side buffering (None: not sent, the server starts at once; we aggregate)
+    max_buffer_delay_ms: int | None = None
+    #: no audio this long after the first push (or between messages once the text is
+    #: complete) means the socket is dead: TTSError("tts_timeout"), socket dropped
+    first_audio_timeout_s: float = 5.0
+    connect_timeout_s: float = 5.0
+    #: the first push of a response carries at least this many words
+    min_first_words: int = 4
+    #: no new text for this long releases the buffered words (a pausing writer)
+    push_idle_ms: int = 250
+    #: transient connect failures are retried this many times with backoff
+    connect_attempts: int = 3
+    extra_headers: tuple[tuple[str, str], ...] = field(default=())
+
+    def validate(self) -> CartesiaConfig:
+        if not self.api_key:
+            raise ValueError("Cartesia needs an API key (CARTESIA_API_KEY)")
+        if not self.voice_id:
+            raise ValueError("Cartesia needs a voice id (CARTESIA_VOICE_ID)")
+        if urlsplit(self.url).scheme not in ("ws", "wss"):
+            raise ValueError(f"CARTESIA_WEBSOCKET_URL must be ws:// or wss://, got {self.url!r}")
+        if self.max_buffer_delay_ms is not None and not 0 <= self.max_buffer_delay_ms <= 5000:
+            raise ValueError("max_buffer_delay_ms must be within [0, 5000]")
+        if self.first_audio_timeout_s <= 0 or self.connect_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.connect_attempts < 1:
+            raise ValueError("connect_attempts must be >= 1")
+        return self
+
+    @property
+    def settings(self) -> proto.GenerationSettings:
+        return proto.GenerationSettings(
+            model_id=self.model_id,
+            voice_id=self.voice_id,
+            language=self.language or None,
+            encoding="pcm_s16le",
+            sample_rate=SAMPLE_RATE,
+            add_timestamps=True,
+            max_buffer_delay_ms=self.max_buffer_delay_ms,
+        )
+
+    def handshake_headers(self) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b"Authorization", f"Bearer {self.api_key}".encode()),
+            (b"Cartesia-Version", self.api_version.encode()),
+        ]
+        headers += [(k.encode(), v.encode()) for k, v in self.extra_headers]
+        return headers
+
+
+class CartesiaTTS(TTS):
+    """The shared factory: one per app; `connect()` per session."""
+
+    name = "cartesia"
+
+    def __init__(self, config: CartesiaConfig) -> None:
+        self.config = config.validate()
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[CartesiaConnection]:
+        """Cheap: no I/O until the first `synthesize()`. Exiting closes the socket."""
+        async with trio.open_nursery() as nursery:
+            conn = CartesiaConnection(self.config, nursery)
+            try:
+                yield conn
+            finally:
+                await conn.aclose()
+                nursery.cancel_scope.cancel()
+
+
+class _Watchdog:
+    """A receive deadline the text pump can move while the reader is blocked."""
+
+    def __init__(self) -> None:
+        self.deadline = math.inf
+        self._scope: trio.CancelScope | None = None
+
+    def set(self, deadline: float) -> None:
+        self.deadline = deadline
+        if self._scope is not None:
+            self._scope.deadline = deadline
+
+    async def receive(self, ws: WebSocketConnection) -> str | bytes | None:
+        """The next message, or None when the deadline passed."""
+        with trio.CancelScope(deadline=self.deadline) as scope:
+            self._scope = scope
+            try:
+                return await ws.get_message()
+            finally:
+                self._scope = None
+        return None
+
+
+class CartesiaConnection(TTSConnection):
+    """One session's link to Cartesia (see the module docstring)."""
+
+    def __init__(self, config: CartesiaConfig, nursery: trio.Nursery) -> None:
+        self._config = config
+        self._settings = config.settings
+        self._nursery = nursery  # owns trio-websocket's reader task and background closes
+        self._ws: WebSocketConnection | None = None
+        self._ws_scope: trio.CancelScope | None = None
+        self._contexts = count(1)
+        self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None and self._ws.closed is None
+
+    async def aclose(self) -> None:
+        """Close the socket (bounded, shielded); safe to call twice."""
+        self._closed = True
+        ws = self._ws
+        if ws is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                await ws.aclose()
+        self._drop_socket()
+
+    async def synthesize(
+        self, text: trio.MemoryReceiveChannel[str], sink: AudioSink, *, response_id: str
+    ) -> None:
+        """Voice one response; returns when Cartesia says `done` for its context.
+
+        On cancel: stops reading and pushing at once, sends `cancel` (shielded, bounded);
+        late audio of this context never reaches the sink. On error: TTSError; the socket
+        is dropped when it might be unusable (closed, silent, protocol violation).
+        """
+        if self._closed:
+            raise TTSError("the TTS connection is closed", code="tts_closed")
+        ctx = proto.ContextMachine(f"{response_id}-{next(self._contexts)}", self._settings)
+        first_pushed = trio.Event()
+        watchdog = _Watchdog()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    self._guarded, self._pump_text, text, ctx, first_pushed, watchdog
+                )
+                await first_pushed.wait()
+                if ctx.sent_anything:
+                    await self._guarded(self._read_audio, ctx, sink, watchdog)
+        except BaseExceptionGroup as group:
+            # Pump and reader share a nursery; each turns its own socket and protocol
+            # failures into TTSError. Surface one plain exception to the caller; a group
+            # made only of Cancelled re-raises as is.
+            _, others = group.split(trio.Cancelled)
+            if others is None:
+                raise
+            tts_errors = others.subgroup(TTSError)
+            raise _first(tts_errors or others) from None
+        finally:
+            if not ctx.finished:
+                await self._send_cancel(ctx)  # cancelled, or failed before `done`
+
+    async def _guarded(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
+        """Run `fn`, turning socket and protocol failures into TTSError (socket dropped)."""
+        try:
+            await fn(*args)
+        except ConnectionClosed as exc:
+            self._drop_socket()
+            raise TTSError(f"Cartesia closed the socket: {exc.reason}", code="tts_closed") from exc
+        except proto.ProtocolError as exc:
+            self._drop_socket()
+            raise TTSError(f"Cartesia protocol error: {exc}", code="tts_protocol") from exc
+
+    # ------------------------------------------------------------------ text -> requests
+
+    async def _pump_text(
+        self,
+        text: trio.MemoryReceiveChannel[str],
+        ctx: proto.ContextMachine,
+        first_pushed: trio.Event,
+        watchdog: _Watchdog,
+    ) -> None:
+        aggregator = TextAggregator(min_first_words=self._config.min_first_words)
+        idle = self._config.push_idle_ms / 1000
+        try:
+            while True:
+                delta = None
+                with trio.move_on_after(idle if aggregator.pending else math.inf):
+                    try:
+                        delta = await text.receive()
+                    except trio.EndOfChannel:
+                        break
+                pushes = aggregator.stale() if delta is None else aggregator.feed(delta)
+                for piece in pushes:
+                    await self._push(ctx, piece, more=True, watchdog=watchdog)
+                    first_pushed.set()
+            rest = aggregator.finish()
+            if ctx.sent_anything or rest.strip():
+                await self._push(ctx, rest, more=False, watchdog=watchdog)
+        except BaseException:
+            raise  # the nursery cancels the waiting reader; it must not wake up here
+        else:
+            first_pushed.set()  # also wakes the caller when the text was empty
+
+    async def _push(
+        self, ctx: proto.ContextMachine, transcript: str, *, more: bool, watchdog: _Watchdog
+    ) -> None:
+        first = not ctx.sent_anything
+        message = proto.encode(ctx.push(transcript, more=more))
+        if first:
+            ws = await self._ensure_socket()
+            try:
+                await ws.send_message(message)
+            except ConnectionClosed:
+                # Closed by the server while idle: one reconnect, nothing was voiced yet.
+                self._drop_socket()
+                ws = await self._ensure_socket()
+                await ws.send_message(message)
+            delay = (self._config.max_buffer_delay_ms or 0) / 1000
+            watchdog.set(trio.current_time() + self._config.first_audio_timeout_s + delay)
+        else:
+            if self._ws is None:
+                raise TTSError("the Cartesia socket was dropped", code="tts_closed")
+            await self._ws.send_message(message)
+            if not more and ctx.audio_bytes:
+                watchdog.set(trio.current_time() + self._config.first_audio_timeout_s)
+
+    async def _ensure_socket(self) -> WebSocketConnection:
+        if self.connected:
+            assert self._ws is not None
+            return self._ws
+        self._drop_socket()
+        cfg = self._config
+        for attempt in range(cfg.connect_attempts):
+            try:
+                self._ws, self._ws_scope = await self._nursery.start(self._own_socket)
+                return self._ws
+            except ConnectionRejected as exc:
+                raise _rejected(exc) from exc
+            except (HandshakeError, OSError, trio.TooSlowError) as exc:
+                if attempt + 1 == cfg.connect_attempts:
+                    raise TTSError(
+                        f"cannot reach Cartesia at {cfg.url}: {exc!r}", code="tts_unavailable"
+                    ) from exc
+                backoff = min(0.1 * 2**attempt, 1.0)
+                log.info("cartesia connect failed (%r); retrying in %.1fs", exc, backoff)
+                await trio.sleep(backoff)
+        raise AssertionError("unreachable")
+
+    async def _own_socket(
+        self,
+        task_status: trio.TaskStatus[tuple[WebSocketConnection, trio.CancelScope]],
+    ) -> None:
+        """Hold one socket open in the connection's nursery until its scope is cancelled.
+
+        Handshake failures propagate to `_ensure_socket` (through `nursery.start`); once
+        the socket is up, its failures are seen by the reader, never by the nursery.
+        """
+        cfg = self._config
+        started = False
+        with trio.CancelScope() as scope:
+            try:
+                async with open_websocket_url(
+                    cfg.url,
+                    extra_headers=cfg.handshake_headers(),
+                    connect_timeout=cfg.connect_timeout_s,
+                    disconnect_timeout=1.0,
+                    message_queue_size=64,
+                    max_message_size=4 * 1024 * 1024,
+                ) as ws:
+                    task_status.started((ws, scope))
+                    started = True
+                    await trio.sleep_forever()
+            except (HandshakeError, ConnectionClosed, OSError) as exc:
+                if not started:
+                    raise
+                log.debug("cartesia socket ended: %r", exc)
+
+    def _drop_socket(self) -> None:
+        """Forget the socket now; its owner task closes it in the background, bounded."""
+        self._ws = None
+        scope, self._ws_scope = self._ws_scope, None
+        if scope is not None:
+            scope.cancel()
+
+    # ------------------------------------------------------------------ responses -> sink
+
+    async def _read_audio(
+        self, ctx: proto.ContextMachine, sink: AudioSink, watchdog: _Watchdog
+    ) -> None:
+        ws = self._ws
+        assert ws is not None
+        odd = b""  # a chunk may in theory end mid-sample; keep samples whole
+        while not ctx.finished:
+            raw = await watchdog.receive(ws)
+            if raw is None:
+                self._drop_socket()
+                raise TTSError("Cartesia sent no audio in time", code="tts_timeout")
+            response = proto.parse_response(raw)
+            if response is None or not ctx.accepts(response):
+                if isinstance(response, proto.ErrorResponse) and response.context_id is None:
+                    raise _provider_error(response)
+                continue  # late traffic of a cancelled context, or a type we do not use
+            ctx.receive(response)
+            if isinstance(response, proto.AudioChunk):
+                pcm = odd + response.audio
+                odd = pcm[len(pcm) & ~1 :]
+                # Audio flows: only a silent end (text complete) is a stall from now on.
+                watchdog.set(
+                    trio.current_time() + self._config.first_audio_timeout_s
+                    if ctx.state is proto.ContextState.CLOSED
+                    else math.inf
+                )
+                if len(pcm) > 1:
+                    await sink.audio(pcm[: len(pcm) & ~1])
+            elif isinstance(response, proto.WordTimestamps):
+                sink.words(_word_timings(response))
+            elif isinstance(response, proto.ErrorResponse):
+                raise _provider_error(response)
+
+    async def _send_cancel(self, ctx: proto.ContextMachine) -> None:
+        message = ctx.cancel()
+        ws = self._ws
+        if message is None or ws is None or ws.closed is not None:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(0.5) as scope:
+            try:
+                await ws.send_message(proto.encode(message))
+            except ConnectionClosed:
+                self._drop_socket()
+        if scope.cancelled_caught:
+            self._drop_socket()
+
+
+def _word_timings(ts: proto.WordTimestamps) -> Sequence[WordTiming]:
+    return [WordTiming(w, s, e) for w, s, e in zip(ts.words, ts.start, ts.end, strict=True)]
+
+
+def _provider_error(error: proto.ErrorResponse) -> TTSError:
+    code = "rate_limited" if error.status_code == 429 else "tts_provider_error"
+    return TTSError(f"Cartesia error: {error.describe()}", code=code)
+
+
+def _rejected(exc: ConnectionRejected) -> TTSError:
+    status = exc.status_code
+    if status == 429:
+        return TTSError("Cartesia refused the socket: too many requests (429)", code="rate_limited")
+    if status in (401, 403):
+        return TTSError(f"Cartesia refused the credentials ({status})", code="tts_unauthorized")
+    body = (exc.body or b"")[:200].decode(errors="replace")
+    return TTSError(f"Cartesia refused the socket ({status}): {body}", code="tts_rejected")
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first

@@ -1,0 +1,158 @@
+"""`FallbackTTS`: voice a response with a primary TTS, or with a fallback if it fails early.
+
+Rules:
+- Each response tries the primary first (a failure does not stick: the next response
+  tries it again; the primary's own reconnect logic bounds the cost).
+- The primary failing with `TTSError` BEFORE any audio of the response reached the sink
+  switches to the fallback, which voices the whole text: everything read so far
+  (replayed from a per-response tape) and then the rest as it arrives.
+- Once audio was delivered, a failure is re-raised: switching voices mid-sentence, or
+  repeating words the user already heard, is worse than stopping.
+- `on_fallback(error)` is called once per switch, so the session can tell the client.
+
+The tape holds the text of one response only (bounded by what the model writes for one
+answer). On cancel, both voices stop with the caller's scope; nothing is buffered past it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+
+import trio
+
+from voiceagent.tts.base import TTS, AudioSink, TTSConnection, TTSError, WordTiming
+
+
+class FallbackTTS(TTS):
+    def __init__(
+        self,
+        primary: TTS,
+        fallback: TTS,
+        *,
+        on_fallback: Callable[[TTSError], None] | None = None,
+    ) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.on_fallback = on_fallback
+        self.name = primary.name
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[FallbackConnection]:
+        """Enters both connections (each is cheap until it synthesizes)."""
+        async with AsyncExitStack() as stack:
+            primary = await stack.enter_async_context(self.primary.connect())
+            fallback = await stack.enter_async_context(self.fallback.connect())
+            yield FallbackConnection(primary, fallback, self.on_fallback)
+
+
+class _Tape:
+    """The text of one response, recorded once and replayable to each voice."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.ended = False
+        self._changed = trio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def record(self, text: trio.MemoryReceiveChannel[str]) -> None:
+        try:
+            async for delta in text:
+                self.parts.append(delta)
+                self._notify()
+        finally:
+            self.ended = True
+            self._notify()
+
+    async def play(self, send: trio.MemorySendChannel[str]) -> None:
+        """Send everything recorded so far as one delta, then follow the recording."""
+        async with send:
+            sent = 0
+            while True:
+                if sent < len(self.parts):
+                    chunk = "".join(self.parts[sent:])
+                    sent = len(self.parts)
+                    await send.send(chunk)
+                elif self.ended:
+                    return
+                else:
+                    await self._changed.wait()
+
+
+class _WatchedSink:
+    def __init__(self, sink: AudioSink) -> None:
+        self._sink = sink
+        self.delivered = False
+
+    async def audio(self, pcm: bytes) -> None:
+        if pcm:
+            self.delivered = True
+        await self._sink.audio(pcm)
+
+    def words(self, timings: Sequence[WordTiming]) -> None:
+        self._sink.words(timings)
+
+
+class FallbackConnection(TTSConnection):
+    def __init__(
+        self,
+        primary: TTSConnection,
+        fallback: TTSConnection,
+        on_fallback: Callable[[TTSError], None] | None,
+    ) -> None:
+        self._primary = primary
+        self._fallback = fallback
+        self._on_fallback = on_fallback
+
+    async def synthesize(
+        self, text: trio.MemoryReceiveChannel[str], sink: AudioSink, *, response_id: str
+    ) -> None:
+        """Primary first; fallback if the primary fails before its first audio byte.
+
+        On cancel: both the recorder and the active voice stop with the caller's scope.
+        On error: a TTSError after audio was delivered, or from the fallback, propagates.
+        """
+        tape = _Tape()
+        watched = _WatchedSink(sink)
+        with _unwrapped():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(tape.record, text)
+                try:
+                    await self._voice(self._primary, tape, watched, response_id)
+                except TTSError as error:
+                    if watched.delivered:
+                        raise
+                    if self._on_fallback is not None:
+                        self._on_fallback(error)
+                    await self._voice(self._fallback, tape, watched, f"{response_id}-fallback")
+                nursery.cancel_scope.cancel()  # the recorder, if the voice ended first
+
+    @staticmethod
+    async def _voice(conn: TTSConnection, tape: _Tape, sink: AudioSink, response_id: str) -> None:
+        send, receive = trio.open_memory_channel[str](16)
+        try:
+            with _unwrapped():
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(tape.play, send)
+                    await conn.synthesize(receive, sink, response_id=response_id)
+                    nursery.cancel_scope.cancel()  # the voice is done; stop feeding it
+        finally:
+            receive.close()
+
+
+@contextmanager
+def _unwrapped() -> Iterator[None]:
+    """Re-raise a nursery's single real failure as itself (Cancelled groups pass as is)."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        _, others = group.split(trio.Cancelled)
+        if others is None:
+            raise
+        first: BaseException = others
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
