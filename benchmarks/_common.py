@@ -94,7 +94,7 @@ def server_process(
         pin(cpus)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    log = open(RESULTS / f"{name}.log", "wb")  # noqa: SIM115 - closed in finally
+    log = open(RESULTS / f"{name}.log", "wb")
     proc = subprocess.Popen(
         argv,
         cwd=REPO,
@@ -157,7 +157,7 @@ def write_results(name: str, data: dict[str, Any], markdown: str) -> dict[str, P
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     def cell(v: Any) -> str:
         if v is None:
-            return "–"
+            return "-"
         if isinstance(v, float):
             return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
         return str(v)

@@ -16,7 +16,7 @@ import sys
 import trio
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from _common import raise_nofile  # noqa: E402
+from _common import raise_nofile
 
 
 async def serve_raw(port: int) -> None:

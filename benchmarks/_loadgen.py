@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import trio
-
 from _common import pin, raise_nofile
 from _wsclient import OP_BINARY, LeanWebSocket, WsClosed, WsProtocolError, client_frame
 
@@ -103,7 +102,7 @@ def _make_echo_session(spec: dict[str, Any], rec: Recorder, sockets: list[LeanWe
                 await trio.sleep_until(t)
                 await ws.send_frame(frame)
                 rec.frames_sent += 1
-                op, _ = await ws.receive()
+                await ws.receive()
                 arrived = now()
                 rec.frames_received += 1
                 if rec.in_window(t):

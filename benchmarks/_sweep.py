@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import numpy as np
-
 from _common import cpu_seconds, pct, rss_bytes
 from _loadgen import Fleet, merge
 

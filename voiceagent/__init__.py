@@ -1,8 +1,9 @@
 """voiceagent: a realtime voice-agent server toolkit on Trio.
 
 Serve the demo with `hypercorn -k trio voiceagent:app`. Importing the package is cheap:
-`app` (built from the environment and `.env`) and the public names below are loaded
-on first use.
+`app` builds the real Quart-Trio app (settings from the environment and `.env`,
+providers, agent graph) when the server first calls it, and the public names below are
+imported on first use.
 """
 
 from __future__ import annotations
@@ -30,17 +31,30 @@ _EXPORTS = {
 
 __all__ = ["app", *_EXPORTS]
 
-_app: Any = None
+
+class _LazyApp:
+    """The ASGI app for `hypercorn -k trio voiceagent:app`, built on its first call.
+
+    Hypercorn looks `app` up as a plain module attribute, so it must exist at import;
+    building it lazily keeps `import voiceagent` free of settings, providers and
+    Quart. A bad setting then fails the server's startup with the variable's name.
+    """
+
+    def __init__(self) -> None:
+        self._app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._app is None:
+            from voiceagent.app import app_from_env
+
+            self._app = app_from_env()
+        await self._app(scope, receive, send)
+
+
+app = _LazyApp()
 
 
 def __getattr__(name: str) -> Any:
-    global _app
-    if name == "app":
-        if _app is None:
-            from voiceagent.app import _app_from_env
-
-            _app = _app_from_env()
-        return _app
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'voiceagent' has no attribute {name!r}")

@@ -106,7 +106,8 @@ async def _warm_up(services: Services) -> None:
             log.exception("warm-up of %s failed", type(provider).__name__)
 
 
-def _app_from_env() -> QuartTrio:
+def app_from_env() -> QuartTrio:
+    """The app as `hypercorn -k trio voiceagent:app` serves it: settings from the env."""
     settings = Settings.from_env()
     setup_logging(settings.log_level, settings.log_format)
     return create_app(settings)

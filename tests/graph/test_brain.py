@@ -11,6 +11,7 @@ from voiceagent.conversation import ConversationItem
 from voiceagent.graph import Agent, ToolError, function_tool
 from voiceagent.graph.brain import OfflineBrain
 from voiceagent.graph.slots import extract_arguments, question_for
+from voiceagent.models.base import AgentSetup, ToolSpec
 
 
 @function_tool(examples=("I would like to order a pizza", "two large pizzas please"))
@@ -236,3 +237,19 @@ def test_questions_are_made_from_descriptions(
     name: str, schema: dict[str, str], question: str
 ) -> None:
     assert question_for(name, schema) == question
+
+
+def test_small_talk_is_generic() -> None:
+    brain = OfflineBrain()
+    setup = pizzeria.setup()
+    thanks = ConversationItem("t", "user", text="thank you")
+    assert brain.respond(setup, [thanks]).text == "You're welcome. Anything else?"
+    bye = ConversationItem("b", "user", text="bye")
+    assert brain.respond(setup, [bye]).text == "Goodbye!"
+
+
+def test_a_graph_it_cannot_read_gets_an_apology_not_an_exception() -> None:
+    broken = ToolSpec("weird", "Do weird things.", {"properties": "oops", "required": ["x"]})
+    setup = AgentSetup(agent_name="Odd", instructions="", tools=(broken,))
+    reply = OfflineBrain().respond(setup, [ConversationItem("u", "user", text="do weird things")])
+    assert reply.text.startswith("Sorry, something went wrong")

@@ -46,8 +46,11 @@ async def _silent_listener(nursery: trio.Nursery, answer_handshake: bool) -> int
 async def test_connect_timeout_is_model_unavailable(nursery):
     port = await _silent_listener(nursery, answer_handshake=False)
     model = RealtimeAPIModel(
-        RealtimeConfig(url=f"ws://127.0.0.1:{port}/openai/v1/realtime?model=d", api_key="k",
-                       connect_timeout=0.3)
+        RealtimeConfig(
+            url=f"ws://127.0.0.1:{port}/openai/v1/realtime?model=d",
+            api_key="k",
+            connect_timeout=0.3,
+        )
     )
     with trio.fail_after(5), pytest.raises(ModelConnectionError) as caught:
         async with model.connect(PLAIN, output="text"):
@@ -135,8 +138,9 @@ async def test_drop_mid_response_raises_promptly_and_sends_then_fail(start_emula
 async def test_teardown_is_bounded_when_the_server_never_answers_the_close(nursery):
     port = await _silent_listener(nursery, answer_handshake=True)
     model = RealtimeAPIModel(
-        RealtimeConfig(url=f"ws://127.0.0.1:{port}/openai/v1/realtime?model=d", api_key="k",
-                       close_timeout=0.2)
+        RealtimeConfig(
+            url=f"ws://127.0.0.1:{port}/openai/v1/realtime?model=d", api_key="k", close_timeout=0.2
+        )
     )
     with trio.fail_after(5):  # a hang guard, not a timing assertion
         async with model.connect(PLAIN, output="text") as conn:

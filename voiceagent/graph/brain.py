@@ -29,6 +29,7 @@ didn't catch that".
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from voiceagent.graph.naming import is_transfer, transfer_tool_name
 from voiceagent.graph.slots import extract_arguments, param_kind, question_for
 from voiceagent.graph.spoken import words
 from voiceagent.models.base import AgentSetup, ToolSpec
+
+log = logging.getLogger(__name__)
 
 MAX_HANDOFFS_PER_TURN = 3
 MAX_SPOKEN_CHARS = 600
@@ -99,7 +102,7 @@ def _speakable(output: str) -> str:
 
 
 def _only_words(text: str, vocabulary: frozenset[str]) -> bool:
-    said = [w.lower() for w in words(text)]
+    said = [w.lower() for w in words(text[:200])]
     return bool(said) and all(w in vocabulary or len(w) <= 2 for w in said)
 
 
@@ -114,7 +117,18 @@ class OfflineBrain:
     # -- entry point -------------------------------------------------------------
 
     def respond(self, setup: AgentSetup, history: Sequence[ConversationItem]) -> BrainReply:
-        """What to do next: function calls, or text to say. Never raises."""
+        """What to do next: function calls, or text to say.
+
+        Never raises: a graph whose schemas it cannot read gets an apology and a log line.
+        """
+        try:
+            return self._respond(setup, history)
+        except Exception:
+            log.exception("offline brain could not answer (agent %s)", setup.agent_name)
+            self._pending = None
+            return BrainReply(text="Sorry, something went wrong on my side. Please try again.")
+
+    def _respond(self, setup: AgentSetup, history: Sequence[ConversationItem]) -> BrainReply:
         last = history[-1] if history else None
         if last is None:
             return BrainReply(text=self._introduce(setup, greeting=True))
@@ -147,7 +161,7 @@ class OfflineBrain:
         excluded: frozenset[str] = frozenset(),
         after_handoff: bool = False,
     ) -> BrainReply:
-        if not words(text):
+        if not words(text[:200]):
             return BrainReply(text="Sorry, I didn't catch that. Could you say it again?")
         tools = {spec.name: spec for spec in setup.tools}
         matcher = self._matcher(setup)
@@ -221,7 +235,7 @@ class OfflineBrain:
         if _only_words(text, _THANKS):
             return "You're welcome. Anything else?"
         if _only_words(text, _GOODBYE):
-            return "Goodbye, and have a good trip."
+            return "Goodbye!"
         if _only_words(text, _HELP):
             return self._introduce(setup, greeting=False)
         can = self._capabilities(setup)

@@ -11,6 +11,7 @@ the caller on. Everything is deterministic: ties go to the tool listed first.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -25,6 +26,10 @@ _HANDOFF_FACTOR = 0.8
 _BIGRAM_BONUS = 1.0
 _RUN_BONUS_PER_WORD = 0.5
 _MIN_RUN = 3
+# Spoken requests are short; a pasted essay is matched on its start only, which keeps a
+# reply well under a millisecond whatever the client sends.
+MAX_MATCH_CHARS = 240
+_MAX_RUN = 6  # longer shared runs earn no more
 _CONTRACTIONS = (
     ("n't", " not"),
     ("'re", " are"),
@@ -54,6 +59,7 @@ STOPWORDS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def stem(word: str) -> str:
     """A crude, consistent stem: "Seats" -> "seat", "booking" -> "book", "Wi-Fi" -> "wifi"."""
     low = word.lower().replace("-", "")
@@ -76,18 +82,21 @@ def plain_words(text: str) -> list[str]:
     return words(low.replace("_", " "))
 
 
-def _longest_run(said: list[str], example: tuple[str, ...]) -> int:
-    """Length of the longest stretch of words `said` shares with `example`, in order."""
-    best = 0
-    previous = [0] * (len(example) + 1)
-    for word in said:
-        current = [0] * (len(example) + 1)
-        for j, other in enumerate(example, start=1):
-            if word == other:
-                current[j] = previous[j - 1] + 1
-                best = max(best, current[j])
-        previous = current
-    return best
+def _runs(
+    words_: Sequence[str], longest: int, vocabulary: frozenset[str] | None = None
+) -> set[tuple[str, ...]]:
+    """Every stretch of `_MIN_RUN` to `longest` consecutive words (from `vocabulary` only)."""
+    found: set[tuple[str, ...]] = set()
+    segment: list[str] = []
+    for word in [*words_, ""]:
+        if word and (vocabulary is None or word in vocabulary):
+            segment.append(word)
+            continue
+        for size in range(_MIN_RUN, min(longest, len(segment)) + 1):
+            for start in range(len(segment) - size + 1):
+                found.add(tuple(segment[start : start + size]))
+        segment = []
+    return found
 
 
 def content_stems(text: str) -> list[str]:
@@ -107,7 +116,7 @@ class _ToolProfile:
     handoff: bool
     weights: dict[str, float] = field(default_factory=dict)
     bigrams: set[tuple[str, str]] = field(default_factory=set)
-    phrases: list[tuple[str, ...]] = field(default_factory=list)
+    runs: set[tuple[str, ...]] = field(default_factory=set)
 
     def add(self, stems: Iterable[str], weight: float) -> None:
         for s in stems:
@@ -122,7 +131,7 @@ def _profile(spec: ToolSpec) -> _ToolProfile:
         stems = content_stems(example)
         profile.add(stems, _W_EXAMPLE)
         profile.bigrams.update(pairwise(stems))
-        profile.phrases.append(tuple(plain_words(example)))
+        profile.runs |= _runs(plain_words(example), _MAX_RUN)
     profile.add(content_stems(spec.description), _W_DESCRIPTION)
     properties = spec.parameters.get("properties", {})
     for param, schema in properties.items():
@@ -144,17 +153,19 @@ class ToolMatcher:
         for profile in self._profiles:
             for s in profile.weights:
                 profile.weights[s] /= share[s]
+        self._example_words = frozenset(w for p in self._profiles for run in p.runs for w in run)
 
     def scores(self, utterance: str) -> list[tuple[str, float]]:
         """(tool name, score) for every tool, in the tools' order."""
+        utterance = utterance[:MAX_MATCH_CHARS]
         stems = content_stems(utterance)
         pairs = set(pairwise(stems))
-        said = plain_words(utterance)
+        said = _runs(plain_words(utterance), _MAX_RUN, self._example_words)
         result = []
         for profile in self._profiles:
             score = sum(profile.weights.get(s, 0.0) for s in set(stems))
             score += _BIGRAM_BONUS * len(pairs & profile.bigrams)
-            run = max((_longest_run(said, phrase) for phrase in profile.phrases), default=0)
+            run = max((len(r) for r in said & profile.runs), default=0)
             if run >= _MIN_RUN:
                 score += _RUN_BONUS_PER_WORD * run
             if profile.handoff:

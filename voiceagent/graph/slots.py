@@ -17,6 +17,11 @@ from typing import Any, Literal
 from voiceagent.graph.matching import stem
 from voiceagent.graph.spoken import Code, find_codes, words
 
+# Values are looked for in the first part of a request only (spoken requests are short),
+# which bounds the work whatever a client sends; free text keeps the whole request.
+MAX_EXTRACT_CHARS = 300
+MAX_CODES = 8
+
 Kind = Literal["integer", "number", "boolean", "enum", "code", "place", "text"]
 
 _CODE_HINTS = frozenset(
@@ -203,8 +208,9 @@ def extract_arguments(
     """
     properties: dict[str, Any] = parameters.get("properties", {}) or {}
     found: dict[str, Any] = {}
+    full_text, utterance = utterance, utterance[:MAX_EXTRACT_CHARS]
     utterance_words = words(utterance)
-    codes = find_codes(utterance)
+    codes = find_codes(utterance)[:MAX_CODES]
     taken: set[int] = set()
 
     code_params = [n for n, s in properties.items() if param_kind(n, s) == "code"]
@@ -245,7 +251,7 @@ def extract_arguments(
             if value:
                 found[name] = value
         elif kind == "text":
-            text = utterance.strip()
+            text = full_text.strip()
             if text:
                 found[name] = text
     return found

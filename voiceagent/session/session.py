@@ -457,10 +457,8 @@ class Session:
         elif isinstance(ev, TranscriptDelta):
             self._outbox.post(event("user_transcript_delta", item_id=ev.item_id, delta=ev.delta))
         elif isinstance(ev, TranscriptCompleted):
-            current = self._turns.current
-            timer = self._timer or (current.timer if current is not None else None)
-            if timer is not None:
-                timer.transcript_final()
+            if self._timer is not None:
+                self._timer.transcript_final()
             await self._put(event("user_transcript", item_id=ev.item_id, text=ev.transcript))
             self._history_put(ev.item_id, "user", "message", ev.transcript, "completed", None)
         elif isinstance(ev, TranscriptFailed):
@@ -480,8 +478,9 @@ class Session:
         self._outbox.begin_epoch(self._turns.epoch)
         if self._timer is None:
             self._new_turn().response_requested()
+        # Every response until the user's next input (a tool call's follow-up, the
+        # new agent's answer after a handoff) belongs to the same turn and timer.
         response.timer = self._timer
-        self._timer = None  # the next response (e.g. after a tool call) gets its own
         if self._agent.output_guardrails:
             response.guardrails = GuardrailMonitor(self._agent.output_guardrails)
         await self._put(event("response_start", response_id=ev.response_id, agent=response.agent))
@@ -563,7 +562,8 @@ class Session:
                 event("audio_end", response_id=response.response_id, audio_ms=response.audio_ms),
                 epoch=response.epoch,
             )
-        if response.timer is not None:
+        # Responses that only called tools said nothing: no turn figures for them.
+        if response.timer is not None and (response.text or response.audio_bytes):
             report = response.timer.report(response.response_id, self._tally.dropped)
             self._outbox.post(event(report.pop("type"), **report))
 

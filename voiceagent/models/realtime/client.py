@@ -21,15 +21,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import NoReturn
 
 import trio
 from trio_websocket import (
     ConnectionClosed,
     ConnectionRejected,
-    ConnectionTimeout,
     HandshakeError,
     WebSocketConnection,
-    open_websocket_url,
+    connect_websocket_url,
 )
 
 from voiceagent.events import ModelError, ModelEvent
@@ -150,42 +150,74 @@ class RealtimeAPIModel(RealtimeModel):
     ) -> AsyncIterator[RealtimeConnection]:
         """Open the socket, send ``session.update``, yield the connection.
 
-        On cancellation or error inside the block, the socket is closed within
-        `close_timeout`; the exception propagates unchanged.
+        trio-websocket's reader task runs in a nursery owned by this block. On
+        cancellation or error inside the block the socket is closed within
+        `close_timeout` and the exception propagates unchanged (not wrapped in a group).
         """
-        ep = self.endpoint
-        headers = [(k.encode(), v.encode()) for k, v in ep.headers]
-        manager = open_websocket_url(
-            ep.url,
-            extra_headers=headers,
-            connect_timeout=self.config.connect_timeout,
-            disconnect_timeout=self.config.close_timeout,
-            max_message_size=self.config.max_message_bytes,
-            message_queue_size=64,
-        )
         try:
-            ws = await manager.__aenter__()
-        except ConnectionRejected as exc:
-            code = _STATUS_CODES.get(exc.status_code, "model_unavailable")
-            raise ModelConnectionError(
-                f"realtime handshake rejected with HTTP {exc.status_code}", code=code
-            ) from None
-        except ConnectionTimeout:
+            async with trio.open_nursery() as nursery:
+                ws = await self._open(nursery)
+                connection = RealtimeConnection(
+                    ws, RealtimeProtocol(self.config, self.endpoint.flavor, output)
+                )
+                limit_s = self.config.close_timeout
+                try:
+                    await connection._send(connection.protocol.session_update(setup))
+                    yield connection
+                except trio.Cancelled:
+                    # The library's reader is being cancelled too, so no close reply
+                    # can be read: send the close frame and go.
+                    limit_s = min(limit_s, 0.05)
+                    raise
+                finally:
+                    await connection._aclose(limit_s)
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # A rejected handshake surfaces from the library's reader task.
+            real = [e for e in group.exceptions if not isinstance(e, trio.Cancelled)]
+            if len(real) == 1 and isinstance(real[0], HandshakeError):
+                raise _connect_error(real[0]) from None
+            if len(group.exceptions) != 1:
+                raise
+            _reraise(group.exceptions[0])
+
+    async def _open(self, nursery: trio.Nursery) -> WebSocketConnection:
+        """Connect within `connect_timeout`; failures become `ModelConnectionError` codes."""
+        ep = self.endpoint
+        try:
+            with trio.fail_after(self.config.connect_timeout):
+                return await connect_websocket_url(
+                    nursery,
+                    ep.url,
+                    extra_headers=[(k.encode(), v.encode()) for k, v in ep.headers],
+                    message_queue_size=64,
+                    max_message_size=self.config.max_message_bytes,
+                )
+        except trio.TooSlowError:
+            # The library's reader task may still wait on a server that never answers.
+            nursery.cancel_scope.cancel()
             raise ModelConnectionError(
                 f"realtime connect timed out after {self.config.connect_timeout:g} s"
             ) from None
         except (HandshakeError, OSError) as exc:
-            cause = exc.__cause__ or exc
-            raise ModelConnectionError(f"realtime connect failed: {cause!r}") from None
-        connection = RealtimeConnection(ws, RealtimeProtocol(self.config, ep.flavor, output))
-        try:
-            await connection._send(connection.protocol.session_update(setup))
-            yield connection
-        except BaseException as exc:
-            await connection._aclose(self.config.close_timeout)
-            # Already closed: the manager's own close returns at once.
-            if not await manager.__aexit__(type(exc), exc, exc.__traceback__):
-                raise
-        else:
-            await connection._aclose(self.config.close_timeout)
-            await manager.__aexit__(None, None, None)
+            nursery.cancel_scope.cancel()
+            raise _connect_error(exc) from None
+
+
+def _connect_error(exc: BaseException) -> ModelConnectionError:
+    if isinstance(exc, ConnectionRejected):
+        code = _STATUS_CODES.get(exc.status_code, "model_unavailable")
+        return ModelConnectionError(
+            f"realtime handshake rejected with HTTP {exc.status_code}", code=code
+        )
+    return ModelConnectionError(f"realtime connect failed: {exc!r}")
+
+
+def _reraise(exc: BaseException) -> NoReturn:
+    """Raise `exc` itself (not the group trio wrapped it in), keeping its own context."""
+    context = exc.__context__
+    try:
+        raise exc
+    finally:
+        exc.__context__ = context
+        del exc, context

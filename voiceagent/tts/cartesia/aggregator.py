@@ -7,8 +7,9 @@ Rules:
   The text up to the last boundary in the buffer is pushed; the rest waits.
 - The first push of a response carries at least `min_first_words` words, so the voice
   has enough context for its prosody; later pushes go out at any boundary.
-- A run of `max_words` words without punctuation is pushed up to its last space, so a
-  model that never punctuates is still voiced while it writes.
+- A run of `max_words` words without punctuation (`first_max_words` for the first push,
+  where waiting costs the most) is pushed up to its last space, so a model that writes
+  long clauses is still voiced while it writes.
 - `stale()` (called by the owner when no text came for a while) releases what is
   buffered up to the last space; `finish()` releases everything.
 """
@@ -22,8 +23,11 @@ _BOUNDARY = re.compile(r"[.!?;:,\u2026\u3002\uff01\uff1f)\]\"']+\s+|\n\s*")
 
 
 class TextAggregator:
-    def __init__(self, *, min_first_words: int = 4, max_words: int = 16) -> None:
+    def __init__(
+        self, *, min_first_words: int = 4, first_max_words: int = 8, max_words: int = 16
+    ) -> None:
         self.min_first_words = min_first_words
+        self.first_max_words = max(first_max_words, min_first_words)
         self.max_words = max_words
         self._buffer = ""
         self._pushed_any = False
@@ -36,7 +40,8 @@ class TextAggregator:
         """Add a delta; return the pushes it makes ready (usually zero or one)."""
         self._buffer += delta
         cut = self._boundary_cut()
-        if cut is None and len(self._buffer.split()) > self.max_words:
+        limit = self.max_words if self._pushed_any else self.first_max_words
+        if cut is None and len(self._buffer.split()) > limit:
             cut = self._space_cut()
         return self._take(cut)
 

@@ -1,0 +1,65 @@
+"""Settings: validated once, failing fast with the variable's name."""
+
+from __future__ import annotations
+
+import pytest
+
+from voiceagent.config import ConfigError, Settings
+
+
+def test_defaults_select_the_offline_pipeline() -> None:
+    settings = Settings.from_env({})
+    assert settings.resolved_model() == "offline"
+    assert settings.resolved_tts() == "offline"
+    assert settings.ws_outgoing_max == 512 and settings.ws_incoming_audio_max == 32
+    assert settings.ws_tts_chunk_bytes == 4096
+
+
+def test_auto_picks_cloud_providers_when_keys_are_set() -> None:
+    settings = Settings.from_env(
+        {
+            "AZURE_OPENAI_API_KEY": "k",
+            "AZURE_OPENAI_REALTIME_URL": "wss://x.openai.azure.com/openai/v1/realtime?model=d",
+            "CARTESIA_API_KEY": "c",
+        }
+    )
+    assert settings.resolved_model() == "azure"
+    assert settings.resolved_tts() == "cartesia"
+    assert Settings.from_env({"OPENAI_API_KEY": "k"}).resolved_model() == "openai"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"WS_OUTGOING_MAX": "lots"}, "WS_OUTGOING_MAX"),
+        ({"WS_INCOMING_AUDIO_MAX": "0"}, "WS_INCOMING_AUDIO_MAX"),
+        ({"WS_TTS_CHUNK_BYTES": "4095"}, "WS_TTS_CHUNK_BYTES"),
+        ({"VOICEAGENT_MODEL": "gpt5"}, "VOICEAGENT_MODEL"),
+        ({"VOICEAGENT_TTS": "loud"}, "VOICEAGENT_TTS"),
+        ({"VOICEAGENT_AGENT": "not a path"}, "VOICEAGENT_AGENT"),
+        ({"AZURE_OPENAI_REALTIME_URL": "https://x"}, "AZURE_OPENAI_REALTIME_URL"),
+        ({"VOICEAGENT_MODEL": "azure"}, "AZURE_OPENAI_API_KEY"),
+        ({"VOICEAGENT_TTS": "cartesia"}, "CARTESIA_API_KEY"),
+        ({"VOICEAGENT_TTS_FALLBACK": "maybe"}, "VOICEAGENT_TTS_FALLBACK"),
+        ({"VOICEAGENT_LOG_LEVEL": "chatty"}, "VOICEAGENT_LOG_LEVEL"),
+    ],
+)
+def test_bad_values_fail_fast_naming_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_env(env)
+
+
+def test_language_follows_cartesia_default_unless_set() -> None:
+    assert Settings.from_env({"CARTESIA_DEFAULT_LANGUAGE": "vi"}).language == "vi"
+    env = {"CARTESIA_DEFAULT_LANGUAGE": "vi", "VOICEAGENT_LANGUAGE": "en"}
+    assert Settings.from_env(env).language == "en"
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    from pathlib import Path
+
+    from voiceagent.config import _ENV_NAMES
+
+    example = (Path(__file__).parent.parent / ".env.example").read_text()
+    missing = [name for name in _ENV_NAMES.values() if f"{name}=" not in example]
+    assert missing == []

@@ -1,0 +1,72 @@
+"""The browser protocol as pure code (no sockets)."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from voiceagent.protocol import (
+    AudioIn,
+    ClientMetrics,
+    Limits,
+    Playback,
+    ProtocolError,
+    TextIn,
+    chunk_pcm,
+    parse_client_message,
+    valid_session_id,
+)
+
+LIMITS = Limits()
+
+
+def test_json_audio_converts_to_the_same_bytes_as_binary() -> None:
+    samples = [0, 1, -1, 32767, -32768, 1234]
+    parsed = parse_client_message(orjson.dumps({"type": "audio", "data": samples}).decode(), LIMITS)
+    assert parsed == AudioIn(np.array(samples, dtype="<i2").tobytes())
+    assert parse_client_message(parsed.pcm, LIMITS) == parsed  # type: ignore[union-attr]
+
+
+def test_text_is_trimmed_and_playback_parsed() -> None:
+    assert parse_client_message('{"type":"text","text":"  hi  "}', LIMITS) == TextIn("hi")
+    message = '{"type":"playback","response_id":"resp_1","played_ms":250}'
+    assert parse_client_message(message, LIMITS) == Playback("resp_1", 250)
+    message = '{"type":"client_metrics","response_id":"resp_1","e2e_ms":812.5}'
+    assert parse_client_message(message, LIMITS) == ClientMetrics("resp_1", 812.5)
+
+
+@pytest.mark.parametrize("value", [True, "10", None, 1e12])
+def test_playback_rejects_non_numbers(value: object) -> None:
+    message = orjson.dumps({"type": "playback", "response_id": "r", "played_ms": value}).decode()
+    with pytest.raises(ProtocolError) as error:
+        parse_client_message(message, LIMITS)
+    assert error.value.code == "invalid_message"
+
+
+def test_huge_text_message_is_refused_before_parsing() -> None:
+    with pytest.raises(ProtocolError) as error:
+        parse_client_message("x" * (LIMITS.max_audio_frame_bytes * 9), LIMITS)
+    assert error.value.code == "frame_too_large"
+
+
+def test_chunking_keeps_every_byte_in_order() -> None:
+    pcm = bytes(range(256)) * 40
+    chunks = chunk_pcm(pcm, 4096)
+    assert b"".join(chunks) == pcm and max(map(len, chunks)) == 4096
+
+
+@pytest.mark.parametrize(
+    ("session_id", "ok"),
+    [
+        ("room-1", True),
+        ("A_b-9", True),
+        ("", False),
+        ("a" * 65, False),
+        ("a b", False),
+        ("é", False),
+        ("../x", False),
+    ],
+)
+def test_session_ids(session_id: str, ok: bool) -> None:
+    assert valid_session_id(session_id) is ok
