@@ -286,9 +286,11 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
         for key, value in r.items():
             if key == "errors":
                 errors.update(value)
+            elif isinstance(value, dict):
+                merged.setdefault(key, Counter()).update(value)
             elif isinstance(value, np.ndarray):
                 merged[key] = np.concatenate([merged[key], value]) if key in merged else value
             elif isinstance(value, int | float):
                 merged[key] = merged.get(key, 0) + value
     merged["errors"] = dict(errors)
-    return merged
+    return {k: dict(v) if isinstance(v, Counter) else v for k, v in merged.items()}

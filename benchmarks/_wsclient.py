@@ -56,11 +56,13 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
 class LeanWebSocket:
     """One client connection; `receive()` must only be called from one task at a time."""
 
-    __slots__ = ("_buf", "_stream")
+    __slots__ = ("_buf", "_send_lock", "_stream")
 
     def __init__(self, stream: trio.SocketStream, leftover: bytes) -> None:
         self._stream = stream
         self._buf = bytearray(leftover)
+        # Several tasks of a room may send (mic, turns, pongs); frames must not interleave.
+        self._send_lock = trio.Lock()
 
     @classmethod
     async def connect(
@@ -105,10 +107,11 @@ class LeanWebSocket:
 
     async def send_frame(self, frame: bytes) -> None:
         """Send a frame built with `client_frame` (reuse it: frames are constant)."""
-        await self._stream.send_all(frame)
+        async with self._send_lock:
+            await self._stream.send_all(frame)
 
     async def send_text(self, text: str) -> None:
-        await self._stream.send_all(client_frame(OP_TEXT, text.encode()))
+        await self.send_frame(client_frame(OP_TEXT, text.encode()))
 
     async def _fill(self) -> None:
         chunk = await self._stream.receive_some(65_536)
@@ -147,7 +150,7 @@ class LeanWebSocket:
             del buf[: offset + n]
             opcode = b0 & 0x0F
             if opcode == OP_PING:
-                await self._stream.send_all(client_frame(OP_PONG, payload))
+                await self.send_frame(client_frame(OP_PONG, payload))
                 continue
             if opcode == OP_PONG:
                 continue
@@ -168,7 +171,7 @@ class LeanWebSocket:
         """Send a close frame and drop the socket without waiting for the reply."""
         with trio.move_on_after(1):
             try:
-                await self._stream.send_all(client_frame(OP_CLOSE, struct.pack("!H", code)))
+                await self.send_frame(client_frame(OP_CLOSE, struct.pack("!H", code)))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
         await trio.aclose_forcefully(self._stream)

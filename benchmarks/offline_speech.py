@@ -25,7 +25,7 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +34,16 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voiceagent.events import FunctionCall, TextDelta, TextDone  # noqa: E402
-from voiceagent.events import SpeechStopped, TranscriptCompleted  # noqa: E402
-from voiceagent.models.base import AgentSetup, ToolSpec  # noqa: E402
-from voiceagent.models.offline import OfflineModel, OfflineModelConfig  # noqa: E402
-from voiceagent.speech import voices  # noqa: E402
-from voiceagent.speech.vad import VoiceActivityDetector  # noqa: E402
-from voiceagent.tts.base import WordTiming  # noqa: E402
-from voiceagent.tts.local import LocalVoiceTTS  # noqa: E402
+from voiceagent.events import FunctionCall, SpeechStopped, TextDelta, TextDone, TranscriptCompleted
+from voiceagent.models.base import AgentSetup, ToolSpec
+from voiceagent.models.offline import OfflineModel, OfflineModelConfig
+from voiceagent.speech.vad import VoiceActivityDetector
+from voiceagent.tts.base import WordTiming
+from voiceagent.tts.local import LocalVoiceTTS
 
 RATE = 24_000
 FRAME_BYTES = RATE * 2 // 50  # 20 ms
+BASELINE_S = 8.0
 QUESTIONS = (
     "What is the baggage allowance?",
     "Can I bring my dog on the plane?",
@@ -93,6 +92,39 @@ class LagProbe:
             "p50_ms": float(np.percentile(values, 50)),
             "p99_ms": float(np.percentile(values, 99)),
             "max_ms": float(values.max()),
+        }
+
+
+class StepCpu(trio.abc.Instrument):
+    """CPU time of the loop thread per task step: our own blocking, whatever the host.
+
+    Wall-clock lag also counts time the OS gave to other processes; thread CPU time
+    does not, so a long step here is code of ours that held the loop.
+    """
+
+    def __init__(self) -> None:
+        self.steps_ms: list[float] = []
+        self.worst: dict[str, float] = {}
+        self._started = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self._started = time.thread_time_ns()
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        spent = (time.thread_time_ns() - self._started) / 1e6
+        self.steps_ms.append(spent)
+        name = task.name.rsplit(".", 1)[-1]
+        if spent > self.worst.get(name, 0.0):
+            self.worst[name] = spent
+
+    def summary(self) -> dict[str, Any]:
+        values = np.array(self.steps_ms or [0.0])
+        worst = sorted(self.worst.items(), key=lambda item: -item[1])[:4]
+        return {
+            "steps": int(values.size),
+            "p99_ms": float(np.percentile(values, 99)),
+            "max_ms": float(values.max()),
+            "worst_tasks_ms": {name: round(ms, 2) for name, ms in worst},
         }
 
 
@@ -227,12 +259,18 @@ async def run_streams(
     n: int, model: OfflineModel, tts: LocalVoiceTTS, speech: list[bytes], turns: int, limit: float
 ) -> dict[str, Any]:
     probe = LagProbe()
+    steps = StepCpu()
+    trio.lowlevel.add_instrument(steps)
     results = [StreamResult() for _ in range(n)]
     started = time.perf_counter()
     cpu_started = time.process_time()
     with trio.move_on_after(limit) as scope:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(probe.run)
+            if n == 0:
+                # Baseline: the probe alone shows what the machine itself adds (a
+                # shared or loaded host makes every row worse by about this much).
+                await trio.sleep(BASELINE_S)
             async with trio.open_nursery() as speakers:
                 for index in range(n):
                     # Staggered by 0.3 s: speech, decoding and voicing overlap across rooms.
@@ -241,6 +279,7 @@ async def run_streams(
                     )
             nursery.cancel_scope.cancel()
     wall = time.perf_counter() - started
+    trio.lowlevel.remove_instrument(steps)
     stt_rtf = [
         latency / utterance
         for result in results
@@ -254,6 +293,7 @@ async def run_streams(
         "turns_completed": sum(result.turns for result in results),
         "turns_expected": n * turns,
         "lag": probe.summary(),
+        "loop_cpu_per_step": steps.summary(),
         "stt_latency_ms_p50": 1000
         * statistics.median([x for r in results for x in r.stt_latency_s] or [0]),
         "stt_rtf_in_server_p50": statistics.median(stt_rtf or [0]),
@@ -310,17 +350,21 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
     lines = [
         "# Offline speech benchmark",
         "",
-        f"{report['machine']} — {report['date']}",
+        f"{report['machine']} — {report['date']} — load average at start "
+        f"{report['load_average_1m_at_start']:.2f}",
         "",
-        "| streams | lag p50 ms | lag p99 ms | lag max ms | STT latency p50 ms | "
-        "STT RTF p50 (in server) | turns done | main CPU share |",
-        "|---|---|---|---|---|---|---|---|",
+        "Streams = 0 is the lag probe alone (the machine's own noise).",
+        "",
+        "| streams | lag p50 ms | lag p99 ms | lag max ms | step CPU p99 / max ms | "
+        "STT latency p50 ms | STT RTF p50 (in server) | turns done | main CPU share |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in report["runs"]:
         lag = run["lag"]
         lines.append(
             f"| {run['streams']} | {lag['p50_ms']:.2f} | {lag['p99_ms']:.2f} | "
-            f"{lag['max_ms']:.2f} | {run['stt_latency_ms_p50']:.0f} | "
+            f"{lag['max_ms']:.2f} | {run['loop_cpu_per_step']['p99_ms']:.2f} / "
+            f"{run['loop_cpu_per_step']['max_ms']:.2f} | {run['stt_latency_ms_p50']:.0f} | "
             f"{run['stt_rtf_in_server_p50']:.2f} | {run['turns_completed']}/"
             f"{run['turns_expected']} | {run['main_process_cpu_share']:.2f} |"
         )
@@ -361,8 +405,12 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
     lag_axes.set_ylabel("event-loop lag (ms)")
     lag_axes.set_title("Loop lag while speaking")
     lag_axes.legend()
+    spoken = [run for run in report["runs"] if run["streams"] > 0]
     rtf_axes.plot(
-        streams, [r["stt_rtf_in_server_p50"] for r in report["runs"]], "o-", label="STT (in server)"
+        [run["streams"] for run in spoken],
+        [run["stt_rtf_in_server_p50"] for run in spoken],
+        "o-",
+        label="STT (in server)",
     )
     rtf_axes.axhline(
         report["tts"]["rtf_p50"], color="green", linestyle=":", label="TTS p50 (all runs)"
@@ -377,17 +425,15 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     streams = [int(part) for part in args.streams.split(",")]
+    load_at_start = os.getloadavg()[0]
     model = OfflineModel(OfflineModelConfig(stt_concurrency=args.stt_concurrency))
-    tts = LocalVoiceTTS()
     await model.warm_up()
-    await tts.warm_up()
-    shared = await tts.voice()
+    shared = await LocalVoiceTTS().voice()
     speech = [shared.synthesize(question) for question in QUESTIONS]
-    # Time every sentence the sessions synthesise (the cache hands this wrapper out).
+    # Every sentence the sessions synthesise goes through this timing wrapper.
     timed = TimedVoice(shared)
-    for key, value in list(voices._LOADED.items()):
-        if value is shared:
-            voices._LOADED[key] = timed
+    tts = LocalVoiceTTS(voice=timed)
+    await tts.warm_up()
 
     started = time.perf_counter()
     transcript = await model.recognizer.transcribe(speech[0], RATE)
@@ -401,7 +447,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     pid = os.getpid()
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
+        # The machine may be shared: a high load average makes every figure worse.
+        "load_average_1m_at_start": load_at_start,
         "args": vars(args),
         "runs": runs,
         "vad": vad_cost(speech[0]),
@@ -425,7 +475,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--streams", default="1,2,4", help="comma-separated speaker counts")
+    parser.add_argument(
+        "--streams", default="0,1,2,4", help="comma-separated speaker counts (0: baseline)"
+    )
     parser.add_argument("--turns", type=int, default=2, help="spoken turns per speaker")
     parser.add_argument("--stt-concurrency", type=int, default=2, help="STT worker processes")
     parser.add_argument("--idle-sessions", type=int, default=20, help="sessions for RSS figure")

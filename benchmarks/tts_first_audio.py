@@ -12,7 +12,8 @@ at the client, in two designs against the same Cartesia emulator (a subprocess o
 
 Both designs run on warm sockets (a warm-up response is not counted) and alternate turn
 by turn over the same texts. Each response is cancelled once its first audio arrived
-(only the first byte is measured), which keeps the run short. Writes JSON, Markdown and a PNG to benchmarks/results/.
+(only the first byte is measured), which keeps the run short.
+Writes JSON, Markdown and a PNG to benchmarks/results/.
 
     python benchmarks/tts_first_audio.py --turns 20
 """
@@ -83,32 +84,30 @@ class FirstAudioSink:
 
 
 async def write_like_a_model(
-    text: str, send: trio.MemorySendChannel[str], first_token_s: float, tokens_per_s: float
-) -> float:
-    """Send tokens with model-like timing; returns when the first delta was sent."""
-    first_at = 0.0
+    text: str,
+    send: trio.MemorySendChannel[str],
+    args: argparse.Namespace,
+    first: list[float],
+) -> None:
+    """Send tokens with model-like timing; appends the first delta's time to `first`."""
     async with send:
-        await trio.sleep(first_token_s)
+        await trio.sleep(args.first_token_s)
         start = trio.current_time()
         for i, token in enumerate(tokens_of(text)):
-            await trio.sleep_until(start + i / tokens_per_s)
+            await trio.sleep_until(start + i / args.tokens_per_s)
             if i == 0:
-                first_at = trio.current_time()
+                first.append(trio.current_time())
             await send.send(token)
-    return first_at
 
 
 async def streamed_turn(conn, text: str, args: argparse.Namespace, n: int) -> float:
     send, receive = trio.open_memory_channel[str](256)
     first: list[float] = []
 
-    async def writer() -> None:
-        first.append(await write_like_a_model(text, send, args.first_token_s, args.tokens_per_s))
-
     with trio.CancelScope() as scope:
         sink = FirstAudioSink(scope)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(writer)
+            nursery.start_soon(write_like_a_model, text, send, args, first)
             await conn.synthesize(receive, sink, response_id=f"bench_{n}")
     assert sink.first_audio_at is not None
     return sink.first_audio_at - first[0]
@@ -121,11 +120,8 @@ async def whole_text_turn(ws, text: str, args: argparse.Namespace, n: int) -> fl
     first_audio: float | None = None
     context_id = f"whole_{n}"
 
-    async def writer() -> None:
-        first.append(await write_like_a_model(text, send, args.first_token_s, args.tokens_per_s))
-
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(writer)
+        nursery.start_soon(write_like_a_model, text, send, args, first)
         full = "".join([delta async for delta in receive])
         request = proto.generation_request(settings, context_id, full, more=False)
         await ws.send_message(proto.encode(request))

@@ -27,6 +27,7 @@ const ACK_EVERY_MS = 250;
 const ECHO_TAIL_MS = 300; // room echo outlives the last sample played
 const MAX_WS_BUFFERED = 256 * 1024; // a stalled network drops mic frames, never buffers
 const MAX_REMEMBERED_RIDS = 64;
+const MAX_RECENT = 200; // parsed server events kept for window.voiceagent.recent
 const CLOSE_REASONS = {
   1000: "closed",
   1006: "connection lost",
@@ -89,6 +90,7 @@ const stats = {
   },
   e2e: [], // [{response_id, e2e_ms, spoken}]
 };
+const recent = [];
 
 const s = {
   ws: null,
@@ -106,6 +108,7 @@ const s = {
   typedAtPerf: null,
   measuredAfter: 0, // the speech end already used for an e2e figure
   maxText: 4000,
+  toolCalls: new Map(), // call id -> {call, agent}: tool_end carries no arguments
 };
 
 const engine = new AudioEngine({
@@ -131,6 +134,7 @@ window.voiceagent = {
     return engine.sampleRate;
   },
   stats,
+  recent,
 };
 
 // --- session id ------------------------------------------------------------------------
@@ -411,6 +415,8 @@ function onServerMessage(data) {
   }
   stats.eventsIn++;
   stats.eventsByType[msg.type] = (stats.eventsByType[msg.type] || 0) + 1;
+  recent.push(msg);
+  if (recent.length > MAX_RECENT) recent.shift();
   events.add("in", msg);
   const handler = HANDLERS[msg.type];
   if (handler) handler(msg);
@@ -455,6 +461,7 @@ const HANDLERS = {
   },
   response_start(m) {
     rememberRid(s.activeRids, m.response_id);
+    conversation.acceptTyped();
     if (m.agent) conversation.setAgent(m.agent);
   },
   text_delta(m) {
@@ -483,14 +490,19 @@ const HANDLERS = {
   },
   tool_start(m) {
     const args = typeof m.arguments === "string" ? m.arguments : JSON.stringify(m.arguments);
-    tools.entry("tool", `${m.agent ? m.agent + ": " : ""}${m.name}`, args, m.call_id);
-    conversation.marker(`tool:${m.call_id}`, "tool", `${m.name}(${args})`, "running…");
+    const call = `${m.name}(${args})`;
+    s.toolCalls.set(m.call_id, { call, agent: m.agent });
+    if (s.toolCalls.size > 100) s.toolCalls.delete(s.toolCalls.keys().next().value);
+    tools.entry("tool", `${m.agent ? m.agent + ": " : ""}${m.name}`, `${args} …`, m.call_id);
+    conversation.marker(`tool:${m.call_id}`, "tool", call, "running…");
   },
   tool_end(m) {
+    const start = s.toolCalls.get(m.call_id) || { call: m.name, agent: null };
     const out = m.error ? `error: ${m.error}` : String(m.output ?? "");
-    const el = tools.entry("tool", `${m.name} → done`, out, m.call_id);
+    const title = `${start.agent ? start.agent + ": " : ""}${m.name}${m.error ? " failed" : ""}`;
+    const el = tools.entry("tool", title, `${start.call} → ${out}`, m.call_id);
     el.classList.toggle("failed", !!m.error);
-    const marker = conversation.marker(`tool:${m.call_id}`, "tool", m.name, out);
+    const marker = conversation.marker(`tool:${m.call_id}`, "tool", start.call, out);
     marker.classList.toggle("failed", !!m.error);
   },
   history_added(m) {

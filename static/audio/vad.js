@@ -5,8 +5,8 @@
 //   network. On 10 ms windows it reports the onset after 8 voiced windows of the last
 //   10: on the test suite's spoken question it fires 80 ms after the speech starts
 //   (measured by tests/e2e/test_audio_dsp.py), without leaving the audio thread.
-//   vad-web would add ~100 ms frames, an ONNX runtime on the main thread, and megabytes
-//   of wasm and model to vendor.
+//   vad-web would need an ONNX runtime on the main thread fed over a message hop, and
+//   megabytes of wasm and model to vendor, for a decision this one makes well enough.
 // - turn-taking (end of turn, transcription) stays with the server's VAD, which sees the
 //   same audio; a client false start costs at worst one cut-off sentence.
 // - the agent's own voice from the speakers: getUserMedia's echo canceller removes most

@@ -6,8 +6,9 @@
 // events (they carry the arguments, output and error); their history items are only
 // remembered so a snapshot does not draw them twice.
 //
-// A typed message is drawn at once as a pending bubble; the first user message item
-// from the server with the same text adopts it (and its id).
+// A typed message is drawn at once as a pending bubble. It stops being pending when the
+// server starts answering; a user message item from the server with the same text
+// adopts it (and its id) instead of drawing a second bubble.
 
 const MAX_BUBBLES = 400; // oldest bubbles go first: a long session stays light
 
@@ -40,8 +41,14 @@ export class Conversation {
     entry.textEl.textContent = text;
     entry.el.classList.add("pending");
     this.pendingTyped.push({ text, entry });
+    if (this.pendingTyped.length > 10) this.pendingTyped.shift();
     this.append(entry.el);
     return entry;
+  }
+
+  /** The server is answering: typed messages sent so far were received. */
+  acceptTyped() {
+    for (const { entry } of this.pendingTyped) entry.el.classList.remove("pending");
   }
 
   userDelta(itemId, delta) {

@@ -29,10 +29,12 @@ def request(context_id: str, transcript: str, *, more: bool = False, **extra: An
     return orjson.dumps(msg)
 
 
-async def until(ws: WebSocketConnection, kind: str, context_id: str) -> list[dict]:
+async def until(
+    ws: WebSocketConnection, kind: str, context_id: str, *, timeout_s: float = 5.0
+) -> list[dict]:
     """Messages up to and including the first `kind` for `context_id` (all validated)."""
     seen = []
-    with trio.fail_after(5):
+    with trio.fail_after(timeout_s):
         while True:
             msg = orjson.loads(await ws.get_message())
             check_server_event(msg)
@@ -194,3 +196,16 @@ async def test_command_line_help_runs() -> None:
         ["python", "-m", "voiceagent.emulators", "cartesia", "--help"], capture_stdout=True
     )
     assert b"--realtime-factor" in result.stdout
+
+
+@pytest.mark.slow  # loads the piper voice: seconds of CPU on a busy machine
+async def test_local_voice_mode_speaks_with_word_timestamps(nursery: trio.Nursery) -> None:
+    pytest.importorskip("voiceagent.tts.local")
+    emu = await start_emulator(nursery, voice="local", realtime_factor=0.0)
+    async with open_websocket_url(emu.url, extra_headers=AUTH) as ws:
+        await ws.send_message(request("v", "Hello from the local voice.", add_timestamps=True))
+        seen = await until(ws, "done", "v", timeout_s=30)  # loading the voice takes seconds
+    audio = b"".join(base64.b64decode(m["data"]) for m in seen if m["type"] == "chunk")
+    (stamps,) = [m["word_timestamps"] for m in seen if m["type"] == "timestamps"]
+    assert stamps["words"] == "Hello from the local voice.".split()
+    assert 0 < stamps["end"][-1] <= len(audio) / 2 / 24000 + 0.05

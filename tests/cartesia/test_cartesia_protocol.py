@@ -44,10 +44,22 @@ def test_decimal_points_and_unfinished_words_are_not_boundaries() -> None:
 
 
 def test_long_unpunctuated_runs_are_pushed_at_a_space() -> None:
-    agg = TextAggregator(min_first_words=4, max_words=6)
+    agg = TextAggregator(min_first_words=4, first_max_words=6, max_words=6)
     pushes = stream(agg, [f"word{i} " for i in range(8)])
     assert pushes and all(p.endswith(" ") for p in pushes)
     assert "".join(pushes) + agg.finish() == "".join(f"word{i} " for i in range(8))
+
+
+def test_a_long_first_clause_is_pushed_before_its_punctuation() -> None:
+    agg = TextAggregator(min_first_words=4, first_max_words=6)
+    pushes = stream(agg, ["You ", "are ", "allowed ", "one ", "carry-on ", "bag ", "and "])
+    assert pushes == ["You are allowed one carry-on bag "]
+
+
+def test_a_short_opening_phrase_does_not_hold_back_the_first_push() -> None:
+    agg = TextAggregator(min_first_words=4, first_max_words=6)
+    deltas = ["Of ", "course. ", "Pets ", "under ", "eight ", "kilos ", "can ", "travel "]
+    assert stream(agg, deltas) == ["Of course. Pets under eight kilos "]
 
 
 def test_stale_releases_words_but_not_a_half_word() -> None:
@@ -72,6 +84,16 @@ def test_context_lifecycle_builds_valid_requests() -> None:
         ctx.push("more", more=True)
     ctx.receive(proto.Done("resp-1"))
     assert ctx.finished and ctx.cancel() is None
+
+
+def test_flush_is_a_valid_request_only_while_streaming() -> None:
+    ctx = proto.ContextMachine("resp-f", SETTINGS)
+    with pytest.raises(proto.ProtocolError):
+        ctx.flush()
+    ctx.push("Hello there, friend. ", more=True)
+    message = ctx.flush()
+    check_client_event(message)
+    assert (message["transcript"], message["continue"], message["flush"]) == ("", True, True)
 
 
 def test_cancel_makes_later_traffic_late() -> None:

@@ -121,6 +121,7 @@ def test_client_vad_measured_the_spoken_turn(demo: Demo) -> None:
 
 def test_typed_question_gets_a_reply(demo: Demo) -> None:
     before = len(assistant_texts(demo))
+    ended = demo.stats()["playback"]["ended"]
     demo.page.get_by_label("Message").fill("Is there wifi on the plane?")
     demo.page.get_by_label("Message").press("Enter")
     demo.wait(
@@ -131,24 +132,30 @@ def test_typed_question_gets_a_reply(demo: Demo) -> None:
         arg=before,
     )
     users = demo.page.locator(".msg.user .text").all_inner_texts()
+    assert users.count("Is there wifi on the plane?") == 1
     assert users[-1] == "Is there wifi on the plane?"
     assert "wifi" in assistant_texts(demo)[-1].lower()
-    # The typed bubble was adopted by the server's history item, not duplicated.
     assert demo.page.locator(".msg.user.pending").count() == 0
+    # ... and it is spoken too.
+    demo.wait("(n) => window.voiceagent.stats.playback.ended > n", arg=ended)
 
 
 def test_interrupt_flushes_playback(demo: Demo) -> None:
-    # Let the previous reply finish so the cut below is the one we start.
-    demo.wait("(p => !p.playing && p.bufferedMs === 0)(window.voiceagent.stats.playback)")
-    started = demo.stats()["playback"]["started"]
     demo.page.get_by_label("Message").fill("How many seats does the plane have?")
     demo.page.get_by_label("Message").press("Enter")
+    rid = demo.wait(
+        """() => {
+            const done = window.voiceagent.recent.filter(
+                (e) => e.type === 'text_done' && e.text.includes('seats'));
+            return done.length ? done[done.length - 1].response_id : null;
+        }"""
+    )
     demo.wait(
-        """(n) => {
+        """(rid) => {
             const p = window.voiceagent.stats.playback;
-            return p.started > n && p.playing && p.playedMs >= 300;
+            return p.rid === rid && p.playing && p.playedMs >= 300;
         }""",
-        arg=started,
+        arg=rid,
     )
     flushes = demo.stats()["playback"]["flushes"]
     demo.page.get_by_role("button", name="Interrupt").click()
@@ -161,10 +168,19 @@ def test_interrupt_flushes_playback(demo: Demo) -> None:
         timeout_ms=1_000,
     )
     played = demo.stats()["playback"]["playedSamples"]
-    demo.page.wait_for_timeout(600)
+    # The server confirms the cut of that very response, and sends none of its audio after.
+    demo.wait(
+        """(rid) => window.voiceagent.recent.some(
+            (e) => e.type === 'audio_interrupted' && e.response_id === rid)""",
+        arg=rid,
+        timeout_ms=5_000,
+    )
+    demo.page.wait_for_timeout(500)
     stats = demo.stats()
     assert stats["playback"]["playedSamples"] == played, "audio kept playing after the flush"
     assert stats["lateAudioBytes"] == 0, "audio of an interrupted response arrived"
+    bubble = demo.page.locator(".msg.assistant").last
+    assert bubble.get_attribute("data-status") == "interrupted"
 
 
 def test_no_console_errors_and_screenshot(demo: Demo, artifacts_dir: Path) -> None:

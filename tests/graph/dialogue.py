@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import trio
 
 from voiceagent.conversation import ConversationItem
 from voiceagent.graph import Agent, Handoff, ToolContext, run_tool
 from voiceagent.graph.brain import OfflineBrain
+from voiceagent.models.base import AgentSetup
 
 MAX_STEPS_PER_TURN = 8
 
@@ -36,7 +37,17 @@ class Dialogue:
     ctx: ToolContext = field(default_factory=lambda: ToolContext(session_id="test"))
     calls: list[Call] = field(default_factory=list)
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(2))
+    # True: the brain sees only what crosses a Realtime wire (no example phrases), as in
+    # the Realtime emulator. False: the full setup, as in the embedded offline model.
+    wire: bool = False
     _ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    def setup(self) -> AgentSetup:
+        setup = self.agent.setup()
+        if not self.wire:
+            return setup
+        tools = tuple(replace(spec, examples=()) for spec in setup.tools)
+        return replace(setup, tools=tools)
 
     def _add(self, **fields: object) -> None:
         self.history.append(ConversationItem(id=f"item_{next(self._ids)}", **fields))  # type: ignore[arg-type]
@@ -48,7 +59,7 @@ class Dialogue:
         """One user turn; returns what the agent says at the end of it."""
         self._add(role="user", text=text)
         for _ in range(MAX_STEPS_PER_TURN):
-            reply = self.brain.respond(self.agent.setup(), self.history)
+            reply = self.brain.respond(self.setup(), self.history)
             if not reply.calls:
                 self._add(role="assistant", text=reply.text)
                 return reply.text

@@ -64,7 +64,17 @@ def test_handoff_tool_description_comes_from_the_target() -> None:
     specs = {t.name: t for t in front_desk.setup().tools}
     assert specs["transfer_to_orders_desk"].description == "Track your orders."
     # No handoff_description: a plain sentence naming the target.
-    assert specs["transfer_to_refunds"].description == "Transfer the conversation to the Refunds."
+    assert specs["transfer_to_refunds"].description == (
+        "Transfer the conversation to the Refunds. From there: refund an order."
+    )
+
+
+def test_a_way_back_describes_what_lies_beyond_it() -> None:
+    back = {t.name: t for t in orders.setup().tools}["transfer_to_front_desk"]
+    # Front Desk has no description of its own; what it leads to is still described.
+    assert back.description == (
+        "Transfer the conversation to the Front Desk. From there: refund an order."
+    )
 
 
 def test_handoff_tool_carries_example_phrases_of_what_lies_behind_it() -> None:
@@ -104,7 +114,7 @@ def test_handoffs_can_be_added_after_creation() -> None:
 def test_handoff_options_override_description_and_add_examples() -> None:
     a = Agent(name="A", handoffs=[handoff(orders, tool_description="Orders.", examples=["x y"])])
     spec = a.setup().tools[0]
-    assert spec.description == "Orders."
+    assert spec.description == "Orders. From there: track an order; refund an order."
     assert spec.examples[0] == "x y"
 
 

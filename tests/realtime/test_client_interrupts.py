@@ -78,7 +78,7 @@ async def test_audio_mode_interrupt_truncates_clamped_to_audio_received(start_em
         emu.emitted("conversation.item.truncated")[0]["audio_end_ms"] == truncate[0]["audio_end_ms"]
     )
     assert not emu.emitted("error")
-    heard = [i.text for i in brain.histories[-1] if i.role == "assistant"][0]
+    heard = next(i.text for i in brain.histories[-1] if i.role == "assistant")
     assert heard and LONG.startswith(heard) and heard != LONG
 
 

@@ -49,8 +49,13 @@ async def test_beta_shaped_update_on_ga_is_missing_session_type(start_emulator):
         raw = Raw(ws)
         created = await raw.next("session.created")
         assert created["session"]["type"] == "realtime"
-        await raw.send({"type": "session.update", "event_id": "c1",
-                        "session": {"modalities": ["text"], "instructions": "x"}})
+        await raw.send(
+            {
+                "type": "session.update",
+                "event_id": "c1",
+                "session": {"modalities": ["text"], "instructions": "x"},
+            }
+        )
         error = (await raw.next("error"))["error"]
     assert error == {
         "type": "invalid_request_error",
@@ -78,21 +83,47 @@ async def test_ga_shaped_update_on_preview_is_unknown_session_type(start_emulato
     ("event", "code", "param"),
     [
         ({"type": "response.explode"}, "invalid_value", "type"),
-        ({"type": "conversation.item.truncate", "item_id": "i", "content_index": 0},
-         "missing_required_parameter", "audio_end_ms"),
+        (
+            {"type": "conversation.item.truncate", "item_id": "i", "content_index": 0},
+            "missing_required_parameter",
+            "audio_end_ms",
+        ),
         ({"type": "input_audio_buffer.append", "audio": 5}, "invalid_type", "audio"),
-        ({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
-            "format": "pcm16"}}}}, "invalid_type", "session.audio.input.format"),
-        ({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
-            "turn_detection": {"type": "server_vad", "eagerness": "low"}}}}},
-         "unknown_parameter", "session.audio.input.turn_detection.eagerness"),
+        (
+            {
+                "type": "session.update",
+                "session": {"type": "realtime", "audio": {"input": {"format": "pcm16"}}},
+            },
+            "invalid_type",
+            "session.audio.input.format",
+        ),
+        (
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {
+                        "input": {"turn_detection": {"type": "server_vad", "eagerness": "low"}}
+                    },
+                },
+            },
+            "unknown_parameter",
+            "session.audio.input.turn_detection.eagerness",
+        ),
         ({"type": "response.cancel", "extra": 1}, "unknown_parameter", "extra"),
-        ({"type": "conversation.item.create", "item": {"type": "function_call_output",
-                                                       "call_id": "c"}},
-         "missing_required_parameter", "item.output"),
+        (
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "function_call_output", "call_id": "c"},
+            },
+            "missing_required_parameter",
+            "item.output",
+        ),
     ],
 )
-async def test_invalid_events_are_refused_with_the_services_codes(start_emulator, event, code, param):
+async def test_invalid_events_are_refused_with_the_services_codes(
+    start_emulator, event, code, param
+):
     emu = await start_emulator()
     emu.strict = False
     async with await _raw(emu) as ws:
@@ -123,8 +154,11 @@ async def test_bad_json_is_an_error_not_a_disconnect(start_emulator):
         (f"/openai/v1/realtime?model=d&api-key={KEY}", [], True),
         ("/v1/realtime?model=m", [(b"authorization", f"Bearer {KEY}".encode())], True),
         ("/openai/v1/realtime?model=d", [], False),
-        ("/openai/v1/realtime?model=d&api-version=2025-04-01-preview",
-         [(b"api-key", KEY.encode())], False),
+        (
+            "/openai/v1/realtime?model=d&api-version=2025-04-01-preview",
+            [(b"api-key", KEY.encode())],
+            False,
+        ),
         ("/openai/v1/realtime?model=d", [(b"api-key", b"nope")], False),
     ],
 )
@@ -159,8 +193,9 @@ async def test_fixture_client_events_get_the_services_answers(start_emulator, fl
         await raw.next("session.created")
         for i, event in enumerate(_fixture_client_events(flavor)):
             await raw.send({**event, "event_id": f"fx_{i}"})
-            await raw.send({"type": "conversation.item.retrieve", "item_id": "none",
-                            "event_id": f"sync_{i}"})
+            await raw.send(
+                {"type": "conversation.item.retrieve", "item_id": "none", "event_id": f"sync_{i}"}
+            )
             seen: list[str] = []
             while True:
                 reply = await raw.next()
@@ -169,7 +204,9 @@ async def test_fixture_client_events_get_the_services_answers(start_emulator, fl
                 label = reply["type"]
                 if reply["type"] == "error":
                     assert reply["error"]["code"] not in (
-                        "unknown_parameter", "missing_required_parameter", "invalid_type"
+                        "unknown_parameter",
+                        "missing_required_parameter",
+                        "invalid_type",
                     ), reply
                     label = f"error:{reply['error']['code']}"
                 seen.append(label)
@@ -183,7 +220,8 @@ async def test_fixture_client_events_get_the_services_answers(start_emulator, fl
         assert answers["3:input_audio_buffer.commit"] == ["error:input_audio_buffer_commit_empty"]
         assert answers["4:input_audio_buffer.clear"] == ["input_audio_buffer.cleared"]
         assert answers["5:conversation.item.create"] == [
-            "conversation.item.added", "conversation.item.done"
+            "conversation.item.added",
+            "conversation.item.done",
         ]
         assert answers["7:conversation.item.truncate"] == ["error:invalid_value"]  # no such item
         assert answers["8:response.create"][0] == "response.created"
@@ -194,8 +232,9 @@ async def test_fixture_client_events_get_the_services_answers(start_emulator, fl
 
 @pytest.mark.parametrize("flavor", ["ga", "beta"])
 async def test_cancel_and_item_operations_answer_like_the_service(start_emulator, flavor):
-    emu = await start_emulator(brain_factory=lambda: ScriptedBrain("a b c d e f g", False),
-                               tokens_per_s=100)
+    emu = await start_emulator(
+        brain_factory=lambda: ScriptedBrain("a b c d e f g", False), tokens_per_s=100
+    )
     async with await _raw(emu, flavor) as ws:
         raw = Raw(ws)
         await raw.next("session.created")

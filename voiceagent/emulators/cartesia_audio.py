@@ -10,11 +10,14 @@ real speech when it is installed.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import trio
+
+from voiceagent.tts.base import TTS, WordTiming
 
 WORD_GAP_S = 0.04
 LEAD_S = 0.02
@@ -82,49 +85,47 @@ class LocalSpeechVoice:
         from voiceagent.tts.local import LocalVoiceTTS
 
         self._tts = LocalVoiceTTS()
-        self._cm = None
 
     async def render(self, text: str, sample_rate: int) -> Rendering:
-        pcm24 = await _synthesize_with(self._tts, text)
+        pcm24, timings = await _synthesize_with(self._tts, text)
         samples = np.frombuffer(pcm24, dtype="<i2").astype(np.float32) / 32768.0
         if sample_rate != 24_000:
             import soxr
 
-            samples = soxr.resample(samples, 24_000, sample_rate).astype(np.float32)
-        # Without per-word alignment from the voice, spread the words over the audio by length.
+            samples = await trio.to_thread.run_sync(soxr.resample, samples, 24_000, sample_rate)
+            samples = samples.astype(np.float32)
         words = text.split()
-        duration = len(samples) / sample_rate
-        weights = np.array([len(w) + 1 for w in words], dtype=np.float64)
-        bounds = np.concatenate([[0.0], np.cumsum(weights) / max(weights.sum(), 1.0) * duration])
-        start = [round(float(x), 4) for x in bounds[:-1]]
-        end = [round(float(x), 4) for x in bounds[1:]]
+        if [t.word for t in timings] == words:
+            start = [round(t.start, 4) for t in timings]
+            end = [round(t.end, 4) for t in timings]
+        else:  # no usable alignment: spread the words over the audio by length
+            duration = len(samples) / sample_rate
+            weights = np.array([len(w) + 1 for w in words], dtype=np.float64)
+            share = np.cumsum(weights) / max(float(weights.sum()), 1.0) * duration
+            bounds = np.concatenate([[0.0], share])
+            start = [round(float(x), 4) for x in bounds[:-1]]
+            end = [round(float(x), 4) for x in bounds[1:]]
         return Rendering(samples, sample_rate, words, start, end)
 
 
-async def _synthesize_with(tts: object, text: str) -> bytes:
-    """Voice `text` through any project `TTS` and collect its 24 kHz PCM16."""
-    from voiceagent.tts.base import TTS, WordTiming
-
-    assert isinstance(tts, TTS)
+async def _synthesize_with(tts: TTS, text: str) -> tuple[bytes, list[WordTiming]]:
+    """Voice `text` through a project `TTS`; its 24 kHz PCM16 and word timings."""
     pieces: list[bytes] = []
+    timings: list[WordTiming] = []
 
     class _Collect:
         async def audio(self, pcm: bytes) -> None:
             pieces.append(pcm)
 
-        def words(self, timings: list[WordTiming]) -> None:
-            pass
+        def words(self, found: Sequence[WordTiming]) -> None:
+            timings.extend(found)
 
     send, receive = trio.open_memory_channel[str](1)
-    async with tts.connect() as conn, trio.open_nursery() as nursery:
-
-        async def feed() -> None:
-            async with send:
-                await send.send(text)
-
-        nursery.start_soon(feed)
+    send.send_nowait(text)
+    send.close()
+    async with tts.connect() as conn:
         await conn.synthesize(receive, _Collect(), response_id="emulator")
-    return b"".join(pieces)
+    return b"".join(pieces), timings
 
 
 def encode_samples(samples: np.ndarray, encoding: str) -> bytes:

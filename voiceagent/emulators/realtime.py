@@ -354,6 +354,7 @@ class RealtimeEmulatorConnection:
             type="message",
             role="user",
             content=[{"type": "input_audio", "transcript": None}],
+            audio_ms=len(pcm) // PCM_BYTES_PER_MS,
         )
         prev = self.conversation.insert(item)
         await self.emit(
@@ -374,6 +375,7 @@ class RealtimeEmulatorConnection:
             log.warning("emulator transcriber failed: %r", exc)
             item.content[0]["transcript"] = ""
             done.set()
+            self.transcripts.pop(item.id, None)
             if enabled:
                 await self._emit_quietly(
                     {
@@ -391,6 +393,7 @@ class RealtimeEmulatorConnection:
             return
         item.content[0]["transcript"] = text
         done.set()
+        self.transcripts.pop(item.id, None)
         if not enabled:
             return
         words = tokens(text)
@@ -526,7 +529,8 @@ class RealtimeEmulatorConnection:
             raise ClientEventError(
                 "conversation_already_has_active_response",
                 "Conversation already has an active response in progress: "
-                f"{self.response.id}. Wait until the response is finished before creating a new one.",
+                f"{self.response.id}. Wait until the response is finished "
+                "before creating a new one.",
                 None,
             )
         self._start_response(params)
@@ -610,7 +614,6 @@ class RealtimeEmulatorConnection:
         with trio.move_on_after(TRANSCRIPT_WAIT_S):
             for event in pending:
                 await event.wait()
-        self.transcripts = {k: e for k, e in self.transcripts.items() if not e.is_set()}
 
     async def _generate(self, response: _Response) -> None:
         faults = self.config.faults
@@ -901,10 +904,11 @@ class RealtimeEmulatorConnection:
             await self.emit({"type": "response.done", "response": body})
 
     def _usage(self, response: _Response) -> dict[str, Any]:
-        """Synthetic token counts: ~4 characters a text token, 20 audio tokens a second."""
+        """Synthetic token counts: ~4 characters a text token; audio 10 tokens a second in,
+        20 out."""
         history = self.conversation.history()
         in_text = sum(len(item.text) for item in history) // 4 + len(self.session.instructions) // 4
-        in_audio = 0
+        in_audio = self.conversation.user_audio_ms() // 100
         out_text = response.output_chars // 4
         out_audio = response.output_audio_ms // 50
         detail_in: dict[str, Any] = {

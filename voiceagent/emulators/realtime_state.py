@@ -247,7 +247,7 @@ class ConvItem:
     call_id: str | None = None
     arguments: str | None = None
     output: str | None = None
-    audio_ms: int = 0  # assistant audio length, for truncate checks
+    audio_ms: int = 0  # audio length (user input; assistant output, for truncate checks)
 
     @classmethod
     def from_wire(cls, item: dict[str, Any], item_id: str) -> ConvItem:
@@ -345,6 +345,9 @@ class Conversation:
 
     def delete(self, item_id: str) -> bool:
         return self._items.pop(item_id, None) is not None
+
+    def user_audio_ms(self) -> int:
+        return sum(i.audio_ms for i in self._items.values() if i.role == "user")
 
     def last_transfer_target(self) -> str | None:
         """The agent named by the latest ``transfer_to_<agent>`` call, if any."""

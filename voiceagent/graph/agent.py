@@ -15,11 +15,13 @@ target that does not resolve to an `Agent` raises `TypeError` naming the handoff
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Union
 
 from voiceagent.graph.guardrails import OutputGuardrail
+from voiceagent.graph.matching import content_stems
 from voiceagent.graph.naming import transfer_tool_name
 from voiceagent.graph.tools import FunctionTool
 from voiceagent.models.base import AgentSetup, ToolSpec
@@ -120,8 +122,8 @@ class Agent:
         """
         specs = [tool.spec() for tool in self.tools]
         for edge in self._handoffs():
-            examples = _reachable_examples(edge, origin=self)
-            specs.append(ToolSpec(edge.tool_name, edge.description, examples=examples))
+            description, examples = _reachable(edge, origin=self)
+            specs.append(ToolSpec(edge.tool_name, description, examples=examples))
         seen: set[str] = set()
         for spec in specs:
             if spec.name in seen:
@@ -140,26 +142,51 @@ class Agent:
         return None
 
 
-def _reachable_examples(edge: Handoff, *, origin: Agent) -> tuple[str, ...]:
-    """Phrases for a handoff tool: its own, plus those of what lies behind the target.
+def _reachable(edge: Handoff, *, origin: Agent) -> tuple[str, tuple[str, ...]]:
+    """Description and example phrases for a handoff tool, from what lies behind it.
 
-    A caller at triage who asks about baggage should match "transfer_to_faq_agent"
-    because the FAQ agent's tool matches. The walk skips the origin agent and is bounded.
+    A caller at triage who asks about baggage should pick "transfer_to_faq_agent" because
+    the FAQ agent's tool fits; a caller at the FAQ agent who wants a seat change should
+    pick "transfer_to_triage_agent" because triage leads on to seat booking. So the
+    description gains the sentences of agents and tools reachable through the target
+    that it does not already say (models read them), and the examples gain their
+    example phrases (the offline brain reads those). The walk skips the origin agent
+    and is bounded.
     """
+    description = edge.description
+    said = set(content_stems(description))
+    extra: list[str] = []
     phrases: list[str] = list(edge.examples)
     visited = {id(origin)}
     queue = [edge.target]
+
+    def mention(sentence: str) -> None:
+        stems = set(content_stems(sentence))
+        if sentence and not stems <= said:
+            said.update(stems)
+            extra.append(_first_sentence(sentence))
+
     while queue and len(visited) <= _MAX_REACHABLE_AGENTS:
         agent = queue.pop(0)
         if id(agent) in visited:
             continue
         visited.add(id(agent))
         for tool in agent.tools:
+            mention(tool.description)
             phrases.append(tool.name.replace("_", " "))
             phrases.extend(tool.examples)
         for further in agent._handoffs():
             if id(further.target) not in visited:
+                # Only what the graph's author wrote; not the generic "Transfer to X".
+                mention(further.tool_description or further.target.handoff_description)
                 phrases.extend(further.examples)
                 queue.append(further.target)
+    if extra:
+        description = f"{description.rstrip()} From there: {'; '.join(extra)}."
     unique = list(dict.fromkeys(phrases))
-    return tuple(unique[:_MAX_EXAMPLES])
+    return description, tuple(unique[:_MAX_EXAMPLES])
+
+
+def _first_sentence(text: str) -> str:
+    sentence = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0].rstrip(".!? ")
+    return sentence if sentence[:2].isupper() else sentence[:1].lower() + sentence[1:]

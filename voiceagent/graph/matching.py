@@ -21,8 +21,8 @@ from voiceagent.graph.spoken import words
 from voiceagent.models.base import ToolSpec
 
 # Below this a request is "not something I can do".
-MATCH_THRESHOLD = 1.5
-_HANDOFF_FACTOR = 0.8
+MATCH_THRESHOLD = 1.0
+_HANDOFF_FACTOR = 0.9
 _BIGRAM_BONUS = 1.0
 _RUN_BONUS_PER_WORD = 0.5
 _MIN_RUN = 3
@@ -42,7 +42,7 @@ _CONTRACTIONS = (
 
 _W_NAME = 3.0
 _W_EXAMPLE = 2.0
-_W_DESCRIPTION = 1.5
+_W_DESCRIPTION = 2.0
 _W_PARAM_NAME = 1.0
 _W_PARAM_DESCRIPTION = 0.5
 

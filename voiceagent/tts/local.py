@@ -108,18 +108,23 @@ def estimate_word_timings(sentence: str, start: float, duration: float) -> list[
     return timings
 
 
-_LIMITERS: dict[str, trio.CapacityLimiter] = {}
+# One limiter per engine per process. Limiters belong to one Trio run, so they live in
+# a RunVar (tests start many runs in one process; an app has one).
+_LIMITERS: trio.lowlevel.RunVar[dict[str, trio.CapacityLimiter]] = trio.lowlevel.RunVar(
+    "local_voice_limiters"
+)
 
 
 def _limiter_for(voice: Voice, threads: int) -> trio.CapacityLimiter:
-    # One limiter per engine per process (per Trio run: limiters are loop-bound, and
-    # tests start several runs in one process).
-    key = f"{voice.name}:{id(trio.lowlevel.current_root_task())}"
-    if key not in _LIMITERS:
-        if len(_LIMITERS) > 16:  # old runs' limiters; never more than a handful
-            _LIMITERS.clear()
-        _LIMITERS[key] = trio.CapacityLimiter(1 if voice.name == "espeak-ng" else threads)
-    return _LIMITERS[key]
+    try:
+        limiters = _LIMITERS.get()
+    except LookupError:
+        limiters = {}
+        _LIMITERS.set(limiters)
+    if voice.name not in limiters:
+        # espeak-ng is not re-entrant: one sentence at a time, whatever the setting.
+        limiters[voice.name] = trio.CapacityLimiter(1 if voice.name == "espeak-ng" else threads)
+    return limiters[voice.name]
 
 
 class LocalVoiceTTS(TTS):
@@ -127,18 +132,29 @@ class LocalVoiceTTS(TTS):
 
     name = "local"
 
-    def __init__(self, config: LocalVoiceConfig | None = None) -> None:
+    def __init__(
+        self, config: LocalVoiceConfig | None = None, *, voice: Voice | None = None
+    ) -> None:
+        """`voice` replaces the engine chosen from `config` (any `Voice`: a wrapper that
+        measures, another engine); by default the process's shared voice is used."""
         self.config = config or LocalVoiceConfig()
+        self._voice = voice
 
     async def voice(self) -> Voice:
-        """The shared voice, loading it in a thread on first use (cancellable wait)."""
-        try:
-            return await trio.to_thread.run_sync(
-                lambda: load_voice(self.config.language, prefer_piper=self.config.prefer_piper),
-                abandon_on_cancel=True,
-            )
-        except VoiceUnavailable as exc:
-            raise TTSError(str(exc), code="tts_unavailable") from exc
+        """The shared voice, loaded in a thread on first use (the wait is cancellable).
+
+        Raises `TTSError` (code "tts_unavailable") when no engine can speak the language.
+        """
+        if self._voice is None:
+            config = self.config
+            try:
+                self._voice = await trio.to_thread.run_sync(
+                    lambda: load_voice(config.language, prefer_piper=config.prefer_piper),
+                    abandon_on_cancel=True,
+                )
+            except VoiceUnavailable as exc:
+                raise TTSError(str(exc), code="tts_unavailable") from exc
+        return self._voice
 
     async def warm_up(self) -> None:
         """Load the voice and synthesise one word (call at app startup; ~2-3 s for piper)."""
@@ -198,5 +214,5 @@ class _LocalVoiceConnection(TTSConnection):
             return await trio.to_thread.run_sync(
                 voice.synthesize, sentence, limiter=limiter, abandon_on_cancel=True
             )
-        except (RuntimeError, VoiceUnavailable, ValueError) as exc:
+        except Exception as exc:  # any engine failure is this response's TTSError
             raise TTSError(f"{voice.name} failed on a sentence: {exc}") from exc

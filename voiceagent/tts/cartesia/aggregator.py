@@ -39,11 +39,11 @@ class TextAggregator:
     def feed(self, delta: str) -> list[str]:
         """Add a delta; return the pushes it makes ready (usually zero or one)."""
         self._buffer += delta
-        cut = self._boundary_cut()
+        pushes = self._take(self._boundary_cut())
         limit = self.max_words if self._pushed_any else self.first_max_words
-        if cut is None and len(self._buffer.split()) > limit:
-            cut = self._space_cut()
-        return self._take(cut)
+        if not pushes and len(self._buffer.split()) > limit:
+            pushes = self._take(self._space_cut())
+        return pushes
 
     def stale(self) -> list[str]:
         """Release words buffered up to the last space (the writer has paused)."""

@@ -159,6 +159,7 @@ class CartesiaConnection(TTSConnection):
         self._ws_scope: trio.CancelScope | None = None
         self._contexts = count(1)
         self._closed = False
+        self._one_at_a_time = trio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -184,6 +185,13 @@ class CartesiaConnection(TTSConnection):
         """
         if self._closed:
             raise TTSError("the TTS connection is closed", code="tts_closed")
+        # One response at a time: a new one waits for the previous cancel to be sent.
+        async with self._one_at_a_time:
+            await self._synthesize(text, sink, response_id)
+
+    async def _synthesize(
+        self, text: trio.MemoryReceiveChannel[str], sink: AudioSink, response_id: str
+    ) -> None:
         ctx = proto.ContextMachine(f"{response_id}-{next(self._contexts)}", self._settings)
         first_pushed = trio.Event()
         watchdog = _Watchdog()
@@ -230,25 +238,22 @@ class CartesiaConnection(TTSConnection):
     ) -> None:
         aggregator = TextAggregator(min_first_words=self._config.min_first_words)
         idle = self._config.push_idle_ms / 1000
-        try:
-            while True:
-                delta = None
-                with trio.move_on_after(idle if aggregator.pending else math.inf):
-                    try:
-                        delta = await text.receive()
-                    except trio.EndOfChannel:
-                        break
-                pushes = aggregator.stale() if delta is None else aggregator.feed(delta)
-                for piece in pushes:
-                    await self._push(ctx, piece, more=True, watchdog=watchdog)
-                    first_pushed.set()
-            rest = aggregator.finish()
-            if ctx.sent_anything or rest.strip():
-                await self._push(ctx, rest, more=False, watchdog=watchdog)
-        except BaseException:
-            raise  # the nursery cancels the waiting reader; it must not wake up here
-        else:
-            first_pushed.set()  # also wakes the caller when the text was empty
+        while True:
+            delta = None
+            with trio.move_on_after(idle if aggregator.pending else math.inf):
+                try:
+                    delta = await text.receive()
+                except trio.EndOfChannel:
+                    break
+            pushes = aggregator.stale() if delta is None else aggregator.feed(delta)
+            for piece in pushes:
+                await self._push(ctx, piece, more=True, watchdog=watchdog)
+                first_pushed.set()
+        rest = aggregator.finish()
+        if ctx.sent_anything or rest.strip():
+            await self._push(ctx, rest, more=False, watchdog=watchdog)
+        # Not in a `finally`: after a failure the nursery cancels the waiting reader.
+        first_pushed.set()  # also wakes the caller when the text was empty
 
     async def _push(
         self, ctx: proto.ContextMachine, transcript: str, *, more: bool, watchdog: _Watchdog
@@ -353,14 +358,15 @@ class CartesiaConnection(TTSConnection):
             if isinstance(response, proto.AudioChunk):
                 pcm = odd + response.audio
                 odd = pcm[len(pcm) & ~1 :]
+                if len(pcm) > 1:
+                    await sink.audio(pcm[: len(pcm) & ~1])
                 # Audio flows: only a silent end (text complete) is a stall from now on.
+                # Armed after the sink returns, so a slow client is not a dead server.
                 watchdog.set(
                     trio.current_time() + self._config.first_audio_timeout_s
                     if ctx.state is proto.ContextState.CLOSED
                     else math.inf
                 )
-                if len(pcm) > 1:
-                    await sink.audio(pcm[: len(pcm) & ~1])
             elif isinstance(response, proto.WordTimestamps):
                 sink.words(_word_timings(response))
             elif isinstance(response, proto.ErrorResponse):

@@ -313,6 +313,12 @@ class ContextMachine:
         self._move("push_more" if more else "push_last")
         return generation_request(self.settings, self.context_id, transcript, more=more)
 
+    def flush(self) -> dict[str, Any]:
+        """A flush request: voice what was pushed so far; the server answers `flush_done`."""
+        if self.state is not ContextState.STREAMING:
+            raise ProtocolError(f"flush not allowed in state {self.state.value}", remote=False)
+        return generation_request(self.settings, self.context_id, "", more=True, flush=True)
+
     def cancel(self) -> dict[str, Any] | None:
         """The cancel request, or None when there is nothing live to cancel."""
         if self.state not in _LIVE:

@@ -1,0 +1,161 @@
+"""The load side of active_rooms: one simulated browser per room (benchmarks only).
+
+Per room, three tasks in one nursery (a child of the load process's session nursery):
+- mic: a 960-byte frame of silence every 20 ms, in real time (like the demo page);
+- reader: every server message; binary audio is checked for the emulator's send stamp
+  (see `_stamped_cartesia.py`) and counted; audio after `audio_interrupted` and before
+  the next `audio_start` is STALE (the protocol promises there is none);
+- turns: every `turn_every_s` (random phase) a typed question; every
+  `interrupt_every`-th turn is interrupted `interrupt_after_s` after its first audio.
+
+Recorded inside the script's window: chunk latency (receive - stamp, wall clock),
+turn latency (question sent -> first audio byte), interrupt -> `audio_interrupted`
+latency, stale bytes, error codes, turns and interrupts.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+import trio
+from _wsclient import OP_BINARY, LeanWebSocket, WsClosed, WsProtocolError, client_frame
+
+STAMP_MAGIC = b"\x7fVA-STMP"  # 8 bytes unlikely in a tone's PCM
+QUESTION = orjson.dumps({"type": "text", "text": "What is the baggage allowance?"}).decode()
+INTERRUPT = orjson.dumps({"type": "interrupt"}).decode()
+
+
+class RoomStats:
+    def __init__(self) -> None:
+        self.chunk_lat: list[float] = []
+        self.turn_lat: list[float] = []
+        self.silence_lat: list[float] = []
+        self.stale_bytes = 0
+        self.audio_bytes = 0
+        self.turns = 0
+        self.turns_with_audio = 0
+        self.interrupts = 0
+        self.interrupts_acked = 0
+        self.server_turn_ms: list[float] = []
+        self.codes: Counter[str] = Counter()
+
+
+def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
+    """Factory used by `_loadgen.worker_main` for mode "rooms"."""
+    stats = RoomStats()
+    frame = client_frame(OP_BINARY, bytes(960))
+    turn_every = spec.get("turn_every_s", 4.0)
+    interrupt_every = spec.get("interrupt_every", 2)
+    interrupt_after = spec.get("interrupt_after_s", 0.4)
+    first_audio_timeout = spec.get("first_audio_timeout_s", 10.0)
+
+    async def session(ws: LeanWebSocket, index: int) -> None:
+        sockets.append(ws)
+        now = trio.current_time
+        first_audio = trio.Event()
+        state = {"stale": False, "interrupt_at": None, "turn_at": None}
+
+        async def mic() -> None:
+            t = now() + random.random() * 0.02
+            while True:
+                await trio.sleep_until(t)
+                await ws.send_frame(frame)
+                rec.frames_sent += 1
+                t += 0.02
+                if now() > t + 0.02:
+                    rec.late_resyncs += 1
+                    t = now()
+
+        async def reader() -> None:
+            nonlocal first_audio
+            while True:
+                op, payload = await ws.receive()
+                arrived_wall = time.time()
+                arrived = now()
+                rec.frames_received += 1
+                in_window = rec.in_window(arrived)
+                if op == OP_BINARY:
+                    if state["stale"]:
+                        stats.stale_bytes += len(payload)
+                        continue
+                    stats.audio_bytes += len(payload)
+                    at = payload.find(STAMP_MAGIC)
+                    if at >= 0 and in_window and at + 16 <= len(payload):
+                        (stamp,) = struct.unpack_from("<d", payload, at + 8)
+                        stats.chunk_lat.append(arrived_wall - stamp)
+                    if not first_audio.is_set():
+                        first_audio.set()
+                        if state["turn_at"] is not None and in_window:
+                            stats.turn_lat.append(arrived - state["turn_at"])
+                    continue
+                event = orjson.loads(payload)
+                kind = event.get("type")
+                if kind == "audio_start":
+                    state["stale"] = False
+                elif kind == "audio_interrupted":
+                    state["stale"] = True
+                    if state["interrupt_at"] is not None:
+                        if in_window:
+                            stats.silence_lat.append(arrived - state["interrupt_at"])
+                        stats.interrupts_acked += 1
+                        state["interrupt_at"] = None
+                elif kind == "metrics" and in_window and event.get("turn_ms") is not None:
+                    stats.server_turn_ms.append(event["turn_ms"])
+                elif kind == "error":
+                    stats.codes[str(event.get("code"))] += 1
+
+        async def turns() -> None:
+            nonlocal first_audio
+            await trio.sleep(random.random() * turn_every)
+            t = now()
+            n = 0
+            while True:
+                n += 1
+                first_audio = trio.Event()
+                state["turn_at"] = now()
+                await ws.send_text(QUESTION)
+                stats.turns += 1
+                with trio.move_on_after(first_audio_timeout):
+                    await first_audio.wait()
+                if first_audio.is_set():
+                    stats.turns_with_audio += 1
+                    if interrupt_every and n % interrupt_every == 0:
+                        await trio.sleep(interrupt_after)
+                        state["interrupt_at"] = now()
+                        await ws.send_text(INTERRUPT)
+                        stats.interrupts += 1
+                t += turn_every
+                await trio.sleep_until(max(t, now()))
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(mic)
+                nursery.start_soon(turns)
+                await reader()
+        except (WsClosed, WsProtocolError, trio.BrokenResourceError, OSError) as exc:
+            rec.errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
+
+    def summary() -> dict[str, Any]:
+        import numpy as np
+
+        return {
+            "chunk_lat_s": np.asarray(stats.chunk_lat),
+            "turn_lat_s": np.asarray(stats.turn_lat),
+            "silence_lat_s": np.asarray(stats.silence_lat),
+            "server_turn_ms": np.asarray(stats.server_turn_ms, dtype=float),
+            "stale_bytes": stats.stale_bytes,
+            "audio_bytes": stats.audio_bytes,
+            "turns": stats.turns,
+            "turns_with_audio": stats.turns_with_audio,
+            "interrupts": stats.interrupts,
+            "interrupts_acked": stats.interrupts_acked,
+            "error_codes": dict(stats.codes),
+        }
+
+    session.summary = summary  # type: ignore[attr-defined]
+    return session

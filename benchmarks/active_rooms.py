@@ -1,0 +1,386 @@
+"""Active rooms: relayed voice sessions per core, against the Realtime + Cartesia emulators.
+
+Processes (all on 127.0.0.1, each its own process):
+- the server, `hypercorn -k trio <--app>` pinned to `--server-cpus`, pointed at
+- the Realtime emulator (text out, `--canned` reply) and
+- the Cartesia emulator (real-time paced audio; `_stamped_cartesia.py` puts a send
+  stamp in every chunk), both pinned to `--aux-cpus`;
+- `--client-procs` load processes pinned to `--aux-cpus`; each room streams 20 ms
+  frames of silence in real time, asks a typed question every `--turn-every` seconds
+  and interrupts every `--interrupt-every`-th answer (see `_rooms.py`).
+
+Per step M (swept over `--rooms` until saturation, i.e. p99 server-added latency
+>= `--stop-p99-ms`, failed connections, or turns without audio):
+- server-added latency p50/p99: client receive time - emulator send stamp of each
+  audio chunk (provider event in -> client frame out, same host clock);
+- turn latency (question sent -> first audio byte), interrupt -> `audio_interrupted`
+  p50/p99, and STALE bytes (audio of an interrupted response after `audio_interrupted`;
+  must be 0);
+- server CPU per room, drops, event-loop lag p99 (from /metrics, which is scraped at
+  the window edges: that also checks it parses under load, and times the scrape).
+The Quart-Trio echo floor is measured in the same run (`--floor-sessions`), so the
+result reads as a ratio to the substrate.
+
+Writes results/active_rooms.{json,md} and results/active_rooms_*.png.
+Example: python benchmarks/active_rooms.py --rooms 25,50,100,150 --duration 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+from _common import (
+    RESULTS,
+    cpu_seconds,
+    free_port,
+    md_table,
+    pct,
+    raise_nofile,
+    rss_bytes,
+    server_process,
+    wait_port,
+    write_results,
+)
+from _loadgen import Fleet, merge
+from _sweep import echo_step, sweep_ok
+
+TARGET_ROOMS_PER_CORE = 100
+TARGET_P99_MS = 20.0
+TARGET_SILENCE_P99_MS = 10.0
+
+
+def int_list(text: str) -> list[int]:
+    values = [int(v) for v in text.split(",") if v.strip()]
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("give positive integers separated by commas")
+    return values
+
+
+def cpu_list(text: str) -> list[int]:
+    return [int(c) for c in text.split(",") if c.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rooms", type=int_list, default=int_list("25,50,100,150,200,300"))
+    p.add_argument("--duration", type=float, default=20.0, help="seconds measured per step")
+    p.add_argument("--warmup", type=float, default=6.0, help="seconds before measuring")
+    p.add_argument("--turn-every", type=float, default=4.0)
+    p.add_argument("--interrupt-every", type=int, default=2, help="0 = never interrupt")
+    p.add_argument("--interrupt-after", type=float, default=0.4,
+                   help="seconds of answer audio before the interrupt")  # fmt: skip
+    p.add_argument("--stop-p99-ms", type=float, default=50.0, help="saturation criterion")
+    p.add_argument("--app", default="voiceagent:app", help="hypercorn application path")
+    p.add_argument("--canned", default="Sure. One carry-on and one checked bag are included.",
+                   help="the Realtime emulator's reply text")  # fmt: skip
+    p.add_argument("--ttft", type=float, default=0.1, help="emulator time to first token (s)")
+    p.add_argument("--token-rate", type=float, default=50.0, help="emulator text deltas/s")
+    p.add_argument("--first-chunk-ms", type=float, default=90.0, help="Cartesia emulator TTFA")
+    p.add_argument("--floor-sessions", type=int_list, default=int_list("50,100,150,200"),
+                   help="Quart-Trio echo floor sweep in the same run ('' to skip)")  # fmt: skip
+    p.add_argument("--server-cpus", type=cpu_list, default=[0])
+    p.add_argument("--aux-cpus", type=cpu_list, default=[1],
+                   help="CPUs for the emulators and the load processes")  # fmt: skip
+    p.add_argument("--client-procs", type=int, default=2)
+    p.add_argument("--log-level", default="info", help="server VOICEAGENT_LOG_LEVEL")
+    p.add_argument("--no-plots", action="store_true")
+    return p
+
+
+# -- /metrics ----------------------------------------------------------------------------
+
+
+def scrape(port: int) -> tuple[dict[str, Any], float]:
+    """Parse /metrics; returns ({sample name + labels: value}, seconds the scrape took)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    started = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        body = response.read().decode()
+    took = time.perf_counter() - started
+    samples: dict[str, Any] = {}
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            key = s.name + "".join(f"|{k}={v}" for k, v in sorted(s.labels.items()))
+            samples[key] = s.value
+    return samples, took
+
+
+def delta(before: dict[str, Any], after: dict[str, Any], key: str) -> float:
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def histogram_quantile(before: dict[str, Any], after: dict[str, Any], name: str,
+                       q: float) -> float | None:  # fmt: skip
+    """Upper bound of the bucket holding quantile q of the observations in between."""
+    buckets = []
+    for key, value in after.items():
+        if key.startswith(f"{name}_bucket|le="):
+            le = float(key.split("le=", 1)[1])
+            buckets.append((le, value - before.get(key, 0.0)))
+    buckets.sort()
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    total = buckets[-1][1]
+    for le, count in buckets:
+        if count >= q * total:
+            return le
+    return None
+
+
+# -- one step ---------------------------------------------------------------------------
+
+
+def rooms_step(server_pid: int, port: int, m: int, aux_pids: list[int],
+               args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    spec = {
+        "mode": "rooms", "host": "127.0.0.1", "port": port, "path": "/ws/",
+        "connect_concurrency": 32, "turn_every_s": args.turn_every,
+        "interrupt_every": args.interrupt_every, "interrupt_after_s": args.interrupt_after,
+    }  # fmt: skip
+    with Fleet(spec, m, procs=args.client_procs, cpus=args.aux_cpus,
+               id_prefix=f"room{m}_") as fleet:  # fmt: skip
+        ready = fleet.wait_ready()
+        t0 = time.time() + args.warmup
+        t1 = t0 + args.duration
+        fleet.send_window(t0, t1)
+        time.sleep(max(0.0, t0 - time.time()))
+        before, scrape0 = scrape(port)
+        server0 = cpu_seconds(server_pid)
+        aux0 = sum(cpu_seconds(p) for p in [*aux_pids, *fleet.pids])
+        time.sleep(max(0.0, t1 - time.time()))
+        server1 = cpu_seconds(server_pid)
+        aux1 = sum(cpu_seconds(p) for p in [*aux_pids, *fleet.pids])
+        after, scrape1 = scrape(port)
+        rss = rss_bytes(server_pid)
+        r = merge(fleet.collect())
+    chunk_ms = r.get("chunk_lat_s", np.empty(0)) * 1000
+    turn_ms = r.get("turn_lat_s", np.empty(0)) * 1000
+    silence_ms = r.get("silence_lat_s", np.empty(0)) * 1000
+    server_cpu = (server1 - server0) / args.duration
+    lag = "voiceagent_event_loop_lag_seconds"
+    return {
+        "rooms": m,
+        "connected": ready["ok"],
+        "failed": ready["failed"],
+        "chunks": len(chunk_ms),
+        "added_p50_ms": pct(chunk_ms, 50),
+        "added_p99_ms": pct(chunk_ms, 99),
+        "added_max_ms": float(chunk_ms.max()) if len(chunk_ms) else None,
+        "turn_p50_ms": pct(turn_ms, 50),
+        "turn_p99_ms": pct(turn_ms, 99),
+        "server_turn_ms_p50": pct(r.get("server_turn_ms", np.empty(0)), 50),
+        "silence_p50_ms": pct(silence_ms, 50),
+        "silence_p99_ms": pct(silence_ms, 99),
+        "interrupts_measured": len(silence_ms),
+        "stale_bytes": r.get("stale_bytes", 0),
+        "turns": r.get("turns", 0),
+        "turns_with_audio": r.get("turns_with_audio", 0),
+        "interrupts": r.get("interrupts", 0),
+        "interrupts_acked": r.get("interrupts_acked", 0),
+        "server_cpu_util": server_cpu,
+        "server_cpu_ms_per_room_s": server_cpu / m * 1000,
+        "aux_cpu_util": (aux1 - aux0) / args.duration,
+        "server_rss_mb": rss / 1e6,
+        "drops_audio_in": delta(before, after, "voiceagent_drops_total|class=audio_in"),
+        "drops_out": delta(before, after, "voiceagent_drops_total|class=droppable_out"),
+        "loop_lag_p99_le_s": histogram_quantile(before, after, lag, 0.99),
+        "loop_lag_max_bucket_s": histogram_quantile(before, after, lag, 1.0),
+        "metrics_scrape_ms": max(scrape0, scrape1) * 1000,
+        "metrics_sessions_open": after.get("voiceagent_sessions_open"),
+        "late_resyncs": r.get("late_resyncs", 0),
+        "error_codes": r.get("error_codes", {}),
+        "errors": r["errors"],
+    }
+
+
+def saturated(step: dict[str, Any], args: argparse.Namespace) -> bool:
+    return (
+        step["failed"] > 0
+        or step["added_p99_ms"] is None
+        or step["added_p99_ms"] >= args.stop_p99_ms
+        or step["turns_with_audio"] < 0.9 * step["turns"]
+    )
+
+
+# -- the run ----------------------------------------------------------------------------
+
+
+def run_floor(args: argparse.Namespace) -> dict[str, Any] | None:
+    if not args.floor_sessions:
+        return None
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).with_name("_echo_servers.py")), "quart",
+            "--port", str(port)]  # fmt: skip
+    steps = []
+    with server_process(argv, name="active_rooms_floor", cpus=args.server_cpus) as proc:
+        wait_port(port, proc)
+        for m in args.floor_sessions:
+            step = echo_step(proc.pid, port, m, path="/ws/", procs=args.client_procs,
+                             cpus=args.aux_cpus, warmup_s=2.0, duration_s=8.0)  # fmt: skip
+            step["ok"] = sweep_ok(step, 50.0)
+            steps.append(step)
+            print(f"[floor] M={m} p99={step['p99_ms']:.1f} ms ok={step['ok']}", flush=True)
+            if not step["ok"]:
+                break
+    passed = [s["sessions"] for s in steps if s["ok"]]
+    return {"steps": steps, "sessions_per_core": max(passed) / len(args.server_cpus)
+            if passed else 0}  # fmt: skip
+
+
+def run_rooms(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rt_port, ca_port, app_port = free_port(), free_port(), free_port()
+    here = Path(__file__).resolve().parent
+    rt_argv = [sys.executable, "-m", "voiceagent.emulators", "realtime", "--port", str(rt_port),
+               "--canned", args.canned, "--ttft", str(args.ttft),
+               "--token-rate", str(args.token_rate)]  # fmt: skip
+    ca_argv = [sys.executable, str(here / "_stamped_cartesia.py"), "--port", str(ca_port),
+               "--realtime-factor", "1", "--first-chunk-ms", str(args.first_chunk_ms),
+               "--chunk-ms", "100", "--idle-close-s", "0"]  # fmt: skip
+    env = {
+        "AZURE_OPENAI_REALTIME_URL": f"ws://127.0.0.1:{rt_port}/openai/v1/realtime?model=x",
+        "AZURE_OPENAI_API_KEY": "k",
+        "CARTESIA_WEBSOCKET_URL": f"ws://127.0.0.1:{ca_port}/tts/websocket",
+        "CARTESIA_API_KEY": "k",
+        "VOICEAGENT_LOG_LEVEL": args.log_level,
+    }
+    app_argv = [sys.executable, "-m", "hypercorn", "-k", "trio", "--backlog", "4096",
+                "-b", f"127.0.0.1:{app_port}", args.app]  # fmt: skip
+    steps: list[dict[str, Any]] = []
+    with (
+        server_process(rt_argv, name="active_rooms_realtime", cpus=args.aux_cpus) as rt,
+        server_process(ca_argv, name="active_rooms_cartesia", cpus=args.aux_cpus) as ca,
+    ):
+        wait_port(rt_port, rt)
+        wait_port(ca_port, ca)
+        with server_process(app_argv, name="active_rooms_app", cpus=args.server_cpus,
+                            env=env) as app:  # fmt: skip
+            wait_port(app_port, app)
+            for m in args.rooms:
+                step = rooms_step(app.pid, app_port, m, [rt.pid, ca.pid], args)
+                step["saturated"] = saturated(step, args)
+                steps.append(step)
+                print(
+                    f"[rooms] M={m}: added p50={step['added_p50_ms']} p99={step['added_p99_ms']}"
+                    f" ms, turn p50={step['turn_p50_ms']} ms, silence p99="
+                    f"{step['silence_p99_ms']} ms, stale={step['stale_bytes']} B, "
+                    f"cpu={step['server_cpu_util']:.0%} aux={step['aux_cpu_util']:.0%} "
+                    f"lag p99<={step['loop_lag_p99_le_s']} s, errors={step['error_codes']} "
+                    f"{step['errors']}",
+                    flush=True,
+                )
+                if step["saturated"]:
+                    break
+    return steps
+
+
+def plot(steps: list[dict[str, Any]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ms = [s["rooms"] for s in steps]
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 4))
+    a1.plot(ms, [s["added_p50_ms"] for s in steps], "x--", label="added p50")
+    a1.plot(ms, [s["added_p99_ms"] for s in steps], "o-", label="added p99")
+    a1.plot(ms, [s["silence_p99_ms"] for s in steps], "s-", label="interrupt->silence p99")
+    a1.axhline(TARGET_P99_MS, color="red", ls=":", lw=0.8, label="20 ms target")
+    a1.set_yscale("log")
+    a1.set_xlabel("active rooms")
+    a1.set_ylabel("ms")
+    a1.legend(fontsize=7)
+    a2.plot(ms, [s["server_cpu_util"] * 100 for s in steps], "o-", label="server")
+    a2.plot(ms, [s["aux_cpu_util"] * 100 for s in steps], "x--", label="emulators + load")
+    a2.set_xlabel("active rooms")
+    a2.set_ylabel("CPU % of one core")
+    a2.legend(fontsize=7)
+    a3.plot(ms, [s["turn_p50_ms"] for s in steps], "o-", label="turn p50 (question -> audio)")
+    a3.plot(ms, [s["turn_p99_ms"] for s in steps], "x--", label="turn p99")
+    a3.set_xlabel("active rooms")
+    a3.set_ylabel("ms")
+    a3.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "active_rooms.png", dpi=110)
+    plt.close(fig)
+    return ["active_rooms.png"]
+
+
+def verdict(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
+            cores: int) -> dict[str, Any]:  # fmt: skip
+    under = [s for s in steps if s["added_p99_ms"] is not None
+             and s["added_p99_ms"] < TARGET_P99_MS and s["failed"] == 0]  # fmt: skip
+    rooms_per_core = max((s["rooms"] for s in under), default=0) / cores
+    at100 = next((s for s in steps if s["rooms"] >= 100), None)
+    floor_pc = floor["sessions_per_core"] if floor else None
+    return {
+        "rooms_per_core_p99_under_20ms": rooms_per_core,
+        "floor_sessions_per_core": floor_pc,
+        "ratio_to_floor": rooms_per_core / floor_pc if floor_pc else None,
+        "silence_p99_ms_at_100": at100["silence_p99_ms"] if at100 else None,
+        "stale_bytes_total": sum(s["stale_bytes"] for s in steps),
+    }
+
+
+def markdown(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
+             v: dict[str, Any], pngs: list[str], argv: list[str]) -> str:  # fmt: skip
+    rows = [[s["rooms"], s["added_p50_ms"], s["added_p99_ms"], s["turn_p50_ms"],
+             s["silence_p99_ms"], s["stale_bytes"], f"{s['server_cpu_util']:.0%}",
+             s["server_cpu_ms_per_room_s"], f"{s['aux_cpu_util']:.0%}",
+             s["drops_audio_in"] + s["drops_out"], s["loop_lag_p99_le_s"],
+             s["metrics_scrape_ms"], f"{s['turns_with_audio']}/{s['turns']}"]
+            for s in steps]  # fmt: skip
+    target_rows = [
+        ["active rooms/core at p99 added < 20 ms", f">= {TARGET_ROOMS_PER_CORE}",
+         v["rooms_per_core_p99_under_20ms"]],
+        ["ratio to the Quart-Trio echo floor (same run)", ">= 0.8", v["ratio_to_floor"]],
+        ["interrupt -> silence p99 at 100 rooms (ms)", f"< {TARGET_SILENCE_P99_MS}",
+         v["silence_p99_ms_at_100"]],
+        ["stale bytes after audio_interrupted", "0", v["stale_bytes_total"]],
+    ]  # fmt: skip
+    out = [
+        "# Active rooms",
+        "",
+        f"`python benchmarks/active_rooms.py {' '.join(argv)}`".replace(" `", "`"),
+        "",
+        md_table(["target", "wanted", "measured"], target_rows),
+        "",
+        md_table(["rooms", "added p50 ms", "added p99 ms", "turn p50 ms", "silence p99 ms",
+                  "stale B", "server CPU", "CPU ms/room/s", "aux CPU", "drops",
+                  "loop lag p99 <= s", "/metrics ms", "turns w/ audio"], rows),
+        "",
+    ]  # fmt: skip
+    if floor:
+        out += ["Quart-Trio echo floor (same run, one core):", "",
+                md_table(["M", "p50 ms", "p99 ms", "server CPU", "us/frame", "ok"],
+                         [[s["sessions"], s["p50_ms"], s["p99_ms"],
+                           f"{s['server_cpu_util']:.0%}", s["server_cpu_us_per_frame"],
+                           s["ok"]] for s in floor["steps"]]), ""]  # fmt: skip
+    out += [f"![{p}]({p})" for p in pngs]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    raise_nofile()
+    steps = run_rooms(args)
+    floor = run_floor(args)
+    v = verdict(steps, floor, len(args.server_cpus))
+    pngs = [] if args.no_plots or not steps else plot(steps)
+    data = {"args": vars(args), "steps": steps, "floor": floor, "verdict": v}
+    paths = write_results("active_rooms", data, markdown(steps, floor, v, pngs, argv))
+    print(paths["md"].read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
