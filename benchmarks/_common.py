@@ -162,6 +162,7 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": versions,
+        "loadavg_1_5_15": os.getloadavg(),
         "mem_total_gib": round(os.sysconf("SC_PHYS_PAGES") * _PAGE / 2**30, 1),
     }
 

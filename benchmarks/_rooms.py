@@ -58,7 +58,9 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
         sockets.append(ws)
         now = trio.current_time
         first_audio = trio.Event()
-        state = {"stale": False, "interrupt_at": None, "turn_at": None}
+        # turn_at: when the pending question was sent; cleared at the first audio byte
+        # that follows the question's own audio_start (older answers may still stream).
+        state = {"stale": False, "interrupt_at": None, "turn_at": None, "answer_started": False}
 
         async def mic() -> None:
             t = now() + random.random() * 0.02
@@ -88,7 +90,7 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
                     if at >= 0 and in_window and at + 16 <= len(payload):
                         (stamp,) = struct.unpack_from("<d", payload, at + 8)
                         stats.chunk_lat.append(arrived_wall - stamp)
-                    if not first_audio.is_set():
+                    if state["answer_started"] and not first_audio.is_set():
                         first_audio.set()
                         if state["turn_at"] is not None and in_window:
                             stats.turn_lat.append(arrived - state["turn_at"])
@@ -97,6 +99,7 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
                 kind = event.get("type")
                 if kind == "audio_start":
                     state["stale"] = False
+                    state["answer_started"] = state["turn_at"] is not None
                 elif kind == "audio_interrupted":
                     state["stale"] = True
                     if state["interrupt_at"] is not None:
@@ -117,6 +120,7 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
             while True:
                 n += 1
                 first_audio = trio.Event()
+                state["answer_started"] = False
                 state["turn_at"] = now()
                 await ws.send_text(QUESTION)
                 stats.turns += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -91,6 +92,7 @@ def echo_step(
         "client_cpu_util": (clients1 - clients0) / duration_s,
         "server_rss_mb": rss / 1e6,
         "late_resyncs": merged.get("late_resyncs", 0),
+        "loadavg_1m": os.getloadavg()[0],
         "errors": merged["errors"],
     }
 

@@ -28,6 +28,7 @@ Example: python benchmarks/active_rooms.py --rooms 25,50,100,150 --duration 20
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import urllib.request
@@ -197,6 +198,7 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: list[int],
         "metrics_scrape_ms": max(scrape0, scrape1) * 1000,
         "metrics_sessions_open": after.get("voiceagent_sessions_open"),
         "late_resyncs": r.get("late_resyncs", 0),
+        "loadavg_1m": os.getloadavg()[0],
         "error_codes": r.get("error_codes", {}),
         "errors": r["errors"],
     }

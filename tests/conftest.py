@@ -97,10 +97,10 @@ class Client:
         return event
 
     async def wait_for(
-        self, kind: str, *, timeout: float = 10, where: Callable[[dict[str, Any]], bool] = bool
+        self, kind: str, *, within: float = 10, where: Callable[[dict[str, Any]], bool] = bool
     ) -> dict[str, Any]:
-        """Read until an event of `kind` (matching `where`) arrives."""
-        with trio.fail_after(timeout):
+        """Read until an event of `kind` (matching `where`) arrives, within `within` s."""
+        with trio.fail_after(within):
             while True:
                 message = await self.receive()
                 if isinstance(message, dict) and message["type"] == kind and where(message):
@@ -112,8 +112,8 @@ class Client:
             while True:
                 await self.receive()
 
-    async def wait_closed(self, timeout: float = 10) -> int | None:
-        with trio.fail_after(timeout):
+    async def wait_closed(self, within: float = 10) -> int | None:
+        with trio.fail_after(within):
             try:
                 while True:
                     await self.receive()

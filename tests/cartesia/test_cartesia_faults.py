@@ -81,3 +81,20 @@ async def test_unreachable_server_fails_after_bounded_retries() -> None:
         with pytest.raises(TTSError) as caught:
             await speak(conn, TEXT, RecordingSink(), response_id="r")
     assert caught.value.code == "tts_unavailable"
+
+
+class SlowSink(RecordingSink):
+    """A client that cannot keep up: every delivery takes a while."""
+
+    async def audio(self, pcm: bytes) -> None:
+        self.chunks.append(pcm)
+        await trio.sleep(0.15)
+
+
+async def test_a_slow_client_is_not_mistaken_for_a_dead_server(nursery: trio.Nursery) -> None:
+    emu = await start_emulator(nursery, chunk_ms=500)
+    sink = SlowSink()
+    async with CartesiaTTS(client_config(emu.url, first_audio_timeout_s=0.1)).connect() as conn:
+        await speak(conn, TEXT, sink, response_id="r")
+    assert len(sink.chunks) > 3
+    assert [t.word for t in sink.timings] == "".join(TEXT).split()

@@ -82,5 +82,8 @@ async def test_handoff_back_to_triage(services) -> None:
         await ask(client, "What is the baggage allowance?")
         await ask(client, "I want to change my seat")
         route = [(e["from"], e["to"]) for e in client.of_type("handoff")]
-        assert ("FAQ Agent", "Triage Agent") in route or ("FAQ Agent", "Seat Booking Agent") in route
+        assert ("FAQ Agent", "Triage Agent") in route or (
+            "FAQ Agent",
+            "Seat Booking Agent",
+        ) in route
         assert client.of_type("agent_start")[-1]["agent"] == "Seat Booking Agent"

@@ -54,14 +54,16 @@ async def cloud_stack(
 
 async def answer(client: Client, text: str) -> dict:
     await client.send(type="text", text=text)
-    return await client.wait_for("audio_end", timeout=20)
+    return await client.wait_for("audio_end", within=20)
 
 
 async def test_typed_airline_turn_streams_cartesia_audio() -> None:
-    async with cloud_stack() as (address, services), connect(address) as client:
+    async with cloud_stack() as (address, _), connect(address) as client:
         started = await client.wait_for("session_started")
         assert (started["model"], started["tts"], started["offline_brain"]) == (
-            "azure", "cartesia", False
+            "azure",
+            "cartesia",
+            False,
         )
         end = await answer(client, "What is the baggage allowance?")
         assert client.of_type("handoff")[0]["to"] == "FAQ Agent"
@@ -75,7 +77,7 @@ async def test_typed_airline_turn_streams_cartesia_audio() -> None:
 async def test_interrupt_mid_cartesia_audio_sends_no_stale_bytes() -> None:
     async with cloud_stack(cartesia_rtf=1.0) as (address, _), connect(address) as client:
         await client.send(type="text", text="What is the baggage allowance?")
-        start = await client.wait_for("audio_start", timeout=20)
+        start = await client.wait_for("audio_start", within=20)
         with trio.fail_after(10):
             while len([o for o, _ in client.audio if o == start["response_id"]]) < 2:
                 await client.receive()
@@ -83,7 +85,9 @@ async def test_interrupt_mid_cartesia_audio_sends_no_stale_bytes() -> None:
         await client.wait_for("audio_interrupted")
         await client.drain(1.0)
         cut = client.order.index(("event", "audio_interrupted"))
-        stale = [o for kind, o in client.order[cut:] if kind == "audio" and o == start["response_id"]]
+        stale = [
+            o for kind, o in client.order[cut:] if kind == "audio" and o == start["response_id"]
+        ]
         assert stale == []
         # The session goes on: the next question is answered and heard in full.
         end = await answer(client, "Is there wifi?")
@@ -99,10 +103,10 @@ async def test_spoken_turn_through_server_vad() -> None:
             for offset in range(0, len(chunk), 960):
                 await client.send_audio(chunk[offset : offset + 960])
                 await trio.sleep(0.002)
-        await client.wait_for("input_speech_started", timeout=10)
-        transcript = await client.wait_for("user_transcript", timeout=10)
+        await client.wait_for("input_speech_started", within=10)
+        transcript = await client.wait_for("user_transcript", within=10)
         assert transcript["text"] == "What is the baggage allowance?"
-        await client.wait_for("audio_end", timeout=20)
+        await client.wait_for("audio_end", within=20)
         assert client.of_type("tool_end")[0]["name"] == "faq_lookup_tool"
 
 
@@ -117,9 +121,9 @@ async def test_model_audio_is_forwarded_when_no_tts_is_configured() -> None:
 
 async def test_provider_drop_mid_response_is_reported_and_recovered() -> None:
     faults = Faults(drop_on_response=1, after_deltas=1)
-    async with cloud_stack(faults=faults) as (address, services), connect(address) as client:
+    async with cloud_stack(faults=faults) as (address, _), connect(address) as client:
         await client.send(type="text", text="Hello there")
-        error = await client.wait_for("error", timeout=10)
+        error = await client.wait_for("error", within=10)
         assert error["code"].startswith("model")
         # Reconnects lazily on the next input, and works.
         end = await answer(client, "What is the baggage allowance?")

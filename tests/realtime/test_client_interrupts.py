@@ -56,7 +56,7 @@ async def test_text_mode_interrupt_after_the_response_finished_still_rewrites(st
 @pytest.mark.parametrize("flavor", ["ga", "beta"])
 async def test_audio_mode_interrupt_truncates_clamped_to_audio_received(start_emulator, flavor):
     brain = ScriptedBrain(LONG, call_tools=False)
-    emu = await start_emulator(brain_factory=lambda: brain, audio_rtf=20.0, audio_chunk_ms=100)
+    emu = await start_emulator(brain_factory=lambda: brain, audio_rtf=0.05, audio_chunk_ms=100)
     async with emu.model(flavor).connect(PLAIN, output="audio") as conn:
         await conn.send_text("count")
         received = 0
@@ -84,7 +84,7 @@ async def test_audio_mode_interrupt_truncates_clamped_to_audio_received(start_em
 
 async def test_audio_mode_interrupt_keeps_the_audio_actually_played(start_emulator):
     brain = ScriptedBrain(LONG, call_tools=False)
-    emu = await start_emulator(brain_factory=lambda: brain, audio_rtf=20.0, audio_chunk_ms=100)
+    emu = await start_emulator(brain_factory=lambda: brain, audio_rtf=0.05, audio_chunk_ms=100)
     async with emu.model().connect(PLAIN, output="audio") as conn:
         await conn.send_text("count")
         with trio.fail_after(10):
@@ -99,7 +99,7 @@ async def test_audio_mode_interrupt_keeps_the_audio_actually_played(start_emulat
 async def test_server_side_interrupt_is_not_cancelled_twice(start_emulator):
     """With interrupt_response the service cancels on speech start; the client must not."""
     brain = ScriptedBrain(LONG, call_tools=False)
-    emu = await start_emulator(brain_factory=lambda: brain, audio_rtf=5.0, audio_chunk_ms=100)
+    emu = await start_emulator(brain_factory=lambda: brain, audio_rtf=0.2, audio_chunk_ms=100)
     async with emu.model(silence_duration_ms=300).connect(PLAIN, output="audio") as conn:
         await conn.send_text("count")
         with trio.fail_after(10):

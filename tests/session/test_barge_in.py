@@ -73,7 +73,7 @@ async def test_playback_acks_decide_what_was_heard() -> None:
 
 
 async def test_model_vad_speech_start_barges_in() -> None:
-    model, tts, services = slow_voice_services()
+    _, tts, services = slow_voice_services()
     async with running_app(services) as address, connect(address) as client:
         await client.send(type="text", text="story")
         start = await client.wait_for("audio_start")
@@ -106,7 +106,7 @@ async def test_next_response_after_interrupt_is_heard_in_full() -> None:
 
 
 async def test_interrupt_with_nothing_playing_is_harmless() -> None:
-    model, _tts, services = slow_voice_services()
+    _, _, services = slow_voice_services()
     async with running_app(services) as address, connect(address) as client:
         await client.wait_for("session_started")
         await client.send(type="interrupt")

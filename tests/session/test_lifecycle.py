@@ -142,5 +142,23 @@ async def test_full_audio_channel_drops_newest_and_reader_stays_responsive() -> 
         for _ in range(300):  # far more than the channel holds, as fast as we can
             await client.send_audio(b"\x00\x00" * 480)
         await client.send(type="interrupt")
-        await client.wait_for("audio_interrupted", timeout=5)
+        await client.wait_for("audio_interrupted", within=5)
         assert session._tally.drops_audio_in > 0
+
+
+async def test_idle_model_connection_is_closed_and_reopened_on_next_input() -> None:
+    model = ScriptedModel(default=ScriptedReply("Yes."))
+    settings = Settings(model_idle_timeout_s=1.0)
+    services = make_services(model, ScriptedTTS(), agent=front_desk, settings=settings)
+    async with running_app(services) as address, connect(address) as client:
+        assert services.registry.with_model == 0  # lazy: nothing opened on connect
+        await client.send(type="text", text="one")
+        await client.wait_for("audio_end")
+        assert services.registry.with_model == 1
+        with trio.fail_after(5):
+            while services.registry.with_model:
+                await client.drain(0.1)
+        assert client.of_type("error") == []  # an idle close is not an error
+        await client.send(type="text", text="two")
+        assert (await client.wait_for("text_done"))["text"] == "Yes."
+        assert model.connects == 2

@@ -59,7 +59,7 @@ async def test_interrupt_cancels_slow_tool_marked_cancel_on_interrupt() -> None:
         await client.send(type="text", text="search please")
         await client.wait_for("tool_start")
         await client.send(type="interrupt")  # "never mind": the user stops the search
-        end = await client.wait_for("tool_end", timeout=5)
+        end = await client.wait_for("tool_end", within=5)
         assert end["error"] == "cancelled"
         await client.drain(0.3)
         # The model still gets an output for its call, without a new response.
@@ -74,7 +74,7 @@ async def test_interrupt_leaves_tools_without_the_flag_running() -> None:
         await client.send(type="text", text="order status")
         await client.wait_for("tool_start")
         await client.send(type="interrupt")
-        end = await client.wait_for("tool_end", timeout=5)
+        end = await client.wait_for("tool_end", within=5)
         assert end["error"] is None and end["output"] == "order B7 ships tomorrow"
 
 

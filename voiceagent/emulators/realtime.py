@@ -23,8 +23,8 @@ response cancels its scope and then emits the tail (``output_item.done`` with st
 ``incomplete``, ``response.done`` with status ``cancelled``) exactly once.
 
 Latency knobs: `first_token_s` (time to first delta), `tokens_per_s` (text pacing, 0 =
-unpaced) and `audio_rtf` (audio pacing as a real-time factor: 1.0 = as fast as it
-plays, 0 = unpaced). Faults: handshake rejection (e.g. 429), an ``error`` event on the
+unpaced) and `audio_rtf` (audio pacing: each chunk waits its own duration times this
+factor, so 1.0 = as fast as it plays, 0.25 = four times faster, 0 = unpaced). Faults: handshake rejection (e.g. 429), an ``error`` event on the
 n-th response, dropping the TCP connection mid-response, stalling mid-response.
 """
 
@@ -104,7 +104,7 @@ class EmulatorConfig:
     beta_model: str = "gpt-4o-realtime-preview"  # the beta session's model literal
     first_token_s: float = 0.0
     tokens_per_s: float = 0.0
-    audio_rtf: float = 0.0
+    audio_rtf: float = 0.0  # seconds waited per second of audio sent
     audio_chunk_ms: int = 200
     # Builds one brain per connection (brains may keep per-conversation state).
     brain_factory: Callable[[], Brain] | None = None
@@ -845,7 +845,7 @@ class RealtimeEmulatorConnection:
             said = target
             pcm = synthetic_voice(ms)
             if self.config.audio_rtf > 0:
-                await trio.sleep(ms / 1000.0 / self.config.audio_rtf)
+                await trio.sleep(ms / 1000.0 * self.config.audio_rtf)
             item.audio_ms += ms
             response.output_audio_ms += ms
             await self.emit(
@@ -1093,7 +1093,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio-rtf",
         type=float,
         default=1.0,
-        help="audio pacing as a real-time factor (1 = real time, 0 = unpaced)",
+        help="audio pacing: seconds waited per second of audio (1 = real time, 0 = unpaced)",
     )
     p.add_argument(
         "--reject-status", type=int, help="reject handshakes with this HTTP status (e.g. 429)"

@@ -138,6 +138,7 @@ class Session:
         self._ids = itertools.count(1)
         self._tool_scopes: dict[str, trio.CancelScope] = {}
         self._interruptible_calls: set[str] = set()  # running tools with cancel_on_interrupt
+        self._speaking = False  # the model heard the user start and not yet stop
         self.finished = trio.Event()
 
     # -- lifetime ---------------------------------------------------------------------
@@ -169,6 +170,7 @@ class Session:
                         log.debug("close after crash failed", exc_info=True)
             finally:
                 registry.unregister(self)
+                self._user_speaking(False)
                 self._tally.close()
                 self.finished.set()
                 log_event(
@@ -380,6 +382,7 @@ class Session:
                 async for model_event in conn:
                     await self._on_model_event(model_event)
                 raise ModelConnectionError("the model closed the connection", code="model_closed")
+            # Only the idle watch cancels this nursery: a quiet close, not an error.
         finally:
             self._conn = None
             registry.model_closed()
@@ -449,11 +452,11 @@ class Session:
         elif isinstance(ev, FunctionCall):
             await self._on_function_call(ev)
         elif isinstance(ev, SpeechStarted):
+            self._user_speaking(True)
             await self._put(event("input_speech_started", audio_start_ms=ev.audio_start_ms))
-            metrics.SESSIONS_SPEAKING.inc()
             self._barge_in("model_vad")
         elif isinstance(ev, SpeechStopped):
-            metrics.SESSIONS_SPEAKING.dec()
+            self._user_speaking(False)
             self._new_turn().speech_end()
             await self._put(event("input_speech_stopped", audio_end_ms=ev.audio_end_ms))
         elif isinstance(ev, InputCommitted):
@@ -476,6 +479,11 @@ class Session:
                 raise ModelConnectionError(ev.message, code=ev.code)
         elif isinstance(ev, RateLimits):
             pass  # providers report them at every response; nothing for the client
+
+    def _user_speaking(self, speaking: bool) -> None:
+        if speaking != self._speaking:
+            self._speaking = speaking
+            metrics.SESSIONS_SPEAKING.inc() if speaking else metrics.SESSIONS_SPEAKING.dec()
 
     async def _on_response_started(self, ev: ResponseStarted) -> None:
         response = self._turns.begin(ev.response_id, self._agent.name)
