@@ -105,12 +105,14 @@ class StepCpu(trio.abc.Instrument):
     def __init__(self) -> None:
         self.steps_ms: list[float] = []
         self.worst: dict[str, float] = {}
-        self._started = 0
+        self._started: int | None = None
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         self._started = time.thread_time_ns()
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self._started is None:  # the step that installed us: not measured
+            return
         spent = (time.thread_time_ns() - self._started) / 1e6
         self.steps_ms.append(spent)
         name = task.name.rsplit(".", 1)[-1]

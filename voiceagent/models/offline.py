@@ -142,6 +142,8 @@ class OfflineModel(RealtimeModel):
         """Start the recogniser's worker processes and load the VAD (call at app startup;
         ~1-2 s, off the loop except the VAD import). Cancellable."""
         self._check_engines()
+        if self._brain_factory is None:
+            import voiceagent.graph.brain  # noqa: F401  (~60 ms of imports, not in a session)
         await trio.to_thread.run_sync(VoiceActivityDetector, self.config.vad)
         await self.recognizer.warm_up()
 
