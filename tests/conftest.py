@@ -130,6 +130,21 @@ async def connect(address: str, session_id: str = "test") -> AsyncIterator[Clien
         yield Client(ws)
 
 
+async def eventually(predicate: Callable[[], bool], *, within: float = 10) -> None:
+    """Poll `predicate` until it holds; fail after `within` seconds.
+
+    For state with no event to wait on (the task tree, registry counts).
+    """
+    deadline = trio.current_time() + within
+    for _ in range(int(within * 100) + 1):
+        if predicate():
+            return
+        if trio.current_time() > deadline:
+            break
+        await trio.sleep(0.01)
+    raise AssertionError(f"condition still false after {within} s")
+
+
 @pytest.fixture
 def autojump_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)

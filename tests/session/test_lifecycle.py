@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 from trio_websocket import open_websocket_url
 
-from tests.conftest import connect, make_services, running_app
+from tests.conftest import connect, eventually, make_services, running_app
 from tests.session.helpers import front_desk
 from voiceagent.config import Settings
 from voiceagent.models.scripted import ScriptedModel, ScriptedReply
@@ -51,9 +51,10 @@ async def test_disconnect_mid_response_finishes_every_session_task() -> None:
             await client.wait_for("audio_start")
             assert session_tasks(), "the session should be running tasks mid-response"
         # The client is gone. Within the teardown bound every session task is finished.
-        with trio.fail_after(services.settings.teardown_timeout_s + 1):
-            while session_tasks() or len(services.registry) or services.registry.with_model:
-                await trio.sleep(0.01)
+        await eventually(
+            lambda: not (session_tasks() or len(services.registry) or services.registry.with_model),
+            within=services.settings.teardown_timeout_s + 1,
+        )
         assert tts.cancelled  # the TTS stream was cancelled, not left running
 
 
