@@ -31,7 +31,7 @@ WEATHER_TIMEOUT_S = 2.0
 # -- tools -----------------------------------------------------------------------------
 
 FAQ_ANSWERS = {
-    ("bag", "baggage", "luggage", "suitcase", "carry"): (
+    ("bag", "bags", "baggage", "luggage", "suitcase", "carry-on"): (
         "You can bring one carry-on bag up to 7 kilograms, and check one bag up to "
         "23 kilograms for free."
     ),
@@ -81,7 +81,7 @@ def update_seat(ctx: ToolContext, confirmation_number: str, new_seat: str) -> st
 
     Args:
         confirmation_number: Your confirmation number: six letters or digits, like ABC123.
-            Leave it empty to reuse the one given earlier in this call.
+            Leave it empty to reuse the one given earlier in this conversation.
         new_seat: The new seat: a row from 1 to 60 and a letter from A to F, like 14C.
     """
     confirmation = confirmation_number.replace(" ", "").upper()

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -80,6 +81,22 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time the process tree's threads spent runnable but waiting for a CPU.
+
+    This is the share of a benchmark lost to other load on the machine: on a quiet
+    machine it stays near 0; when it approaches the window length the figures measure
+    the neighbours, not the code.
+    """
+    total = 0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of a process and its live descendants."""
     total = 0
@@ -114,6 +131,7 @@ def server_process(
     name: str,
     cpus: Sequence[int] | None,
     env: dict[str, str] | None = None,
+    stop_signal: int = signal.SIGTERM,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server process (pinned, with a raised fd limit); terminate it on exit."""
 
@@ -134,9 +152,9 @@ def server_process(
     try:
         yield proc
     finally:
-        proc.terminate()
+        proc.send_signal(stop_signal)
         try:
-            proc.wait(10)
+            proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)

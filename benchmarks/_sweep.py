@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import numpy as np
-from _common import cpu_seconds, pct, rss_bytes
+from _common import cpu_seconds, pct, rss_bytes, runqueue_wait_seconds
 from _loadgen import Fleet, merge
 
 
@@ -68,9 +68,11 @@ def echo_step(
         fleet.send_window(t0, t1)
         time.sleep(max(0.0, t0 - time.time()))
         server0 = cpu_seconds(server_pid)
+        wait0 = runqueue_wait_seconds(server_pid)
         clients0 = sum(cpu_seconds(pid) for pid in fleet.pids)
         time.sleep(max(0.0, t1 - time.time()))
         server1 = cpu_seconds(server_pid)
+        wait1 = runqueue_wait_seconds(server_pid)
         clients1 = sum(cpu_seconds(pid) for pid in fleet.pids)
         rss = rss_bytes(server_pid)
         merged = merge(fleet.collect())
@@ -88,6 +90,7 @@ def echo_step(
         "p99_ms": pct(lat_ms, 99),
         "max_ms": float(lat_ms.max()) if frames else None,
         "server_cpu_util": server_cpu / duration_s,
+        "server_runqueue_wait": (wait1 - wait0) / duration_s,
         "server_cpu_us_per_frame": server_cpu / frames * 1e6 if frames else None,
         "client_cpu_util": (clients1 - clients0) / duration_s,
         "server_rss_mb": rss / 1e6,

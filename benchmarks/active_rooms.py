@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import urllib.request
@@ -46,6 +47,7 @@ from _common import (
     pct,
     raise_nofile,
     rss_bytes,
+    runqueue_wait_seconds,
     server_process,
     wait_port,
     write_results,
@@ -92,8 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPUs for the emulators and the load processes")  # fmt: skip
     p.add_argument("--client-procs", type=int, default=2)
     p.add_argument("--log-level", default="info", help="server VOICEAGENT_LOG_LEVEL")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the server worker during each window (needs py-spy)",
+    )
     p.add_argument("--no-plots", action="store_true")
-    return p
+    return p  # fmt: skip
 
 
 # -- /metrics ----------------------------------------------------------------------------
@@ -140,7 +147,7 @@ def histogram_quantile(before: dict[str, Any], after: dict[str, Any], name: str,
 # -- one step ---------------------------------------------------------------------------
 
 
-def rooms_step(server_pid: int, port: int, m: int, aux_pids: list[int],
+def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
                args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     spec = {
         "mode": "rooms", "host": "127.0.0.1", "port": port, "path": "/ws/",
@@ -156,10 +163,14 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: list[int],
         time.sleep(max(0.0, t0 - time.time()))
         before, scrape0 = scrape(port)
         server0 = cpu_seconds(server_pid)
-        aux0 = sum(cpu_seconds(p) for p in [*aux_pids, *fleet.pids])
+        wait0 = runqueue_wait_seconds(server_pid)
+        aux0 = {name: cpu_seconds(pid) for name, pid in aux_pids.items()}
+        aux0["load"] = sum(cpu_seconds(pid) for pid in fleet.pids)
         time.sleep(max(0.0, t1 - time.time()))
         server1 = cpu_seconds(server_pid)
-        aux1 = sum(cpu_seconds(p) for p in [*aux_pids, *fleet.pids])
+        wait1 = runqueue_wait_seconds(server_pid)
+        aux1 = {name: cpu_seconds(pid) for name, pid in aux_pids.items()}
+        aux1["load"] = sum(cpu_seconds(pid) for pid in fleet.pids)
         after, scrape1 = scrape(port)
         rss = rss_bytes(server_pid)
         r = merge(fleet.collect())
@@ -188,8 +199,10 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: list[int],
         "interrupts": r.get("interrupts", 0),
         "interrupts_acked": r.get("interrupts_acked", 0),
         "server_cpu_util": server_cpu,
+        "server_runqueue_wait": (wait1 - wait0) / args.duration,
         "server_cpu_ms_per_room_s": server_cpu / m * 1000,
-        "aux_cpu_util": (aux1 - aux0) / args.duration,
+        "aux_cpu_util": sum(aux1.values()) / args.duration - sum(aux0.values()) / args.duration,
+        "aux_cpu_by_process": {k: (aux1[k] - aux0[k]) / args.duration for k in aux0},
         "server_rss_mb": rss / 1e6,
         "drops_audio_in": delta(before, after, "voiceagent_drops_total|class=audio_in"),
         "drops_out": delta(before, after, "voiceagent_drops_total|class=droppable_out"),
@@ -202,6 +215,26 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: list[int],
         "error_codes": r.get("error_codes", {}),
         "errors": r["errors"],
     }
+
+
+def summarize_profile(path: Path, top: int = 30) -> list[tuple[str, float]] | None:
+    """Top functions by self time (share of samples) from py-spy's collapsed stacks."""
+    from collections import Counter
+
+    if not path.exists():
+        return None
+    self_time: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        total += int(count)
+        leaf = stack.split(";")[-1]
+        name, _, where = leaf.partition(" (")
+        module = where.rsplit("/", 1)[-1].split(":")[0]
+        self_time[f"{name} ({module})"] += int(count)
+    return [(n, round(c / total, 4)) for n, c in self_time.most_common(top)] if total else None
 
 
 def saturated(step: dict[str, Any], args: argparse.Namespace) -> bool:
@@ -238,7 +271,10 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any] | None:
             if passed else 0}  # fmt: skip
 
 
-def run_rooms(args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_rooms(
+    args: argparse.Namespace,
+) -> tuple[list[dict[str, Any]], list[tuple[str, float]] | None]:
+    """The sweep; also the server's top self-time functions when --profile is on."""
     rt_port, ca_port, app_port = free_port(), free_port(), free_port()
     here = Path(__file__).resolve().parent
     rt_argv = [sys.executable, "-m", "voiceagent.emulators", "realtime", "--port", str(rt_port),
@@ -263,25 +299,32 @@ def run_rooms(args: argparse.Namespace) -> list[dict[str, Any]]:
     ):
         wait_port(rt_port, rt)
         wait_port(ca_port, ca)
+        profile = RESULTS / "active_rooms_profile.txt"
+        if args.profile:
+            app_argv = ["py-spy", "record", "-r", "100", "--subprocesses", "--format", "raw",
+                        "-o", str(profile), "--", *app_argv]  # fmt: skip
         with server_process(app_argv, name="active_rooms_app", cpus=args.server_cpus,
-                            env=env) as app:  # fmt: skip
+                            env=env, stop_signal=signal.SIGINT) as app:  # fmt: skip
             wait_port(app_port, app)
             for m in args.rooms:
-                step = rooms_step(app.pid, app_port, m, [rt.pid, ca.pid], args)
+                step = rooms_step(app.pid, app_port, m, {"realtime": rt.pid, "cartesia": ca.pid},
+                                  args)  # fmt: skip
                 step["saturated"] = saturated(step, args)
                 steps.append(step)
                 print(
                     f"[rooms] M={m}: added p50={step['added_p50_ms']} p99={step['added_p99_ms']}"
                     f" ms, turn p50={step['turn_p50_ms']} ms, silence p99="
                     f"{step['silence_p99_ms']} ms, stale={step['stale_bytes']} B, "
-                    f"cpu={step['server_cpu_util']:.0%} aux={step['aux_cpu_util']:.0%} "
+                    f"cpu={step['server_cpu_util']:.0%} wait={step['server_runqueue_wait']:.0%} "
+                    f"aux={step['aux_cpu_by_process']} "
                     f"lag p99<={step['loop_lag_p99_le_s']} s, errors={step['error_codes']} "
                     f"{step['errors']}",
                     flush=True,
                 )
                 if step["saturated"]:
                     break
-    return steps
+    hot = summarize_profile(profile) if args.profile else None
+    return steps, hot
 
 
 def plot(steps: list[dict[str, Any]]) -> list[str]:
@@ -336,7 +379,8 @@ def markdown(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
              v: dict[str, Any], pngs: list[str], argv: list[str]) -> str:  # fmt: skip
     rows = [[s["rooms"], s["added_p50_ms"], s["added_p99_ms"], s["turn_p50_ms"],
              s["silence_p99_ms"], s["stale_bytes"], f"{s['server_cpu_util']:.0%}",
-             s["server_cpu_ms_per_room_s"], f"{s['aux_cpu_util']:.0%}",
+             s["server_cpu_ms_per_room_s"], f"{s['server_runqueue_wait']:.0%}",
+             f"{s['aux_cpu_util']:.0%}",
              s["drops_audio_in"] + s["drops_out"], s["loop_lag_p99_le_s"],
              s["metrics_scrape_ms"], f"{s['turns_with_audio']}/{s['turns']}"]
             for s in steps]  # fmt: skip
@@ -356,7 +400,7 @@ def markdown(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
         md_table(["target", "wanted", "measured"], target_rows),
         "",
         md_table(["rooms", "added p50 ms", "added p99 ms", "turn p50 ms", "silence p99 ms",
-                  "stale B", "server CPU", "CPU ms/room/s", "aux CPU", "drops",
+                  "stale B", "server CPU", "CPU ms/room/s", "runqueue wait", "aux CPU", "drops",
                   "loop lag p99 <= s", "/metrics ms", "turns w/ audio"], rows),
         "",
     ]  # fmt: skip
@@ -374,12 +418,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     raise_nofile()
-    steps = run_rooms(args)
+    steps, hot = run_rooms(args)
     floor = run_floor(args)
     v = verdict(steps, floor, len(args.server_cpus))
     pngs = [] if args.no_plots or not steps else plot(steps)
-    data = {"args": vars(args), "steps": steps, "floor": floor, "verdict": v}
-    paths = write_results("active_rooms", data, markdown(steps, floor, v, pngs, argv))
+    data = {"args": vars(args), "steps": steps, "floor": floor, "verdict": v, "profile": hot}
+    md = markdown(steps, floor, v, pngs, argv)
+    if hot:
+        md += "\n\nServer profile (py-spy, whole run), top functions by self time:\n\n"
+        md += md_table(["function", "share"], [[n, f"{share:.1%}"] for n, share in hot])
+    paths = write_results("active_rooms", data, md)
     print(paths["md"].read_text())
     return 0
 

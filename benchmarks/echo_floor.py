@@ -104,7 +104,8 @@ def run_server(kind: str, args: argparse.Namespace, deadline: float) -> dict[str
             print(
                 f"[{kind}] M={m}: p50={step['p50_ms']:.2f} ms p99={step['p99_ms']:.2f} ms "
                 f"cpu={step['server_cpu_util']:.0%} {step['server_cpu_us_per_frame']:.0f} us/frame"
-                f" client cpu={step['client_cpu_util']:.0%} ok={step['ok']}",
+                f" client cpu={step['client_cpu_util']:.0%} runqueue wait="
+                f"{step['server_runqueue_wait']:.0%} ok={step['ok']}",
                 flush=True,
             )
             if not step["ok"]:
@@ -190,7 +191,18 @@ def markdown(servers: list[dict[str, Any]], pngs: list[str], argv: list[str]) ->
             f"## {s['label']}",
             "",
             md_table(
-                ["M", "p50 ms", "p99 ms", "max ms", "server CPU", "us/frame", "client CPU", "ok"],
+                [
+                    "M",
+                    "p50 ms",
+                    "p99 ms",
+                    "max ms",
+                    "server CPU",
+                    "us/frame",
+                    "client CPU",
+                    "server runqueue wait",
+                    "load avg",
+                    "ok",
+                ],
                 [
                     [
                         st["sessions"],

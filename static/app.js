@@ -29,12 +29,11 @@ const MAX_WS_BUFFERED = 256 * 1024; // a stalled network drops mic frames, never
 const MAX_REMEMBERED_RIDS = 64;
 const MAX_RECENT = 200; // parsed server events kept for window.voiceagent.recent
 const CLOSE_REASONS = {
-  1000: "closed",
-  1006: "connection lost",
-  1008: "refused: invalid session id or too many bad messages",
+  1006: "the connection was lost",
+  1008: "refused: invalid session id, or too many bad messages",
   1011: "the server hit an internal error",
-  1012: "replaced by another tab using the same session id",
-  1013: "closed: this page read too slowly",
+  1012: "another tab connected with the same session id",
+  1013: "this page read too slowly",
 };
 
 const params = new URLSearchParams(location.search);
@@ -133,6 +132,7 @@ window.voiceagent = {
   get sampleRate() {
     return engine.sampleRate;
   },
+  audioTransport: jsonAudio ? "json" : "binary",
   stats,
   recent,
 };
@@ -220,9 +220,11 @@ function onClosed(code, reason) {
   s.activeRids.clear();
   s.audioRid = null;
   s.session = null;
-  const why = CLOSE_REASONS[code] || `closed (${code})`;
-  setConn(code === 1000 ? "idle" : "closed", code === 1000 ? "disconnected" : why);
-  if (code !== 1000 && code !== 1005) notice(`Connection ${why}${reason ? `: ${reason}` : ""}.`);
+  const normal = code === 1000 || code === 1005;
+  const why = CLOSE_REASONS[code] || "closed";
+  setConn(normal ? "idle" : "closed", normal ? "disconnected" : `closed (${code})`);
+  const detail = reason && reason !== why ? ` (${reason})` : "";
+  if (!normal) notice(`Disconnected (${code}): ${why}${detail}.`);
   ui.vadState.textContent = "mic idle";
   ui.vadState.dataset.state = "silent";
 }
@@ -513,7 +515,8 @@ const HANDLERS = {
   },
   guardrail_tripped(m) {
     tools.entry("guardrail", `guardrail ${m.guardrail}`, m.message);
-    conversation.marker(`guardrail:${m.response_id}`, "guardrail", `guardrail: ${m.guardrail}`, m.message);
+    const key = `guardrail:${m.response_id}`;
+    conversation.marker(key, "guardrail", `guardrail: ${m.guardrail}`, m.message);
   },
   metrics(m) {
     metrics.onMetrics(m);

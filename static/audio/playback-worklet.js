@@ -204,7 +204,8 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     const seg = this.segments[0];
     if (!seg) return null;
     const limit = (seg.end ?? this.written) - seg.start;
-    return { rid: seg.rid, playedMs: msOf(Math.max(0, Math.min(limit, Math.floor(this.t) - seg.start))) };
+    const played = Math.max(0, Math.min(limit, Math.floor(this.t) - seg.start));
+    return { rid: seg.rid, playedMs: msOf(played) };
   }
 
   flush() {

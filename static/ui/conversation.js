@@ -115,7 +115,15 @@ export class Conversation {
     const current = entry.textEl.textContent;
     // A snapshot of an item still streaming can lag behind the deltas already shown;
     // a finished (or interrupted) item's text is the truth: it is what the user heard.
-    if (item.status !== "in_progress" || text.length >= current.length) {
+    const heardPrefix = item.status === "interrupted" && current.startsWith(text);
+    if (heardPrefix && current.length > text.length) {
+      // Cut by a barge-in: the server kept what was heard; show the rest as unheard.
+      const unheard = document.createElement("span");
+      unheard.className = "unheard";
+      unheard.title = "not played: you interrupted here";
+      unheard.textContent = current.slice(text.length);
+      entry.textEl.replaceChildren(document.createTextNode(text), unheard);
+    } else if (item.status !== "in_progress" || text.length >= current.length) {
       if (text || item.status !== "in_progress") entry.textEl.textContent = text || current;
     }
     if (item.agent && role === "assistant") entry.whoEl.textContent = item.agent;

@@ -105,7 +105,7 @@ export class MetricsPanel {
       this.cost += m.cost_usd;
       this.costKnown = true;
     }
-    this.set("cost", this.costKnown ? `$${this.cost.toFixed(4)}` : "– (no paid provider)");
+    this.set("cost", this.costKnown ? `$${this.cost.toFixed(4)}` : "n/a");
     if (typeof m.dropped === "number") this.set("dropped", String(m.dropped));
     const tr = this.row(m.response_id);
     const cells = tr.children;

@@ -7,6 +7,7 @@ import os
 import socket
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,3 +67,16 @@ def synthesize_question(text: str, path: Path) -> Path:
         wav.setframerate(rate)
         wav.writeframes(pcm.tobytes())
     return path
+
+
+def watch_console(page: Any) -> list[str]:
+    """A list that fills with the page's console errors and uncaught exceptions."""
+    problems: list[str] = []
+
+    def on_console(msg: Any) -> None:
+        if msg.type == "error":
+            problems.append(f"console.error: {msg.text}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+    return problems

@@ -5,8 +5,8 @@
   with provider keys must not turn the test into a paid call). Set
   VOICEAGENT_E2E_BASE_URL to test a server you started yourself instead.
 - `question_wav`: a spoken airline question synthesised with the local Piper voice.
-- `launch_browser`: Debian's Chromium (never a Playwright-downloaded one) with a fake
-  microphone that plays a WAV once.
+- `browser`: Debian's Chromium (never a Playwright-downloaded one) with a fake
+  microphone that plays the question once each time a page opens it.
 
 Every browser test is skipped, with the reason, when Chromium or Playwright is missing.
 """
@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,21 +100,14 @@ def playwright_instance() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def launch_browser(playwright_instance: Any) -> Iterator[Callable[[Path], Any]]:
-    """`launch_browser(wav)` starts Chromium whose fake microphone plays `wav` once."""
-    browsers: list[Any] = []
-
-    def launch(wav: Path) -> Any:
-        # "%noloop": the fake device plays the file once, then silence, instead of
-        # repeating the question forever.
-        args = [*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={wav}%noloop"]
-        browser = playwright_instance.chromium.launch(executable_path=str(CHROMIUM), args=args)
-        browsers.append(browser)
-        return browser
-
-    yield launch
-    for browser in browsers:
-        browser.close()
+def browser(playwright_instance: Any, question_wav: Path) -> Iterator[Any]:
+    """Chromium whose fake microphone plays the question once per capture it opens."""
+    # "%noloop": the fake device plays the file once, then silence, instead of
+    # repeating the question forever. Every getUserMedia starts the file again.
+    args = [*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={question_wav}%noloop"]
+    browser = playwright_instance.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture(scope="session")

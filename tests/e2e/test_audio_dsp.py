@@ -11,7 +11,7 @@ import functools
 import http.server
 import threading
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +66,8 @@ class _StaticHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def page(
-    launch_browser: Callable[[Path], Any], question_wav: Path, static_origin: str
-) -> Iterator[Any]:
+def page(browser: Any, static_origin: str) -> Iterator[Any]:
     """A blank page on localhost (a secure context: AudioWorklet needs one)."""
-    browser = launch_browser(question_wav)
     context = browser.new_context()
     pg = context.new_page()
     pg.goto(f"{static_origin}/")

@@ -8,14 +8,14 @@ the speaker: the playback worklet counts the samples it actually sent to the out
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.browser import browser_skip_reason
+from tests.e2e.browser import browser_skip_reason, watch_console
 
 pytestmark = [
     pytest.mark.browser,
@@ -29,31 +29,40 @@ REPLY_TIMEOUT_MS = 45_000
 @dataclass
 class Demo:
     page: Any
-    problems: list[str] = field(default_factory=list)
+    problems: list[str]
+
+    def ask(self, text: str) -> None:
+        """Type `text` in the message box and send it (the page must be connected)."""
+        state = self.page.evaluate("window.voiceagent.state")
+        assert state == "connected", self.page.locator("#notice").inner_text()
+        box = self.page.get_by_label("Message")
+        box.fill(text)
+        box.press("Enter")
 
     def stats(self) -> dict[str, Any]:
         return self.page.evaluate("window.voiceagent.stats")
 
     def wait(self, js: str, timeout_ms: int = REPLY_TIMEOUT_MS, arg: Any = None) -> Any:
-        return self.page.wait_for_function(js, arg=arg, timeout=timeout_ms).json_value()
+        """Wait until the JS function `js(arg)` returns something truthy; return it.
+
+        Fails at once, with the page's notice, if the connection closed meanwhile.
+        """
+        guarded = f"""(arg) => {{
+            if (window.voiceagent.state === 'closed') {{
+                throw new Error('the connection closed: ' +
+                    document.getElementById('notice').textContent);
+            }}
+            return ({js})(arg);
+        }}"""
+        return self.page.wait_for_function(guarded, arg=arg, timeout=timeout_ms).json_value()
 
 
 @pytest.fixture(scope="module")
-def demo(
-    server_url: str, question_wav: Path, launch_browser: Callable[[Path], Any]
-) -> Iterator[Demo]:
+def demo(server_url: str, browser: Any) -> Iterator[Demo]:
     """The demo page, connected, with its fake microphone speaking the question."""
-    browser = launch_browser(question_wav)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    demo = Demo(page)
-    page.on(
-        "console",
-        lambda msg: (
-            demo.problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None
-        ),
-    )
-    page.on("pageerror", lambda exc: demo.problems.append(f"uncaught: {exc}"))
+    demo = Demo(page, watch_console(page))
     page.goto(f"{server_url}/")
     page.get_by_role("button", name="Connect").click()
     yield demo
@@ -65,7 +74,7 @@ def assistant_texts(demo: Demo) -> list[str]:
 
 
 def test_page_connects_and_says_the_offline_brain_is_in_use(demo: Demo) -> None:
-    demo.wait("window.voiceagent.state === 'connected'", timeout_ms=30_000)
+    demo.wait("() => window.voiceagent.state === 'connected'", timeout_ms=30_000)
     session = demo.page.evaluate("window.voiceagent.session")
     assert session["session_id"] == demo.page.evaluate("window.voiceagent.sessionId")
     assert session["offline_brain"] is True
@@ -75,7 +84,7 @@ def test_page_connects_and_says_the_offline_brain_is_in_use(demo: Demo) -> None:
 
 
 def test_microphone_streams_20ms_binary_frames(demo: Demo) -> None:
-    sent = demo.wait("window.voiceagent.stats.framesSent >= 50 && window.voiceagent.stats")
+    sent = demo.wait("() => window.voiceagent.stats.framesSent >= 50 && window.voiceagent.stats")
     sent = sent["framesSent"]
     assert sent >= 50
     assert demo.stats()["framesDropped"] == 0
@@ -102,7 +111,9 @@ def test_agent_reply_text_appears(demo: Demo) -> None:
 
 
 def test_reply_audio_is_played_and_acknowledged(demo: Demo) -> None:
-    demo.wait("window.voiceagent.stats.playback.ended >= 1", timeout_ms=FIRST_REPLY_TIMEOUT_MS)
+    demo.wait(
+        "() => window.voiceagent.stats.playback.ended >= 1", timeout_ms=FIRST_REPLY_TIMEOUT_MS
+    )
     stats = demo.stats()
     # At least half a second of reply audio went out of the playback worklet.
     assert stats["playback"]["playedSamples"] >= 12_000
@@ -122,8 +133,7 @@ def test_client_vad_measured_the_spoken_turn(demo: Demo) -> None:
 def test_typed_question_gets_a_reply(demo: Demo) -> None:
     before = len(assistant_texts(demo))
     ended = demo.stats()["playback"]["ended"]
-    demo.page.get_by_label("Message").fill("Is there wifi on the plane?")
-    demo.page.get_by_label("Message").press("Enter")
+    demo.ask("Is there wifi on the plane?")
     demo.wait(
         """(n) => {
             const done = [...document.querySelectorAll('.msg.assistant[data-status="completed"]')];
@@ -141,8 +151,7 @@ def test_typed_question_gets_a_reply(demo: Demo) -> None:
 
 
 def test_interrupt_flushes_playback(demo: Demo) -> None:
-    demo.page.get_by_label("Message").fill("How many seats does the plane have?")
-    demo.page.get_by_label("Message").press("Enter")
+    demo.ask("How many seats does the plane have?")
     rid = demo.wait(
         """() => {
             const done = window.voiceagent.recent.filter(
@@ -179,8 +188,14 @@ def test_interrupt_flushes_playback(demo: Demo) -> None:
     stats = demo.stats()
     assert stats["playback"]["playedSamples"] == played, "audio kept playing after the flush"
     assert stats["lateAudioBytes"] == 0, "audio of an interrupted response arrived"
-    bubble = demo.page.locator(".msg.assistant").last
-    assert bubble.get_attribute("data-status") == "interrupted"
+    # The conversation keeps what was heard; the rest of the reply is shown as unheard.
+    demo.wait(
+        """() => {
+            const last = [...document.querySelectorAll('.msg.assistant')].pop();
+            return last.dataset.status === 'interrupted' && last.querySelector('.unheard');
+        }""",
+        timeout_ms=5_000,
+    )
 
 
 def test_no_console_errors_and_screenshot(demo: Demo, artifacts_dir: Path) -> None:
@@ -188,3 +203,28 @@ def test_no_console_errors_and_screenshot(demo: Demo, artifacts_dir: Path) -> No
     demo.page.locator("#events-details summary").click()
     demo.page.screenshot(path=str(artifacts_dir / "browser-demo.png"), full_page=True)
     assert demo.problems == []
+
+
+def test_json_audio_fallback_carries_speech(server_url: str, browser: Any) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    problems = watch_console(page)
+    try:
+        page.goto(f"{server_url}/?audio=json")
+        page.get_by_role("button", name="Connect").click()
+        demo = Demo(page, problems)
+        text = demo.wait(
+            """() => {
+                const el = document.querySelector('.msg.user[data-status="completed"] .text');
+                return el && el.textContent.trim() ? el.textContent : null;
+            }""",
+            timeout_ms=FIRST_REPLY_TIMEOUT_MS,
+        )
+        assert "bag" in text.lower()
+        stats = demo.stats()
+        assert stats["framesSent"] > 0
+        assert page.evaluate("window.voiceagent.audioTransport") == "json"
+        assert "error" not in stats["eventsByType"]
+        assert problems == []
+    finally:
+        context.close()

@@ -170,3 +170,18 @@ def test_load_agent_reports_a_module_that_fails_to_import(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ValueError, match="importing 'broken_graph_mod' failed: typo in my graph"):
         load_agent("broken_graph_mod:agent")
+
+
+def test_plain_functions_in_tools_become_tools() -> None:
+    def shout(text: str) -> str:
+        """Shout it.
+
+        Args:
+            text: What to shout.
+        """
+        return text.upper()
+
+    agent = Agent(name="Loud", tools=[shout])  # type: ignore[list-item]
+    tool = agent.resolve("shout")
+    assert isinstance(tool, FunctionTool)
+    assert tool.parameters["properties"]["text"]["description"] == "What to shout."

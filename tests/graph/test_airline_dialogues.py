@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
 
-from agents.airline import faq_agent, get_weather, seat_booking_agent, triage_agent, update_seat
+from agents.airline import (
+    faq_agent,
+    faq_lookup_tool,
+    get_weather,
+    seat_booking_agent,
+    triage_agent,
+    update_seat,
+)
 from tests.graph.dialogue import Dialogue
 from voiceagent.graph import ToolContext, run_tool
 
@@ -218,3 +226,28 @@ async def test_get_weather_for_an_unknown_city(monkeypatch: pytest.MonkeyPatch) 
         )
         nursery.cancel_scope.cancel()
     assert result.error == "the weather service does not know a city called Atlantis"
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("how many bags can I bring", "23 kilograms"),
+        ("can I take a carry-on", "7 kilograms"),
+        ("do you have internet on board", "free wifi"),
+        ("which rows have extra legroom", "rows 5 to 8"),
+        ("can I bring my cat", "I don't know the answer to that question."),
+    ],
+)
+async def test_faq_lookup_answers(question: str, answer: str) -> None:
+    ctx = ToolContext(session_id="f")
+    args = json.dumps({"question": question})
+    result = await run_tool(faq_lookup_tool, args, ctx, limiter=trio.CapacityLimiter(1))
+    assert answer in result.output
+
+
+async def test_seat_first_then_confirmation(dialogue: Dialogue) -> None:
+    assert await dialogue.say("please change my seat to fourteen C") == (
+        "What is your confirmation number?"
+    )
+    said = await dialogue.say("it's Q W E four five six")
+    assert said == "Done: your seat is now 14C on booking QWE456."

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import pytest
+import trio
 
 from tests.graph.dialogue import Dialogue
 from voiceagent.conversation import ConversationItem
@@ -253,3 +254,22 @@ def test_a_graph_it_cannot_read_gets_an_apology_not_an_exception() -> None:
     setup = AgentSetup(agent_name="Odd", instructions="", tools=(broken,))
     reply = OfflineBrain().respond(setup, [ConversationItem("u", "user", text="do weird things")])
     assert reply.text.startswith("Sorry, something went wrong")
+
+
+async def test_a_timed_out_tool_is_reported_in_words(autojump_clock: object) -> None:
+    @function_tool(timeout=5, examples=("check the status",))
+    async def status() -> str:
+        """Check the system status."""
+        await trio.sleep(60)
+        return "all good"
+
+    said = await Dialogue(Agent(name="Ops", tools=[status])).say("check the status")
+    assert said == "Sorry, timed out after 5 seconds."
+
+
+async def test_repeated_unclear_answers_offer_a_way_out() -> None:
+    dialogue = Dialogue(pizzeria)
+    await dialogue.say("I want to order a pizza")
+    await dialogue.say("hmm")
+    said = await dialogue.say("I don't know")
+    assert said == "Sorry, I still didn't catch that. What is the pizza size? Or say never mind."

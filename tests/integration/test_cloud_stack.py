@@ -19,18 +19,28 @@ from voiceagent.emulators.realtime_parts import CannedTranscriber
 from voiceagent.models.scripted import tone
 from voiceagent.providers import build_services
 from voiceagent.session.services import Services
+from voiceagent.tts.fallback import FallbackTTS
+from voiceagent.tts.scripted import ScriptedTTS
 
 
 @asynccontextmanager
 async def cloud_stack(
-    *, tts: str = "cartesia", faults: Faults | None = None, cartesia_rtf: float = 0.25
+    *,
+    tts: str = "cartesia",
+    faults: Faults | None = None,
+    cartesia_rtf: float = 0.25,
+    cartesia_refuses: bool = False,
 ) -> AsyncIterator[tuple[str, Services]]:
     realtime = EmulatorConfig(
         transcriber=CannedTranscriber("What is the baggage allowance?"),
         faults=faults or Faults(),
         audio_rtf=0.25,
     )
-    cartesia = CartesiaEmulatorConfig(realtime_factor=cartesia_rtf, first_chunk_latency_ms=20)
+    cartesia = CartesiaEmulatorConfig(
+        realtime_factor=cartesia_rtf,
+        first_chunk_latency_ms=20,
+        reject_handshakes=-1 if cartesia_refuses else 0,
+    )
     async with trio.open_nursery() as nursery:
         rt_port = await nursery.start(serve_realtime, "127.0.0.1", 0, realtime)
         ca_port = await nursery.start(serve_cartesia, "127.0.0.1", 0, cartesia)
@@ -47,6 +57,9 @@ async def cloud_stack(
             }
         )
         services = build_services(settings)
+        if cartesia_refuses:
+            # The local voice stands in for Cartesia (a scripted one keeps this fast).
+            services.tts = FallbackTTS(services.tts, ScriptedTTS())  # type: ignore[arg-type]
         async with running_app(services) as address:
             yield address, services
         nursery.cancel_scope.cancel()
@@ -128,3 +141,11 @@ async def test_provider_drop_mid_response_is_reported_and_recovered() -> None:
         # Reconnects lazily on the next input, and works.
         end = await answer(client, "What is the baggage allowance?")
         assert end["audio_ms"] > 0
+
+
+async def test_cartesia_refusal_falls_back_to_local_voice_with_a_typed_error() -> None:
+    async with cloud_stack(cartesia_refuses=True) as (address, _), connect(address) as client:
+        end = await answer(client, "What is the baggage allowance?")
+        error = client.of_type("error")[0]
+        assert error["code"] == "rate_limited" and "local voice" in error["message"]
+        assert end["audio_ms"] > 0  # the answer was still spoken

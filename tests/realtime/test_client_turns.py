@@ -166,3 +166,17 @@ async def test_handoff_updates_the_live_session(start_emulator, flavor):
     assert [t["name"] for t in updated["tools"]] == ["book_seat"]
     assert "(You are the seat agent.)" in text_of(events)
     assert [t.name for t in brain.setups[-1].tools] == ["book_seat"]
+
+
+async def test_idle_timeout_makes_the_model_speak_after_silence(start_emulator):
+    emu = await start_emulator(brain_factory=lambda: ScriptedBrain("Still there?", False))
+    async with emu.model(idle_timeout_ms=100).connect(PLAIN, output="audio") as conn:
+        await conn.send_text("hi")
+        first = await until_done(conn)
+        second = await until_done(conn)  # nobody said anything
+    assert first[-1].response_id != second[-1].response_id
+    assert second[-1].status == "completed"
+    triggered = emu.emitted("input_audio_buffer.timeout_triggered")
+    assert len(triggered) == 1
+    td = emu.sent("session.update")[0]["session"]["audio"]["input"]["turn_detection"]
+    assert td["idle_timeout_ms"] == 100

@@ -31,7 +31,7 @@ from voiceagent.models.base import (
     ModelConnectionError,
     ToolSpec,
 )
-from voiceagent.models.offline import OfflineModel, OfflineModelConfig
+from voiceagent.models.offline import OfflineModel, OfflineModelConfig, word_chunks
 
 FAQ = AgentSetup(
     agent_name="faq",
@@ -203,13 +203,17 @@ async def test_speech_during_a_response_is_reported_for_barge_in(spoken_turn: by
         assert started.audio_start_ms >= 0
 
 
-async def test_responses_wait_for_every_tool_output() -> None:
-    class TwoCalls:
-        def respond(self, setup: AgentSetup, history: Sequence[ConversationItem]) -> BrainReply:
-            if history[-1].type == "function_call_output":
-                return BrainReply(text="Both done.")
-            return BrainReply(calls=(("faq_lookup", "{}"), ("faq_lookup", "{}")))
+class TwoCalls:
+    """A brain that makes two calls at once, then reports how many outputs it saw."""
 
+    def respond(self, setup: AgentSetup, history: Sequence[ConversationItem]) -> BrainReply:
+        outputs = [item for item in history if item.type == "function_call_output"]
+        if outputs:
+            return BrainReply(text=f"{len(outputs)} done.")
+        return BrainReply(calls=(("faq_lookup", "{}"), ("faq_lookup", "{}")))
+
+
+async def test_responses_wait_for_every_tool_output() -> None:
     model = OfflineModel(OfflineModelConfig(delta_interval_s=0.0), brain_factory=TwoCalls)
     async with connected(model=model) as connection:
         await connection.send_text("two things please")
@@ -221,7 +225,26 @@ async def test_responses_wait_for_every_tool_output() -> None:
         assert pending_events(connection) == []  # still waiting for the second output
         await connection.send_tool_result(calls[1].call_id, "two")
         reply = await events_until_done(connection)
-        assert next(e for e in reply if isinstance(e, TextDone)).text == "Both done."
+        assert next(e for e in reply if isinstance(e, TextDone)).text == "2 done."
+
+
+async def test_answering_each_call_at_once_gives_one_follow_up_with_both() -> None:
+    model = OfflineModel(OfflineModelConfig(delta_interval_s=0.0), brain_factory=TwoCalls)
+    async with connected(model=model) as connection:
+        await connection.send_text("two things please")
+        seen: list[ModelEvent] = []
+        with trio.fail_after(30):
+            async for event in connection:
+                seen.append(event)
+                if isinstance(event, FunctionCall):
+                    # Like the session: each tool answers as soon as its call arrives.
+                    await connection.send_tool_result(event.call_id, "ok")
+                if isinstance(event, TextDone):
+                    break
+        assert len([e for e in seen if isinstance(e, FunctionCall)]) == 2
+        statuses = [e.status for e in seen if isinstance(e, ResponseDone)]
+        assert statuses == ["completed"]  # the call response; nothing was cancelled
+        assert seen[-1].text == "2 done."
 
 
 async def test_handoff_switches_the_tools_in_use() -> None:
@@ -261,3 +284,10 @@ async def test_sending_after_close_raises() -> None:
         pass
     with pytest.raises(ModelConnectionError):
         await connection.send_text("hello")
+
+
+@pytest.mark.parametrize("text", ["", "Yes.", "You may check  one bag, and bring one carry on."])
+def test_reply_chunks_join_back_to_the_reply(text: str) -> None:
+    chunks = word_chunks(text, 3)
+    assert "".join(chunks) == text
+    assert all(len(chunk.split()) <= 3 for chunk in chunks)

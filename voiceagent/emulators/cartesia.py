@@ -156,6 +156,8 @@ async def _handle(
         headers.get("x-api-key"),
         bearer[7:] if bearer.lower().startswith("bearer ") else None,
     ]
+    # Access tokens are short-lived and minted by Cartesia; the emulator cannot verify
+    # one, so any non-empty token is accepted.
     token = _first(query, "access_token")
     ok = any(k and (config.api_key is None or k == config.api_key) for k in keys) or bool(token)
     if not ok:

@@ -310,11 +310,16 @@ class ConvItem:
 
 
 class Conversation:
-    """Ordered items with O(1) lookup; holds at most `max_items` (oldest dropped)."""
+    """Ordered items with O(1) lookup, bounded like a context window.
 
-    def __init__(self, max_items: int = 512) -> None:
+    At most `max_items` items and about `max_chars` characters of text are kept; the
+    oldest items are dropped first (checked on insert, once per turn, not per frame).
+    """
+
+    def __init__(self, max_items: int = 512, max_chars: int = 1_000_000) -> None:
         self._items: OrderedDict[str, ConvItem] = OrderedDict()
         self.max_items = max_items
+        self.max_chars = max_chars
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._items
@@ -341,10 +346,27 @@ class Conversation:
             self._items = OrderedDict(items)
         while len(self._items) > self.max_items:
             self._items.popitem(last=False)
+        while len(self._items) > 1 and self._chars() > self.max_chars:
+            self._items.popitem(last=False)
         return prev
+
+    def _chars(self) -> int:
+        return sum(
+            len(i.text()) + len(i.arguments or "") + len(i.output or "")
+            for i in self._items.values()
+        )
 
     def delete(self, item_id: str) -> bool:
         return self._items.pop(item_id, None) is not None
+
+    def previous_of(self, item_id: str) -> str | None:
+        """The id of the item before `item_id` (None when first or unknown)."""
+        previous = None
+        for key in self._items:
+            if key == item_id:
+                return previous
+            previous = key
+        return None
 
     def user_audio_ms(self) -> int:
         return sum(i.audio_ms for i in self._items.values() if i.role == "user")

@@ -45,6 +45,7 @@ Pieces:
 """
 
 from voiceagent.graph.agent import Agent, Handoff, handoff
+from voiceagent.graph.brain import OfflineBrain
 from voiceagent.graph.execution import ToolResult, run_tool
 from voiceagent.graph.guardrails import (
     GuardrailMonitor,
@@ -64,6 +65,7 @@ __all__ = [
     "GuardrailMonitor",
     "GuardrailResult",
     "Handoff",
+    "OfflineBrain",
     "OutputGuardrail",
     "ToolArgumentError",
     "ToolContext",

@@ -23,7 +23,7 @@ from typing import Union
 from voiceagent.graph.guardrails import OutputGuardrail
 from voiceagent.graph.matching import content_stems
 from voiceagent.graph.naming import transfer_tool_name
-from voiceagent.graph.tools import FunctionTool
+from voiceagent.graph.tools import FunctionTool, function_tool
 from voiceagent.models.base import AgentSetup, ToolSpec
 
 HandoffTarget = Union["Agent", Callable[[], "Agent"], str]
@@ -107,6 +107,8 @@ class Agent:
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ValueError("an agent needs a name")
+        # A plain function in `tools` is made a tool with the defaults.
+        self.tools = [t if isinstance(t, FunctionTool) else function_tool(t) for t in self.tools]
         self.handoffs = [h if isinstance(h, Handoff) else Handoff(h) for h in self.handoffs]
 
     def _handoffs(self) -> list[Handoff]:

@@ -396,31 +396,43 @@ class _OfflineConnection(ModelConnection):
 
     async def _perform(self, response: _Response, reply: BrainReply) -> None:
         if reply.calls:
-            for name, arguments in reply.calls:
-                call_id = self._id("call")
-                item = ConversationItem(
+            items = [
+                ConversationItem(
                     id=self._id("item"),
                     role="assistant",
                     type="function_call",
                     name=name,
-                    call_id=call_id,
+                    call_id=self._id("call"),
                     arguments=arguments,
                 )
-                # Recorded before the send: the session may answer the call before this
-                # task runs again. A send that raises (cancelled) sent nothing, so the
-                # call is taken back: a call the session never saw must not hold up the
-                # next response.
-                self._outstanding_calls.add(call_id)
+                for name, arguments in reply.calls
+            ]
+            # Every call is recorded before the first is sent: the session runs each
+            # tool as soon as it sees the call and may answer it before this task runs
+            # again, and the follow-up response must wait for *all* of them.
+            for item in items:
+                self._outstanding_calls.add(item.call_id or "")
                 self._remember(item)
-                try:
+            sent = 0
+            try:
+                for item in items:
                     await self._emit(
-                        FunctionCall(response.response_id, item.id, call_id, name, arguments)
+                        FunctionCall(
+                            response.response_id,
+                            item.id,
+                            item.call_id or "",
+                            item.name or "",
+                            item.arguments or "{}",
+                        )
                     )
-                except BaseException:
-                    self._outstanding_calls.discard(call_id)
+                    sent += 1
+            finally:
+                # Cancelled mid-way: calls the session never saw must not hold up the
+                # next response (a send that raised sent nothing).
+                for item in items[sent:]:
+                    self._outstanding_calls.discard(item.call_id or "")
                     if item in self.history:
                         self.history.remove(item)
-                    raise
             return
         await self._stream_text(response, reply.text)
 
@@ -431,8 +443,8 @@ class _OfflineConnection(ModelConnection):
         for index, delta in enumerate(word_chunks(text, self._config.words_per_delta)):
             if index and self._config.delta_interval_s:
                 await trio.sleep(self._config.delta_interval_s)
-            item.text += delta
             await self._emit(TextDelta(response.response_id, item.id, delta))
+            item.text += delta  # only what was sent: a cut keeps no unsent words
         await self._emit(TextDone(response.response_id, item.id, item.text))
 
     def _keep_heard(self, response: _Response) -> None:
@@ -455,6 +467,8 @@ class Brain(Protocol):
 
 def word_chunks(text: str, words_per_chunk: int) -> list[str]:
     """Split `text` into deltas of a few words that concatenate back to `text` exactly."""
+    if not text:
+        return []
     words = text.split(" ")
     return [
         " ".join(words[start : start + words_per_chunk])

@@ -615,9 +615,16 @@ class Session:
         tts = self._services.tts
         assert tts is not None and self._tts_ready is not None
         async with tts.connect() as conn:
+            if hasattr(conn, "on_fallback"):
+                conn.on_fallback = self._tts_fell_back  # FallbackTTS: tell the client
             self._tts_conn = conn
             self._tts_ready.set()
             await trio.sleep_forever()  # until the session's work is cancelled
+
+    def _tts_fell_back(self, error: TTSError) -> None:
+        metrics.count_error(error.code)
+        log_event(log, "tts_fallback", level=logging.WARNING, code=error.code, error=str(error))
+        self._outbox.urgent(error_event(error.code, f"{error}; speaking with the local voice"))
 
     async def _send_audio(self, response: Response, pcm: bytes) -> None:
         if response.interrupted or not pcm:

@@ -7,6 +7,9 @@ asked and keeps it (module global) for all later calls, so the ~1 s model load a
 ~90 MB are paid once per worker, not per utterance. A `trio.CapacityLimiter` caps how
 many utterances decode at once, which also caps how many workers stay alive.
 
+Workers run at a lower CPU priority (`WORKER_NICENESS`) than the server process, so
+a burst of decoding never starves the event loop of a core.
+
 One utterance is decoded in one `full_utt=True` pass when it is complete: on clear
 speech that is both more accurate and, in total, cheaper than streaming partials.
 
@@ -24,6 +27,9 @@ SAMPLE_RATE = 16_000
 #: longest utterance accepted (seconds); bounds pickled payloads and worker time
 MAX_UTTERANCE_S = 60.0
 
+#: how much lower than the server the worker processes run (Unix nice increment)
+WORKER_NICENESS = 10
+
 _decoder = None  # the worker process's Decoder, built on first use
 
 
@@ -35,7 +41,16 @@ def _worker_decoder():  # type: ignore[no-untyped-def]
     """The process-wide decoder (runs in a worker process)."""
     global _decoder
     if _decoder is None:
+        import os
+
         from pocketsphinx import Decoder
+
+        # Recognition is background work: when the cores are busy, the server's event
+        # loop (every session's audio and sockets) must get them first.
+        try:
+            os.nice(WORKER_NICENESS)
+        except OSError:
+            pass  # not permitted here: run at normal priority
 
         # fwdflat=False: the second flat pass costs ~40% more CPU for no gain on
         # short utterances.

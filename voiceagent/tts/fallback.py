@@ -2,13 +2,17 @@
 
 Rules:
 - Each response tries the primary first (a failure does not stick: the next response
-  tries it again; the primary's own reconnect logic bounds the cost).
+  tries it again; the primary's own reconnect logic bounds the cost). With
+  `primary_cooldown_s` > 0, responses within that time after a primary failure go
+  straight to the fallback, so a silent primary does not cost its timeout every turn.
 - The primary failing with `TTSError` BEFORE any audio of the response reached the sink
   switches to the fallback, which voices the whole text: everything read so far
   (replayed from a per-response tape) and then the rest as it arrives.
 - Once audio was delivered, a failure is re-raised: switching voices mid-sentence, or
   repeating words the user already heard, is worse than stopping.
 - `on_fallback(error)` is called once per switch, so the session can tell the client.
+  The factory's callback is the default; a session may set `connection.on_fallback`
+  after `connect()` to route the error to its own client.
 
 The tape holds the text of one response only (bounded by what the model writes for one
 answer). On cancel, both voices stop with the caller's scope; nothing is buffered past it.
@@ -16,6 +20,7 @@ answer). On cancel, both voices stop with the caller's scope; nothing is buffere
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 
@@ -31,10 +36,12 @@ class FallbackTTS(TTS):
         fallback: TTS,
         *,
         on_fallback: Callable[[TTSError], None] | None = None,
+        primary_cooldown_s: float = 0.0,
     ) -> None:
         self.primary = primary
         self.fallback = fallback
         self.on_fallback = on_fallback
+        self.primary_cooldown_s = primary_cooldown_s
         self.name = primary.name
 
     @asynccontextmanager
@@ -43,7 +50,9 @@ class FallbackTTS(TTS):
         async with AsyncExitStack() as stack:
             primary = await stack.enter_async_context(self.primary.connect())
             fallback = await stack.enter_async_context(self.fallback.connect())
-            yield FallbackConnection(primary, fallback, self.on_fallback)
+            yield FallbackConnection(
+                primary, fallback, self.on_fallback, cooldown_s=self.primary_cooldown_s
+            )
 
 
 class _Tape:
@@ -102,10 +111,15 @@ class FallbackConnection(TTSConnection):
         primary: TTSConnection,
         fallback: TTSConnection,
         on_fallback: Callable[[TTSError], None] | None,
+        *,
+        cooldown_s: float = 0.0,
     ) -> None:
         self._primary = primary
         self._fallback = fallback
-        self._on_fallback = on_fallback
+        #: per-session hook (a session sets it after `connect()` to emit its own error event)
+        self.on_fallback = on_fallback
+        self._cooldown_s = cooldown_s
+        self._primary_failed_at = -math.inf
 
     async def synthesize(
         self, text: trio.MemoryReceiveChannel[str], sink: AudioSink, *, response_id: str
@@ -117,18 +131,26 @@ class FallbackConnection(TTSConnection):
         """
         tape = _Tape()
         watched = _WatchedSink(sink)
+        cooling = trio.current_time() < self._primary_failed_at + self._cooldown_s
         with _unwrapped():
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(tape.record, text)
-                try:
-                    await self._voice(self._primary, tape, watched, response_id)
-                except TTSError as error:
-                    if watched.delivered:
-                        raise
-                    if self._on_fallback is not None:
-                        self._on_fallback(error)
+                if cooling or not await self._primary_voiced(tape, watched, response_id):
                     await self._voice(self._fallback, tape, watched, f"{response_id}-fallback")
                 nursery.cancel_scope.cancel()  # the recorder, if the voice ended first
+
+    async def _primary_voiced(self, tape: _Tape, sink: _WatchedSink, response_id: str) -> bool:
+        """True when the primary voiced the response; False when it failed before audio."""
+        try:
+            await self._voice(self._primary, tape, sink, response_id)
+        except TTSError as error:
+            self._primary_failed_at = trio.current_time()
+            if sink.delivered:
+                raise
+            if self.on_fallback is not None:
+                self.on_fallback(error)
+            return False
+        return True
 
     @staticmethod
     async def _voice(conn: TTSConnection, tape: _Tape, sink: AudioSink, response_id: str) -> None:

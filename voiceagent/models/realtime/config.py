@@ -50,6 +50,9 @@ class RealtimeConfig:
     vad_threshold: float = 0.5
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
+    # server_vad only, GA only: respond by itself after this much silence following the
+    # end of the assistant's audio (re-prompts a quiet caller). None = never.
+    idle_timeout_ms: int | None = None
     eagerness: Eagerness = "auto"
     create_response: bool = True
     interrupt_response: bool = True

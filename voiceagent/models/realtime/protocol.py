@@ -93,6 +93,8 @@ def turn_detection(config: RealtimeConfig, flavor: Flavor) -> dict[str, Any] | N
         td["threshold"] = config.vad_threshold
         td["prefix_padding_ms"] = config.prefix_padding_ms
         td["silence_duration_ms"] = config.silence_duration_ms
+        if config.idle_timeout_ms is not None and flavor == "ga":
+            td["idle_timeout_ms"] = config.idle_timeout_ms
     else:
         td["eagerness"] = config.eagerness
     td["create_response"] = config.create_response
@@ -337,8 +339,7 @@ class RealtimeProtocol:
     def _maybe_follow_up(self, response: _Response) -> list[str]:
         if response.follow_up and response.done and not response.outstanding:
             response.follow_up = False
-            if self.current is None:
-                return [self._response_create()]
+            return self._request_response()
         return []
 
     def cancel(self, heard: Heard) -> list[str]:

@@ -36,6 +36,7 @@ from trio_websocket import (
     open_websocket_url,
 )
 
+from voiceagent import metrics
 from voiceagent.tts.base import SAMPLE_RATE, TTS, AudioSink, TTSConnection, TTSError, WordTiming
 from voiceagent.tts.cartesia import protocol as proto
 from voiceagent.tts.cartesia.aggregator import TextAggregator
@@ -130,6 +131,7 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self.deadline = math.inf
+        self.first_push_at: float | None = None  # for the first-audio latency metric
         self._scope: trio.CancelScope | None = None
 
     def set(self, deadline: float) -> None:
@@ -270,7 +272,8 @@ class CartesiaConnection(TTSConnection):
                 ws = await self._ensure_socket()
                 await ws.send_message(message)
             delay = (self._config.max_buffer_delay_ms or 0) / 1000
-            watchdog.set(trio.current_time() + self._config.first_audio_timeout_s + delay)
+            watchdog.first_push_at = trio.current_time()
+            watchdog.set(watchdog.first_push_at + self._config.first_audio_timeout_s + delay)
         else:
             if self._ws is None:
                 raise TTSError("the Cartesia socket was dropped", code="tts_closed")
@@ -286,7 +289,9 @@ class CartesiaConnection(TTSConnection):
         cfg = self._config
         for attempt in range(cfg.connect_attempts):
             try:
+                started = trio.current_time()
                 self._ws, self._ws_scope = await self._nursery.start(self._own_socket)
+                metrics.observe_provider("cartesia", "connect", trio.current_time() - started)
                 return self._ws
             except ConnectionRejected as exc:
                 raise _rejected(exc) from exc
@@ -356,6 +361,10 @@ class CartesiaConnection(TTSConnection):
                 continue  # late traffic of a cancelled context, or a type we do not use
             ctx.receive(response)
             if isinstance(response, proto.AudioChunk):
+                if watchdog.first_push_at is not None:
+                    waited = trio.current_time() - watchdog.first_push_at
+                    metrics.observe_provider("cartesia", "first_audio", waited)
+                    watchdog.first_push_at = None
                 pcm = odd + response.audio
                 odd = pcm[len(pcm) & ~1 :]
                 if len(pcm) > 1:

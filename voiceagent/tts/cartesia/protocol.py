@@ -20,7 +20,9 @@ Theory of operation (one context = one agent response):
 Once a context is DONE, CANCELLED or FAILED it is finished: anything still arriving for
 it is late and `ContextMachine.accepts()` says to drop it. Pushing text after CLOSED is a
 local error (the server would answer "context closed"). A push of the first text while
-OPEN moves to STREAMING or, with `continue=false`, straight to CLOSED.
+OPEN moves to STREAMING or, with `continue=false`, straight to CLOSED. A flush (empty
+transcript, `continue: true`, `flush: true`) is allowed only while STREAMING and does not
+change the state; the server answers `flush_done`.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ REQUEST_FIELDS = frozenset(
     }
 )
 # These may change between inputs of one context; every other field is locked.
-PER_INPUT_FIELDS = frozenset({"transcript", "continue", "flush", "duration"})
+PER_INPUT_FIELDS = frozenset({"transcript", "continue", "flush"})
 
 
 class ProtocolError(Exception):
