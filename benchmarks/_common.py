@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from importlib import metadata
@@ -25,6 +26,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+# Server logs are for debugging a run, not results: they stay out of the repository.
+LOGS = Path(tempfile.gettempdir()) / "voiceagent-bench-logs"
 REPO = HERE.parent
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -139,8 +142,8 @@ def server_process(
         raise_nofile()
         pin(cpus)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    log = open(RESULTS / f"{name}.log", "wb")
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = open(LOGS / f"{name}.log", "wb")
     proc = subprocess.Popen(
         argv,
         cwd=REPO,
@@ -152,12 +155,17 @@ def server_process(
     try:
         yield proc
     finally:
+        family = process_tree(proc.pid)[1:]
         proc.send_signal(stop_signal)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        # A wrapper (py-spy) or a supervisor (hypercorn) may leave workers behind.
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         log.close()
 
 

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 from _common import (
+    LOGS,
     RESULTS,
     cpu_seconds,
     free_port,
@@ -81,7 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interrupt-after", type=float, default=0.4,
                    help="seconds of answer audio before the interrupt")  # fmt: skip
     p.add_argument("--stop-p99-ms", type=float, default=50.0, help="saturation criterion")
+    p.add_argument(
+        "--stop-after-failures",
+        type=int,
+        default=2,
+        help="stop after this many saturated steps in a row",
+    )
     p.add_argument("--app", default="voiceagent:app", help="hypercorn application path")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="hypercorn --workers (one process per core; pair with --server-cpus)",
+    )
     p.add_argument("--canned", default="Sure. One carry-on and one checked bag are included.",
                    help="the Realtime emulator's reply text")  # fmt: skip
     p.add_argument("--ttft", type=float, default=0.1, help="emulator time to first token (s)")
@@ -217,24 +230,34 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
     }
 
 
-def summarize_profile(path: Path, top: int = 30) -> list[tuple[str, float]] | None:
-    """Top functions by self time (share of samples) from py-spy's collapsed stacks."""
+def summarize_profile(path: Path, top: int = 25) -> dict[str, list[tuple[str, float]]] | None:
+    """Self time (share of samples) by package and by function, from py-spy raw stacks."""
     from collections import Counter
 
     if not path.exists():
         return None
-    self_time: Counter[str] = Counter()
+    functions: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        total += int(count)
+        n = int(count)
+        total += n
         leaf = stack.split(";")[-1]
         name, _, where = leaf.partition(" (")
+        where = where.rstrip(")")
         module = where.rsplit("/", 1)[-1].split(":")[0]
-        self_time[f"{name} ({module})"] += int(count)
-    return [(n, round(c / total, 4)) for n, c in self_time.most_common(top)] if total else None
+        package = where.split("/", 1)[0] if "/" in where else module.split(":")[0]
+        functions[f"{name} ({module})"] += n
+        packages[package] += n
+    if not total:
+        return None
+    return {
+        "packages": [(p, round(c / total, 4)) for p, c in packages.most_common(top)],
+        "functions": [(f, round(c / total, 4)) for f, c in functions.most_common(top)],
+    }
 
 
 def saturated(step: dict[str, Any], args: argparse.Namespace) -> bool:
@@ -256,6 +279,7 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any] | None:
     argv = [sys.executable, str(Path(__file__).with_name("_echo_servers.py")), "quart",
             "--port", str(port)]  # fmt: skip
     steps = []
+    failures = 0
     with server_process(argv, name="active_rooms_floor", cpus=args.server_cpus) as proc:
         wait_port(port, proc)
         for m in args.floor_sessions:
@@ -263,8 +287,10 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any] | None:
                              cpus=args.aux_cpus, warmup_s=2.0, duration_s=8.0)  # fmt: skip
             step["ok"] = sweep_ok(step, 50.0)
             steps.append(step)
-            print(f"[floor] M={m} p99={step['p99_ms']:.1f} ms ok={step['ok']}", flush=True)
-            if not step["ok"]:
+            print(f"[floor] M={m} p99={step['p99_ms']:.1f} ms ok={step['ok']} runqueue wait="
+                  f"{step['server_runqueue_wait']:.0%}", flush=True)  # fmt: skip
+            failures = 0 if step["ok"] else failures + 1
+            if failures >= args.stop_after_failures:
                 break
     passed = [s["sessions"] for s in steps if s["ok"]]
     return {"steps": steps, "sessions_per_core": max(passed) / len(args.server_cpus)
@@ -273,7 +299,7 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def run_rooms(
     args: argparse.Namespace,
-) -> tuple[list[dict[str, Any]], list[tuple[str, float]] | None]:
+) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, float]]] | None]:
     """The sweep; also the server's top self-time functions when --profile is on."""
     rt_port, ca_port, app_port = free_port(), free_port(), free_port()
     here = Path(__file__).resolve().parent
@@ -291,7 +317,7 @@ def run_rooms(
         "VOICEAGENT_LOG_LEVEL": args.log_level,
     }
     app_argv = [sys.executable, "-m", "hypercorn", "-k", "trio", "--backlog", "4096",
-                "-b", f"127.0.0.1:{app_port}", args.app]  # fmt: skip
+                "-w", str(args.workers), "-b", f"127.0.0.1:{app_port}", args.app]  # fmt: skip
     steps: list[dict[str, Any]] = []
     with (
         server_process(rt_argv, name="active_rooms_realtime", cpus=args.aux_cpus) as rt,
@@ -299,13 +325,14 @@ def run_rooms(
     ):
         wait_port(rt_port, rt)
         wait_port(ca_port, ca)
-        profile = RESULTS / "active_rooms_profile.txt"
+        profile = LOGS / "active_rooms_profile.txt"
         if args.profile:
             app_argv = ["py-spy", "record", "-r", "100", "--subprocesses", "--format", "raw",
                         "-o", str(profile), "--", *app_argv]  # fmt: skip
         with server_process(app_argv, name="active_rooms_app", cpus=args.server_cpus,
                             env=env, stop_signal=signal.SIGINT) as app:  # fmt: skip
             wait_port(app_port, app)
+            failures = 0
             for m in args.rooms:
                 step = rooms_step(app.pid, app_port, m, {"realtime": rt.pid, "cartesia": ca.pid},
                                   args)  # fmt: skip
@@ -321,7 +348,8 @@ def run_rooms(
                     f"{step['errors']}",
                     flush=True,
                 )
-                if step["saturated"]:
+                failures = failures + 1 if step["saturated"] else 0
+                if failures >= args.stop_after_failures:
                     break
     hot = summarize_profile(profile) if args.profile else None
     return steps, hot
@@ -366,7 +394,26 @@ def verdict(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
     rooms_per_core = max((s["rooms"] for s in under), default=0) / cores
     at100 = next((s for s in steps if s["rooms"] >= 100), None)
     floor_pc = floor["sessions_per_core"] if floor else None
+    # CPU-bound capacity: what one fully used core allows at the measured CPU per room.
+    # It depends far less on other load on the machine than the latency figures do.
+    loaded = [s for s in steps if s["server_cpu_util"] >= 0.15 and not s["saturated"]] or [
+        s for s in steps if s["server_cpu_util"] >= 0.15
+    ]
+    ms_per_room = (
+        sum(s["server_cpu_ms_per_room_s"] for s in loaded) / len(loaded) if loaded else None
+    )
+    floor_ok = [s for s in (floor or {}).get("steps", []) if s["server_cpu_us_per_frame"]]
+    floor_us = (
+        sum(s["server_cpu_us_per_frame"] for s in floor_ok) / len(floor_ok) if floor_ok else None
+    )
+    cpu_rooms = 1000 / ms_per_room if ms_per_room else None
+    cpu_floor = 1e6 / (floor_us * 50) if floor_us else None
     return {
+        "cpu_ms_per_room_s": ms_per_room,
+        "cpu_bound_rooms_per_core": cpu_rooms,
+        "floor_cpu_us_per_frame": floor_us,
+        "floor_cpu_bound_sessions_per_core": cpu_floor,
+        "cpu_ratio_to_floor": cpu_rooms / cpu_floor if cpu_rooms and cpu_floor else None,
         "rooms_per_core_p99_under_20ms": rooms_per_core,
         "floor_sessions_per_core": floor_pc,
         "ratio_to_floor": rooms_per_core / floor_pc if floor_pc else None,
@@ -388,6 +435,10 @@ def markdown(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
         ["active rooms/core at p99 added < 20 ms", f">= {TARGET_ROOMS_PER_CORE}",
          v["rooms_per_core_p99_under_20ms"]],
         ["ratio to the Quart-Trio echo floor (same run)", ">= 0.8", v["ratio_to_floor"]],
+        ["CPU-bound rooms/core (1 / server CPU per room)", f">= {TARGET_ROOMS_PER_CORE}",
+         v["cpu_bound_rooms_per_core"]],
+        ["  ratio to the echo floor's CPU-bound sessions/core", ">= 0.8",
+         v["cpu_ratio_to_floor"]],
         ["interrupt -> silence p99 at 100 rooms (ms)", f"< {TARGET_SILENCE_P99_MS}",
          v["silence_p99_ms_at_100"]],
         ["stale bytes after audio_interrupted", "0", v["stale_bytes_total"]],
@@ -425,8 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     data = {"args": vars(args), "steps": steps, "floor": floor, "verdict": v, "profile": hot}
     md = markdown(steps, floor, v, pngs, argv)
     if hot:
-        md += "\n\nServer profile (py-spy, whole run), top functions by self time:\n\n"
-        md += md_table(["function", "share"], [[n, f"{share:.1%}"] for n, share in hot])
+        md += "\n\nServer profile (py-spy, whole run incl. start-up), self time by package:\n\n"
+        md += md_table(["package", "share"], [[n, f"{v:.1%}"] for n, v in hot["packages"]])
+        md += "\n\nTop functions by self time:\n\n"
+        md += md_table(["function", "share"], [[n, f"{v:.1%}"] for n, v in hot["functions"]])
     paths = write_results("active_rooms", data, md)
     print(paths["md"].read_text())
     return 0

@@ -11,8 +11,8 @@ For each server:
 2. Sweep M = `--sessions`: M sessions each send a 960-byte frame every 20 ms in real
    time and wait for its echo. Per step: latency p50/p99 (echo arrival minus the
    frame's scheduled send time), server CPU microseconds per echoed frame, server and
-   client CPU use. The sweep stops at the first step with p99 >= `--p99-ms`, a failed
-   connection, or lost real time.
+   client CPU use. A step fails with p99 >= `--p99-ms`, a failed connection, or lost
+   real time; the sweep stops after `--stop-after-failures` failing steps in a row.
 `sessions/core` is the largest M that passed; `cpu-bound sessions/core` is what the
 CPU per frame allows at 100 % of one core (1 / (us per frame x 50 frames/s)).
 
@@ -92,6 +92,7 @@ def run_server(kind: str, args: argparse.Namespace, deadline: float) -> dict[str
                                 procs=args.client_procs, cpus=args.client_cpus)  # fmt: skip
         print(f"[{kind}] idle: {idle['kb_per_session']:.1f} KB per connection", flush=True)
         steps = []
+        failures = 0
         for m in args.sessions:
             if time.monotonic() > deadline:
                 print(f"[{kind}] time budget spent, sweep stopped", flush=True)
@@ -108,7 +109,8 @@ def run_server(kind: str, args: argparse.Namespace, deadline: float) -> dict[str
                 f"{step['server_runqueue_wait']:.0%} ok={step['ok']}",
                 flush=True,
             )
-            if not step["ok"]:
+            failures = 0 if step["ok"] else failures + 1
+            if failures >= args.stop_after_failures:
                 break
     return summarize(kind, idle, steps, args)
 
@@ -129,6 +131,7 @@ def summarize(kind: str, idle: dict[str, Any], steps: list[dict[str, Any]],
         "steps": steps,
         "sessions_per_core": (max(s["sessions"] for s in passed) / cores) if passed else 0,
         "saturated": bool(steps) and not steps[-1]["ok"],
+        "max_runqueue_wait": max((s["server_runqueue_wait"] for s in steps), default=None),
         "cpu_us_per_frame": us_per_frame,
         "cpu_bound_sessions_per_core": 1e6 / (us_per_frame * 50) if us_per_frame else None,
         "kb_per_idle_connection": idle["kb_per_session"],

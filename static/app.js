@@ -107,6 +107,7 @@ const s = {
   typedAtPerf: null,
   measuredAfter: 0, // the speech end already used for an e2e figure
   maxText: 4000,
+  audioReady: Promise.resolve(false), // resolves once the audio graph is up (or failed)
   toolCalls: new Map(), // call id -> {call, agent}: tool_end carries no arguments
 };
 
@@ -175,7 +176,7 @@ function notice(text) {
   ui.notice.hidden = !text;
 }
 
-async function connect() {
+function connect() {
   const id = ui.sessionInput.value.trim();
   if (!SESSION_RE.test(id)) {
     notice("The session id must be 1 to 64 letters, digits, _ or -.");
@@ -185,11 +186,14 @@ async function connect() {
   sessionStorage.setItem("voiceagent.session", id);
   notice("");
   setConn("connecting", "connecting…");
-  try {
-    await engine.init();
-  } catch (err) {
-    notice(`Audio is unavailable (${err.message}); you can still type.`);
-  }
+  // Started inside the click (autoplay rules), awaited only where audio is needed.
+  s.audioReady = engine.init().then(
+    () => true,
+    (err) => {
+      notice(`Audio is unavailable (${err.message}); you can still type.`);
+      return false;
+    },
+  );
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const ws = new WebSocket(`${scheme}://${location.host}/ws/${encodeURIComponent(id)}`);
   ws.binaryType = "arraybuffer";
@@ -273,8 +277,14 @@ function onClientVad(m) {
 }
 
 async function startMic() {
+  if (!(await s.audioReady)) return;
+  if (!s.session) return; // closed while the audio graph was starting
   try {
     await engine.startMic();
+    if (!s.session) {
+      engine.stopMic(); // closed while the browser was opening the microphone
+      return;
+    }
     engine.setMuted(s.muted);
     ui.vadState.textContent = "listening";
   } catch (err) {

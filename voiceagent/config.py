@@ -45,7 +45,12 @@ class Settings:
     vad_threshold: float = 0.5  # VOICEAGENT_VAD_THRESHOLD
     vad_prefix_padding_ms: int = 300  # VOICEAGENT_VAD_PREFIX_PADDING_MS
     vad_silence_duration_ms: int = 500  # VOICEAGENT_VAD_SILENCE_DURATION_MS
+    vad_eagerness: str = "auto"  # VOICEAGENT_VAD_EAGERNESS (semantic_vad)
+    vad_create_response: bool = True  # VOICEAGENT_VAD_CREATE_RESPONSE
+    vad_interrupt_response: bool = True  # VOICEAGENT_VAD_INTERRUPT_RESPONSE
     transcription_model: str = "gpt-4o-mini-transcribe"  # VOICEAGENT_TRANSCRIPTION_MODEL
+    transcription_language: str = ""  # VOICEAGENT_TRANSCRIPTION_LANGUAGE
+    noise_reduction: str = ""  # VOICEAGENT_NOISE_REDUCTION (near_field, far_field)
     model_connect_timeout_s: float = 10.0  # VOICEAGENT_MODEL_CONNECT_TIMEOUT_S
 
     # Cartesia
@@ -55,6 +60,8 @@ class Settings:
     cartesia_model_id: str = "sonic-2"  # CARTESIA_MODEL_ID
     cartesia_default_language: str = "en"  # CARTESIA_DEFAULT_LANGUAGE
     cartesia_voice_id: str = "a0e99841-438c-4a64-b679-ae501e7d6091"  # CARTESIA_VOICE_ID
+    cartesia_first_audio_timeout_s: float = 5.0  # CARTESIA_FIRST_AUDIO_TIMEOUT_S
+    tts_fallback_cooldown_s: float = 30.0  # VOICEAGENT_TTS_FALLBACK_COOLDOWN_S
 
     # The browser socket
     ws_outgoing_max: int = 512  # WS_OUTGOING_MAX
@@ -129,7 +136,12 @@ _ENV_NAMES: dict[str, str] = {
     "vad_threshold": "VOICEAGENT_VAD_THRESHOLD",
     "vad_prefix_padding_ms": "VOICEAGENT_VAD_PREFIX_PADDING_MS",
     "vad_silence_duration_ms": "VOICEAGENT_VAD_SILENCE_DURATION_MS",
+    "vad_eagerness": "VOICEAGENT_VAD_EAGERNESS",
+    "vad_create_response": "VOICEAGENT_VAD_CREATE_RESPONSE",
+    "vad_interrupt_response": "VOICEAGENT_VAD_INTERRUPT_RESPONSE",
     "transcription_model": "VOICEAGENT_TRANSCRIPTION_MODEL",
+    "transcription_language": "VOICEAGENT_TRANSCRIPTION_LANGUAGE",
+    "noise_reduction": "VOICEAGENT_NOISE_REDUCTION",
     "model_connect_timeout_s": "VOICEAGENT_MODEL_CONNECT_TIMEOUT_S",
     "cartesia_api_key": "CARTESIA_API_KEY",
     "cartesia_websocket_url": "CARTESIA_WEBSOCKET_URL",
@@ -137,6 +149,8 @@ _ENV_NAMES: dict[str, str] = {
     "cartesia_model_id": "CARTESIA_MODEL_ID",
     "cartesia_default_language": "CARTESIA_DEFAULT_LANGUAGE",
     "cartesia_voice_id": "CARTESIA_VOICE_ID",
+    "cartesia_first_audio_timeout_s": "CARTESIA_FIRST_AUDIO_TIMEOUT_S",
+    "tts_fallback_cooldown_s": "VOICEAGENT_TTS_FALLBACK_COOLDOWN_S",
     "ws_outgoing_max": "WS_OUTGOING_MAX",
     "ws_incoming_audio_max": "WS_INCOMING_AUDIO_MAX",
     "ws_tts_chunk_bytes": "WS_TTS_CHUNK_BYTES",
@@ -234,7 +248,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "openai_realtime_url": _ws_url,
     "cartesia_websocket_url": _ws_url,
     "turn_detection": _choice(*TURN_DETECTION_CHOICES),
-    "vad_threshold": _float_range(0.0, 1.0),
+    "vad_threshold": _float_range(0.01, 0.99),
+    "vad_eagerness": _choice("auto", "low", "medium", "high"),
+    "vad_create_response": _bool,
+    "vad_interrupt_response": _bool,
+    "noise_reduction": _choice("", "near_field", "far_field"),
+    "cartesia_first_audio_timeout_s": _float_range(0.1, 120.0),
+    "tts_fallback_cooldown_s": _float_range(0.0, 3600.0),
     "vad_prefix_padding_ms": _int_range(0, 5000),
     "vad_silence_duration_ms": _int_range(50, 10000),
     "model_connect_timeout_s": _float_range(0.1, 120.0),

