@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-procs", type=int, default=2)
     p.add_argument("--log-level", default="info", help="server VOICEAGENT_LOG_LEVEL")
     p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra server setting, e.g. WS_TTS_CHUNK_BYTES=9600 (repeatable)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="py-spy the server worker during each window (needs py-spy)",
@@ -316,6 +323,11 @@ def run_rooms(
         "CARTESIA_API_KEY": "k",
         "VOICEAGENT_LOG_LEVEL": args.log_level,
     }
+    for item in args.server_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--server-env wants NAME=VALUE, got {item!r}")
+        env[name] = value
     app_argv = [sys.executable, "-m", "hypercorn", "-k", "trio", "--backlog", "4096",
                 "-w", str(args.workers), "-b", f"127.0.0.1:{app_port}", args.app]  # fmt: skip
     steps: list[dict[str, Any]] = []

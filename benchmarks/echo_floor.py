@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--client-cpus", type=cpu_list, default=[1])
     parser.add_argument("--client-procs", type=int, default=1)
     parser.add_argument(
+        "--stop-after-failures",
+        type=int,
+        default=2,
+        help="stop the sweep after this many failing steps in a row",
+    )
+    parser.add_argument(
         "--max-seconds", type=float, default=900, help="stop sweeping after this much time in total"
     )
     parser.add_argument("--no-plots", action="store_true")

@@ -134,6 +134,12 @@ window.voiceagent = {
     return engine.sampleRate;
   },
   audioTransport: jsonAudio ? "json" : "binary",
+  /** Reopen the microphone (after a device change; the E2E tests use it because
+   * Chromium's fake device replays its file from the start on every open). */
+  async restartMic() {
+    engine.stopMic();
+    await startMic();
+  },
   stats,
   recent,
 };

@@ -136,6 +136,9 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     if (this.flushRequested) {
       this.account(startT);
       this.flush();
+    } else if (drained && this.t < this.written) {
+      // The last samples are still to play (only the kernel's look-ahead ran out).
+      this.account(startT);
     } else if (!complete) {
       // Never read past what arrived: the rest of a late chunk must not be skipped.
       if (this.t > this.written) this.t = this.written;

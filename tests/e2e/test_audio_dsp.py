@@ -179,7 +179,8 @@ def test_client_vad_guard_ignores_echo_of_the_agent_but_not_the_user(
     assert page.evaluate(RUN_VAD, [speech.tolist(), True])[0]["speaking"] is True
 
 
-RENDER_PLAYBACK = """async ([pcm, flushAt]) => {
+RENDER_PLAYBACK = """async (steps) => {
+    // steps: [[time_s, [message, ...]], ...]; a message's `pcm` is a list of int16.
     const ctx = new OfflineAudioContext(1, 48000, 48000);
     await ctx.audioWorklet.addModule('/static/audio/playback-worklet.js');
     const node = new AudioWorkletNode(ctx, 'voiceagent-playback', {
@@ -188,20 +189,28 @@ RENDER_PLAYBACK = """async ([pcm, flushAt]) => {
     const messages = [];
     node.port.onmessage = (e) => messages.push(e.data);
     // Messages reach the worklet between render quanta: post them while suspended.
-    const pause = (at, post) => ctx.suspend(at).then(() => {
-        post();
-        setTimeout(() => ctx.resume(), 50);
-    });
-    pause(128 / 48000, () => {
-        node.port.postMessage({ type: 'start', rid: 'resp_1' });
-        node.port.postMessage({ type: 'chunk', pcm: new Int16Array(pcm).buffer });
-        node.port.postMessage({ type: 'end', rid: 'resp_1' });
-    });
-    if (flushAt !== null) pause(flushAt, () => node.port.postMessage({ type: 'flush' }));
+    for (const [at, batch] of steps) {
+        ctx.suspend(at).then(() => {
+            for (const m of batch) {
+                if (m.pcm) node.port.postMessage({ ...m, pcm: new Int16Array(m.pcm).buffer });
+                else node.port.postMessage(m);
+            }
+            setTimeout(() => ctx.resume(), 50);
+        });
+    }
     const buffer = await ctx.startRendering();
     await new Promise((r) => setTimeout(r, 50));
     return { out: Array.from(buffer.getChannelData(0)), messages };
 }"""
+QUANTUM_S = 128 / 48_000  # suspend() lands on render-quantum boundaries
+
+
+def one_response(pcm: list[int]) -> list[Any]:
+    return [
+        {"type": "start", "rid": "resp_1"},
+        {"type": "chunk", "pcm": pcm},
+        {"type": "end", "rid": "resp_1"},
+    ]
 
 
 def reply_tone(seconds: float) -> list[int]:
@@ -210,7 +219,7 @@ def reply_tone(seconds: float) -> list[int]:
 
 
 def test_playback_plays_a_response_at_the_device_rate_and_reports_it(page: Any) -> None:
-    result = page.evaluate(RENDER_PLAYBACK, [reply_tone(0.5), None])
+    result = page.evaluate(RENDER_PLAYBACK, [[QUANTUM_S, one_response(reply_tone(0.5))]])
     out = np.array(result["out"])
     audible = np.flatnonzero(np.abs(out) > 0.01)
     assert (audible[-1] - audible[0]) / 48_000 == pytest.approx(0.5, abs=0.01)
@@ -221,13 +230,38 @@ def test_playback_plays_a_response_at_the_device_rate_and_reports_it(page: Any) 
 
 
 def test_playback_flush_silences_output_and_reports_what_was_played(page: Any) -> None:
-    # The render quantum is 128 frames: suspend() lands on a multiple of it.
-    flush_at = 128 * 95 / 48_000  # ~0.25 s into a 0.8 s response that began at 128
-    result = page.evaluate(RENDER_PLAYBACK, [reply_tone(0.8), flush_at])
+    flush_at = 95 * QUANTUM_S  # ~0.25 s into a 0.8 s response that began at one quantum
+    steps = [[QUANTUM_S, one_response(reply_tone(0.8))], [flush_at, [{"type": "flush"}]]]
+    result = page.evaluate(RENDER_PLAYBACK, steps)
     out = np.array(result["out"])
     after = out[int(flush_at * 48_000) + 128 :]
     assert np.max(np.abs(after)) == 0.0, "audio after the flush (beyond the fade)"
     flushed = [m for m in result["messages"] if m["type"] == "flushed"]
     assert len(flushed) == 1 and flushed[0]["rid"] == "resp_1"
-    assert flushed[0]["playedMs"] == pytest.approx(1000 * (flush_at - 128 / 48_000), abs=10)
+    assert flushed[0]["playedMs"] == pytest.approx(1000 * (flush_at - QUANTUM_S), abs=10)
     assert not [m for m in result["messages"] if m["type"] == "ended"]
+
+
+def test_playback_waits_for_its_jitter_buffer_and_fades_on_underrun(page: Any) -> None:
+    tone = reply_tone(0.08)
+    first, second = tone[: 24 * 40], tone[24 * 40 :]  # 40 ms, then 40 ms more
+    resume_at = 24 * QUANTUM_S  # 64 ms
+    steps = [
+        [QUANTUM_S, [{"type": "start", "rid": "resp_1"}, {"type": "chunk", "pcm": first}]],
+        [resume_at, [{"type": "chunk", "pcm": second}]],
+    ]
+    result = page.evaluate(RENDER_PLAYBACK, steps)
+    out = np.abs(np.array(result["out"]))
+    # 40 ms is under the 60 ms jitter buffer: nothing plays until more arrives.
+    assert out[: int(resume_at * 48_000)].max() == 0.0
+    audible = np.flatnonzero(out > 0.005)
+    assert audible[0] >= int(resume_at * 48_000)
+    # The segment stays open (no `end`), so running dry is an underrun, faded out: the
+    # last quantum that sounds gets quieter towards its end instead of stopping dead.
+    statuses = [m for m in result["messages"] if m["type"] == "status"]
+    assert statuses[-1]["underruns"] == 1
+    assert statuses[-1]["playedSamples"] == len(tone)
+    fade_end = (audible[-1] // 128 + 1) * 128  # the faded quantum is the last that sounds
+    assert out[fade_end - 256 : fade_end - 128].max() > 0.2  # full level before it
+    assert out[fade_end - 20 : fade_end].max() < 0.05  # gain <= 20/128 at its end
+    assert out[fade_end:].max() == 0.0

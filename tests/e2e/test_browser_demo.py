@@ -198,11 +198,73 @@ def test_interrupt_flushes_playback(demo: Demo) -> None:
     )
 
 
-def test_no_console_errors_and_screenshot(demo: Demo, artifacts_dir: Path) -> None:
+def test_speaking_over_the_agent_barges_in(demo: Demo) -> None:
+    demo.wait("() => !window.voiceagent.stats.playback.playing")
+    demo.ask("How many seats does the plane have?")
+    rid = demo.wait(
+        """(seen) => {
+            const done = window.voiceagent.recent.filter(
+                (e) => e.type === 'text_done' && e.text.includes('seats'));
+            const last = done[done.length - 1];
+            return last && last.response_id !== seen ? last.response_id : null;
+        }""",
+        arg=demo.page.evaluate("window.voiceagent.stats.playback.rid"),
+    )
+    demo.wait(
+        """(rid) => {
+            const p = window.voiceagent.stats.playback;
+            return p.rid === rid && p.playing && p.playedMs >= 300;
+        }""",
+        arg=rid,
+    )
+    before = demo.stats()
+    # The fake microphone starts its file again: the question, over the agent's voice.
+    demo.page.evaluate("window.voiceagent.restartMic()")
+    # The client VAD cuts the agent off at once, before the server says so.
+    demo.wait(
+        """(b) => {
+            const s = window.voiceagent.stats;
+            return s.bargeIns > b.bargeIns && s.playback.flushes > b.playback.flushes;
+        }""",
+        arg=before,
+        timeout_ms=5_000,
+    )
+    demo.wait(
+        """(rid) => window.voiceagent.recent.some(
+            (e) => e.type === 'audio_interrupted' && e.response_id === rid)""",
+        arg=rid,
+        timeout_ms=5_000,
+    )
+    # ... and the agent answers what was said instead.
+    demo.wait(
+        """(rid) => {
+            const done = window.voiceagent.recent.filter((e) => e.type === 'text_done');
+            const last = done[done.length - 1];
+            return last.response_id !== rid && last.text.toLowerCase().includes('bag');
+        }""",
+        arg=rid,
+        timeout_ms=FIRST_REPLY_TIMEOUT_MS,
+    )
+    assert demo.stats()["lateAudioBytes"] == 0
+
+
+def test_each_turn_is_one_bubble(demo: Demo) -> None:
+    # Spoken, typed, typed, typed, spoken questions; transcripts, history events and
+    # snapshots of the same item never draw a second bubble.
+    assert demo.page.locator(".msg.user").count() == 5
+    ids = demo.page.eval_on_selector_all(
+        ".msg[data-item-id]", "els => els.map(e => e.dataset.itemId)"
+    )
+    assert len(ids) == len(set(ids))
+
+
+def test_no_console_or_protocol_errors_and_screenshot(demo: Demo, artifacts_dir: Path) -> None:
     demo.page.wait_for_timeout(300)
     demo.page.locator("#events-details summary").click()
     demo.page.screenshot(path=str(artifacts_dir / "browser-demo.png"), full_page=True)
     assert demo.problems == []
+    # Everything the page sent (frames, acks, metrics, text, interrupt) was valid.
+    assert "error" not in demo.stats()["eventsByType"]
 
 
 def test_json_audio_fallback_carries_speech(server_url: str, browser: Any) -> None:

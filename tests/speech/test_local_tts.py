@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytest
 import trio
 
+from voiceagent.speech import voices
 from voiceagent.tts.base import TTSError, WordTiming
 from voiceagent.tts.local import LocalVoiceConfig, LocalVoiceTTS, SentenceSplitter
 
@@ -110,6 +111,25 @@ async def test_english_without_piper_falls_back_to_espeak_ng() -> None:
     assert (await tts.voice()).name == "espeak-ng"
     sink = await speak(tts, ["Hello there."])
     assert sink.chunks
+
+
+async def test_english_falls_back_to_espeak_ng_when_piper_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def piper_not_installed() -> None:
+        raise voices.VoiceUnavailable("piper voice not installed")
+
+    monkeypatch.delitem(voices._LOADED, "piper", raising=False)
+    monkeypatch.setattr(voices, "PiperVoice", piper_not_installed)
+    tts = LocalVoiceTTS()
+    assert (await tts.voice()).name == "espeak-ng"
+    sink = await speak(tts, ["Hello there."])
+    assert sink.chunks
+
+
+async def test_regional_language_codes_find_their_voice() -> None:
+    tts = LocalVoiceTTS(LocalVoiceConfig(language="vi-VN"))
+    assert (await tts.voice()).name == "espeak-ng"
 
 
 async def test_unknown_language_is_a_typed_error() -> None:

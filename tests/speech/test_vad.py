@@ -102,3 +102,21 @@ def test_odd_byte_count_is_a_typed_error() -> None:
 def test_bad_settings_are_rejected(bad: dict) -> None:
     with pytest.raises(ValueError):
         VadConfig(**bad)
+
+
+def test_a_reused_model_starts_fresh(spoken_question: bytes) -> None:
+    pcm = silence(0.7) + spoken_question + silence(1.0)
+    fresh = run(pcm)
+    first = VoiceActivityDetector()
+    first.feed(silence(0.5) + spoken_question[: len(spoken_question) // 4 * 2])
+    assert first.speaking
+    first.close()  # mid-utterance: its model goes back to the pool
+    second = VoiceActivityDetector()
+    events = []
+    for frame in frames(pcm):
+        events.extend(second.feed(frame))
+    assert [(type(e), e.audio_start_ms) for e in events] == [
+        (type(e), e.audio_start_ms) for e in fresh
+    ]
+    with pytest.raises(RuntimeError):
+        first.feed(silence(0.1))

@@ -13,7 +13,7 @@ Rules of this module:
 
 Theory of operation
 -------------------
-`send_audio()` runs the VAD inline (a few ms per 100 ms batch, see `speech/vad.py`)
+`send_audio()` runs the VAD inline (~0.5 ms per 100 ms of audio, see `speech/vad.py`)
 and emits SpeechStarted/SpeechStopped as it goes, so barge-in is never delayed by a
 transcription. A finished utterance becomes an item (InputCommitted) and goes to one
 *turn task* through a small channel: it transcribes utterances one after another (so
@@ -26,6 +26,12 @@ or streams the reply text in small word chunks. `cancel_response(heard)` cancels
 response's scope; the response task then cuts the assistant item to `heard.text` and
 emits ResponseDone("cancelled"). It never waits for that itself, so it is safe to call
 from any task, even one that is also draining the events.
+
+Errors never end the connection: odd audio or text -> ModelError (not fatal); a failed
+transcription -> TranscriptFailed; a transcript with no words (noise the VAD let
+through) -> TranscriptCompleted("") and no response; a brain exception ->
+ResponseDone("failed"). A new user turn drops calls still waiting for outputs (their
+tools may have been cancelled by the barge-in); late outputs are still recorded.
 """
 
 from __future__ import annotations
@@ -77,6 +83,12 @@ from voiceagent.speech.vad import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class Brain(Protocol):
+    """What the offline model needs of a brain (`voiceagent.graph.brain.OfflineBrain`)."""
+
+    def respond(self, setup: AgentSetup, history: Sequence[ConversationItem]) -> BrainReply: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +156,9 @@ class OfflineModel(RealtimeModel):
         self._check_engines()
         if self._brain_factory is None:
             import voiceagent.graph.brain  # noqa: F401  (~60 ms of imports, not in a session)
-        await trio.to_thread.run_sync(VoiceActivityDetector, self.config.vad)
+        # Imports the VAD and leaves one loaded model in the pool for the first session.
+        vad = await trio.to_thread.run_sync(VoiceActivityDetector, self.config.vad)
+        vad.close()
         await self.recognizer.warm_up()
 
     def _check_engines(self) -> None:
@@ -177,16 +191,19 @@ class OfflineModel(RealtimeModel):
 
             brain = OfflineBrain()
         vad = VoiceActivityDetector(self.config.vad)
-        async with trio.open_nursery() as nursery:
-            connection = _OfflineConnection(
-                self.config, setup, vad, self.recognizer, brain, nursery
-            )
-            nursery.start_soon(connection.run_turns)
-            try:
-                yield connection
-            finally:
-                connection.close()
-                nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                connection = _OfflineConnection(
+                    self.config, setup, vad, self.recognizer, brain, nursery
+                )
+                nursery.start_soon(connection.run_turns)
+                try:
+                    yield connection
+                finally:
+                    connection.close()
+                    nursery.cancel_scope.cancel()
+        finally:
+            vad.close()  # after the nursery: no task of this connection can feed it now
 
 
 class _Response:
@@ -457,12 +474,6 @@ class _OfflineConnection(ModelConnection):
             item.text = heard.text
         elif item in self.history:
             self.history.remove(item)
-
-
-class Brain(Protocol):
-    """What the offline model needs of a brain (`voiceagent.graph.brain.OfflineBrain`)."""
-
-    def respond(self, setup: AgentSetup, history: Sequence[ConversationItem]) -> BrainReply: ...
 
 
 def word_chunks(text: str, words_per_chunk: int) -> list[str]:

@@ -86,10 +86,11 @@ class _Worker:
     async def kill(self) -> None:
         """Stop the worker now and reap it (bounded, even inside a cancelled scope)."""
         self.process.kill()
-        with trio.CancelScope(shield=True), trio.move_on_after(2):
-            await self.process.wait()
-        await self._stdin.aclose()
-        await self._stdout.aclose()
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(2):
+                await self.process.wait()
+            await self._stdin.aclose()
+            await self._stdout.aclose()
 
 
 class Recognizer:

@@ -8,6 +8,8 @@ Rules of this module:
   the detector was created, exactly like a cloud model's server VAD.
 * Memory is bounded: at most `prefix_padding_ms` of audio is kept while nobody speaks,
   and at most `max_utterance_ms` while somebody does.
+* `close()` hands the Silero model to a small per-process pool, so the next stream
+  skips the 2-7 ms load (which would hold the event loop).
 
 Theory of operation
 -------------------
@@ -48,6 +50,7 @@ import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +64,9 @@ _TAIL_MS = 250
 
 
 _SILERO_IMPORT_LOCK = threading.Lock()
+# Silero models of closed detectors, ready for new streams (~0.5 MB each, bounded).
+_FREE_MODELS: list[Any] = []
+_MAX_FREE_MODELS = 64
 
 
 def _silero_detector_class() -> type:
@@ -153,7 +159,10 @@ class VoiceActivityDetector:
         import soxr
 
         self.config = config or VadConfig()
-        self._model = _silero_detector_class()()
+        # A model from an earlier stream when one is free: loading one costs 2-7 ms of
+        # loop time (it holds the GIL), once per session otherwise.
+        self._model = _FREE_MODELS.pop() if _FREE_MODELS else _silero_detector_class()()
+        self._closed = False
         self._resampler = soxr.ResampleStream(INPUT_SAMPLE_RATE, VAD_SAMPLE_RATE, 1, dtype="int16")
         self._pending = np.zeros(0, dtype=np.int16)  # 16 kHz samples not yet windowed
         self._windows_done = 0
@@ -184,6 +193,8 @@ class VoiceActivityDetector:
 
     def feed(self, pcm: bytes) -> list[VadEvent]:
         """Consume PCM16 LE mono 24 kHz audio of any length; return the events it caused."""
+        if self._closed:
+            raise RuntimeError("the voice activity detector is closed")
         if len(pcm) % 2:
             raise VadInputError(f"PCM16 audio must have an even byte count, got {len(pcm)}")
         if not pcm:
@@ -201,6 +212,15 @@ class VoiceActivityDetector:
                 events.append(event)
         self._pending = resampled[usable:].copy()
         return events
+
+    def close(self) -> None:
+        """Give the model back for another stream; the detector is unusable afterwards."""
+        if self._closed:
+            return
+        self._closed = True
+        if len(_FREE_MODELS) < _MAX_FREE_MODELS:
+            self._model.reset()  # a fresh stream must not inherit this one's state
+            _FREE_MODELS.append(self._model)
 
     def end_utterance(self) -> SpeechStop | None:
         """Stop the current utterance now (push-to-talk commit); None when not speaking."""

@@ -159,10 +159,20 @@ class EspeakVoice:
     name = "espeak-ng"
 
     def __init__(self, language: str) -> None:
-        self.voice = _ESPEAK_VOICE_NAMES.get(language, language)
         self._engine = _shared("espeak", _Espeak)
-        # Fail now, not in the middle of a reply, if the language is unknown.
-        self._engine.synthesize(self.voice, "")
+        # "vi-VN" -> "vi-vn", then "vi": the first voice espeak-ng knows. Checked now,
+        # not in the middle of a reply.
+        base = language.split("-")[0].split("_")[0].lower()
+        candidates = [language.lower().replace("_", "-"), base]
+        for candidate in candidates:
+            voice = _ESPEAK_VOICE_NAMES.get(candidate, candidate)
+            try:
+                self._engine.synthesize(voice, "")
+            except VoiceUnavailable:
+                continue
+            self.voice = voice
+            return
+        raise VoiceUnavailable(f"espeak-ng has no voice for language {language!r}")
 
     def synthesize(self, text: str) -> bytes:
         return self._engine.synthesize(self.voice, text)
