@@ -87,3 +87,15 @@ async def test_handoff_back_to_triage(services) -> None:
             "Seat Booking Agent",
         ) in route
         assert client.of_type("agent_start")[-1]["agent"] == "Seat Booking Agent"
+
+
+async def test_offline_model_without_a_voice_runs_text_only() -> None:
+    async with running_app(make_services(OfflineModel(), None)) as address:
+        async with connect(address) as client:
+            started = await client.wait_for("session_started")
+            assert started["tts"] == "none"
+            await client.send(type="text", text="Is there wifi on the plane?")
+            done = await client.wait_for("text_done", where=lambda e: "wifi" in e["text"].lower())
+            assert done["text"]
+            await client.wait_for("response_done")
+            assert client.audio == [] and client.of_type("error") == []

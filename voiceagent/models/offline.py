@@ -129,6 +129,7 @@ class OfflineModel(RealtimeModel):
 
     name = "offline"
     offline_brain = True
+    audio_output = False  # it speaks through the local TTS; without one it runs text-only
 
     def __init__(
         self,
