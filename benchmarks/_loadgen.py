@@ -14,7 +14,8 @@ Modes:
 - "idle": connect, read whatever the server sends (discarding it), send nothing;
 - "echo": every session sends a constant 20 ms frame of `frame_bytes` in real time and
   waits for its echo; the latency of a frame is echo arrival - its scheduled send time,
-  so a late client or server both show up.
+  so a late client or server both show up;
+- "rooms": a simulated browser per room (see `_rooms.py`).
 
 Every loop is bounded: connect has a timeout, the run ends at the window end (plus a
 grace period) or on "stop", and the worker gives up if the script goes away.

@@ -107,6 +107,7 @@ const s = {
   typedAtPerf: null,
   measuredAfter: 0, // the speech end already used for an e2e figure
   maxText: 4000,
+  lastClose: null, // {code, reason} of the last close
   audioReady: Promise.resolve(false), // resolves once the audio graph is up (or failed)
   toolCalls: new Map(), // call id -> {call, agent}: tool_end carries no arguments
 };
@@ -129,6 +130,9 @@ window.voiceagent = {
   },
   get session() {
     return s.session;
+  },
+  get lastClose() {
+    return s.lastClose;
   },
   get sampleRate() {
     return engine.sampleRate;
@@ -221,6 +225,7 @@ function disconnect() {
 }
 
 function onClosed(code, reason) {
+  s.lastClose = { code, reason };
   const ws = s.ws;
   s.ws = null;
   if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);

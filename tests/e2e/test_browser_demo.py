@@ -4,6 +4,7 @@ One page holds one conversation, in the order a person would have it: the tests 
 run in file order against the same page (module-scoped), each asserting one thing the
 user sees or hears. The page's own counters (`window.voiceagent.stats`) stand in for
 the speaker: the playback worklet counts the samples it actually sent to the output.
+The last test opens a page of its own, for the JSON audio fallback.
 """
 
 from __future__ import annotations

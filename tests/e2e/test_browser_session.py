@@ -68,9 +68,11 @@ def test_an_edited_session_id_is_used_and_a_second_tab_replaces_the_first(
         state_is(page_b, "connected")
         assert page_b.evaluate("window.voiceagent.session.session_id") == "shared-room_1"
         state_is(page_a, "closed")
-        assert "another tab" in page_a.locator("#notice").inner_text()
         assert page_a.get_by_role("button", name="Connect").is_enabled()
         assert problems == []
+        close = page_a.evaluate("window.voiceagent.lastClose")
+        assert close["code"] == 1012
+        assert "another tab" in page_a.locator("#notice").inner_text()
     finally:
         ctx_a.close()
         ctx_b.close()

@@ -36,6 +36,7 @@ async def test_second_connection_replaces_first_with_1012() -> None:
             async with connect(address, "same-room") as second:
                 await second.wait_for("session_started")
                 assert await first.wait_closed() == 1012
+                assert first.of_type("error")[-1]["code"] == "replaced"
                 await second.send(type="text", text="still there?")
                 assert (await second.wait_for("text_done"))["text"] == "I heard you."
                 assert len(services.registry) == 1

@@ -89,6 +89,9 @@ CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
 
+# The `error` code a client gets just before the socket closes with a given code.
+_CLOSE_ERRORS = {1008: "too_many_errors", 1012: "replaced"}
+
 ERROR_WINDOW_S = 10.0
 CONTROL_CAPACITY = 32
 TEXT_TO_TTS_CAPACITY = 1024
@@ -210,11 +213,24 @@ class Session:
                 await self._socket.close(self._close_code, self._close_reason)
             except Exception:  # the client may already be gone; closing is best effort
                 log.debug("close failed", exc_info=True)
+                return
+            # Complete the closing handshake: the client's Close reply ends this
+            # handler (the framework cancels it). Returning at once would drop the TCP
+            # connection under a client still streaming audio, and the reset can
+            # destroy our Close frame before the browser reads it (it then sees 1006).
+            await trio.sleep_forever()
 
     def close(self, code: int, reason: str) -> None:
-        """Stop the session: cancel its work; the socket closes with `code`."""
+        """Stop the session: cancel its work; the socket closes with `code`.
+
+        The client first gets an `error` event saying why (except a client too slow
+        to read it), so the reason survives even a transport that loses the Close.
+        """
         if self._close_code == CLOSE_NORMAL:
             self._close_code, self._close_reason = code, reason
+            error_code = _CLOSE_ERRORS.get(code)
+            if error_code is not None:
+                self._outbox.urgent(error_event(error_code, reason))
         self._work_scope.cancel()
 
     async def _write(self) -> None:
@@ -259,6 +275,8 @@ class Session:
             if self._ensure_model():
                 self._new_turn().user_text()
                 self._control(("text", message.text))
+                item_id = f"text_{next(self._ids)}"
+                self._history_put(item_id, "user", "message", message.text, "completed", None)
         elif isinstance(message, CommitAudio):
             if self._ensure_model():
                 self._new_turn().commit()
