@@ -14,6 +14,18 @@ import trio.lowlevel
 from voiceagent.logs import bind_session, log_event, setup_logging
 
 
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    """setup_logging configures the root logger; leave it as other tests expect it."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
+
+
 @pytest.fixture
 def captured() -> Iterator[tuple[io.StringIO, logging.Logger]]:
     stream = io.StringIO()

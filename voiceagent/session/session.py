@@ -101,6 +101,12 @@ BYTES_PER_MS = 48  # PCM16 mono at 24 kHz
 
 
 class Session:
+    # Model input channels, opened by the first audio or text (`_ensure_model`).
+    _audio_tx: trio.MemorySendChannel[bytes]
+    _audio_rx: trio.MemoryReceiveChannel[bytes]
+    _control_tx: trio.MemorySendChannel[tuple[Any, ...]]
+    _control_rx: trio.MemoryReceiveChannel[tuple[Any, ...]]
+
     def __init__(self, session_id: str, socket: ClientSocket, services: Services) -> None:
         self.session_id = session_id
         self._socket = socket
@@ -109,17 +115,11 @@ class Session:
         self._settings = settings
         self._limits = services.limits
         self._outbox = Outbox(settings.ws_outgoing_max, settings.ws_send_timeout_s)
-        self._audio_tx, self._audio_rx = trio.open_memory_channel[bytes](
-            settings.ws_incoming_audio_max
-        )
-        self._control_tx, self._control_rx = trio.open_memory_channel[tuple[Any, ...]](
-            CONTROL_CAPACITY
-        )
         self._work_scope = trio.CancelScope()
         self._work: trio.Nursery | None = None
         self._close_code = CLOSE_NORMAL
         self._close_reason = ""
-        self._errors: deque[float] = deque()
+        self._errors: deque[float] | None = None  # times of recent bad messages (lazy)
         self._agent: Agent = services.agent
         self._tool_context = ToolContext(session_id=session_id, state={})
         self._turns = Turns()
@@ -133,7 +133,9 @@ class Session:
         self._timer: metrics.TurnTimer | None = None
         self._tally = metrics.TrafficTally(
             {
-                "audio_in": lambda: self._audio_rx.statistics().current_buffer_used,
+                "audio_in": lambda: (
+                    self._audio_rx.statistics().current_buffer_used if self._model_started else 0
+                ),
                 "outbox": self._outbox.depth,
             }
         )
@@ -293,10 +295,13 @@ class Session:
     def _client_error(self, code: str, message: str) -> None:
         metrics.count_error(code)
         now = trio.current_time()
-        self._errors.append(now)
-        while self._errors and self._errors[0] < now - ERROR_WINDOW_S:
-            self._errors.popleft()
-        if len(self._errors) > self._settings.ws_max_errors:
+        errors = self._errors
+        if errors is None:
+            errors = self._errors = deque()
+        errors.append(now)
+        while errors and errors[0] < now - ERROR_WINDOW_S:
+            errors.popleft()
+        if len(errors) > self._settings.ws_max_errors:
             log_event(log, "client_abusive", level=logging.WARNING, last_error=code)
             self.close(CLOSE_POLICY, "too many invalid messages")
             return
@@ -339,6 +344,13 @@ class Session:
             self._client_error("no_provider", self._services.model_problem)
             return False
         self._model_started = True
+        # Created on first use: an idle room costs only its socket and a few objects.
+        self._audio_tx, self._audio_rx = trio.open_memory_channel[bytes](
+            self._settings.ws_incoming_audio_max
+        )
+        self._control_tx, self._control_rx = trio.open_memory_channel[tuple[Any, ...]](
+            CONTROL_CAPACITY
+        )
         self._work.start_soon(self._model_loop)
         return True
 
