@@ -12,7 +12,7 @@ def test_defaults_select_the_offline_pipeline() -> None:
     assert settings.resolved_model() == "offline"
     assert settings.resolved_tts() == "offline"
     assert settings.ws_outgoing_max == 512 and settings.ws_incoming_audio_max == 32
-    assert settings.ws_tts_chunk_bytes == 4096
+    assert settings.ws_tts_chunk_bytes == 9600
 
 
 def test_auto_picks_cloud_providers_when_keys_are_set() -> None:

@@ -66,7 +66,7 @@ class Settings:
     # The browser socket
     ws_outgoing_max: int = 512  # WS_OUTGOING_MAX
     ws_incoming_audio_max: int = 32  # WS_INCOMING_AUDIO_MAX
-    ws_tts_chunk_bytes: int = 4096  # WS_TTS_CHUNK_BYTES
+    ws_tts_chunk_bytes: int = 9600  # WS_TTS_CHUNK_BYTES (200 ms)
     ws_max_audio_frame_bytes: int = 32768  # WS_MAX_AUDIO_FRAME_BYTES
     ws_max_text_chars: int = 4000  # WS_MAX_TEXT_CHARS
     ws_send_timeout_s: float = 5.0  # WS_SEND_TIMEOUT_S

@@ -14,8 +14,11 @@ Cost rules (a frame is expensive, see DESIGN.md principle 9):
   pushes its ints into the shared counters every `FLUSH_EVERY` frames (one second of
   20 ms audio) and at `close()`, and samples channel depths at the same moments, so
   `/metrics` lags a live session by at most that many frames.
-- Histograms (`observe()` ~1 us) are used once per turn, per provider connect, or per
-  loop-lag tick (20 per second for the whole process), never per frame.
+- Histograms (`observe()` ~1 us) are used once per turn, per provider connect, per
+  loop-lag tick (20 per second for the whole process), per barge-in, and once per
+  relayed audio frame (`RELAY_LATENCY`: under 1 % of what sending that frame costs,
+  and the one figure that says what the server adds to the audio path); never per
+  inbound frame.
 - Label children of the per-frame families are resolved once at import (`labels()`
   adds ~0.7 us a call). No label carries a session id, so the exposition does not grow
   with sessions: `render()` takes ~1.5 ms for ~13 KB after 10,000 sessions.
@@ -52,6 +55,11 @@ _LATENCY_BUCKETS = (
     0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
 )  # fmt: skip
 _LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Fine steps where the targets are (10 ms interrupt -> silence, 20 ms added latency).
+_RELAY_BUCKETS = (
+    0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05,
+    0.1, 0.25, 0.5, 1.0,
+)  # fmt: skip
 _DEPTH_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 SESSIONS_OPEN = Gauge(
@@ -103,6 +111,18 @@ PROVIDER_LATENCY = Histogram(
     "Provider latency: connect, request to first text token, text to first audio",
     ["provider", "kind"],
     buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+RELAY_LATENCY = Histogram(
+    "voiceagent_audio_relay_seconds",
+    "Server-added latency of voice audio: chunk from the voice provider -> frame written",
+    buckets=_RELAY_BUCKETS,
+    registry=REGISTRY,
+)
+INTERRUPT_LATENCY = Histogram(
+    "voiceagent_interrupt_seconds",
+    "Barge-in (interrupt message or speech start) -> audio_interrupted written",
+    buckets=_RELAY_BUCKETS,
     registry=REGISTRY,
 )
 ERRORS = Counter(

@@ -129,7 +129,7 @@ async def test_model_audio_is_forwarded_when_no_tts_is_configured() -> None:
         assert started["tts"] == "none"
         end = await answer(client, "What is the baggage allowance?")
         frames = [f for owner, f in client.audio if owner == end["response_id"]]
-        assert frames and all(len(f) <= 4096 for f in frames)
+        assert frames and all(len(f) <= Settings().ws_tts_chunk_bytes for f in frames)
 
 
 async def test_provider_drop_mid_response_is_reported_and_recovered() -> None:

@@ -21,6 +21,8 @@ FAMILIES = {
     "voiceagent_channel_depth",
     "voiceagent_event_loop_lag_seconds",
     "voiceagent_provider_latency_seconds",
+    "voiceagent_audio_relay_seconds",
+    "voiceagent_interrupt_seconds",
     "voiceagent_errors",
     "voiceagent_turn_latency_seconds",
     "voiceagent_client_e2e_seconds",

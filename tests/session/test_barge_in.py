@@ -7,6 +7,7 @@ import trio
 
 from tests.conftest import Client, connect, make_services, running_app
 from tests.session.helpers import front_desk
+from voiceagent.metrics import REGISTRY
 from voiceagent.models.base import Heard
 from voiceagent.models.scripted import ScriptedModel, ScriptedReply, tone
 from voiceagent.tts.scripted import ScriptedTTS
@@ -18,6 +19,10 @@ def slow_voice_services() -> tuple[ScriptedModel, ScriptedTTS, object]:
     model = ScriptedModel(default=ScriptedReply(LONG_REPLY), delta_delay=0.005)
     tts = ScriptedTTS(realtime_factor=0.25)  # 4x faster than real time: still mid-speech
     return model, tts, make_services(model, tts, agent=front_desk)
+
+
+def count(histogram: str) -> float:
+    return REGISTRY.get_sample_value(f"{histogram}_count") or 0.0
 
 
 def assert_no_stale_audio(client: Client, interrupted_id: str) -> None:
@@ -32,6 +37,10 @@ def assert_no_stale_audio(client: Client, interrupted_id: str) -> None:
 @pytest.mark.parametrize("message", ["interrupt", "client_vad_speech_start"])
 async def test_interrupt_mid_tts_sends_zero_stale_bytes(message: str) -> None:
     model, tts, services = slow_voice_services()
+    relayed, interrupts = (
+        count("voiceagent_audio_relay_seconds"),
+        count("voiceagent_interrupt_seconds"),
+    )
     async with running_app(services) as address, connect(address) as client:
         await client.send(type="text", text="tell me a long story")
         start = await client.wait_for("audio_start")
@@ -43,6 +52,9 @@ async def test_interrupt_mid_tts_sends_zero_stale_bytes(message: str) -> None:
         assert interrupted["response_id"] == start["response_id"]
         await client.drain(1.0)  # anything still in flight would show up here
         assert_no_stale_audio(client, start["response_id"])
+        # /metrics saw every audio frame written (and no discarded one) and the barge-in.
+        assert count("voiceagent_audio_relay_seconds") - relayed == len(client.audio)
+        assert count("voiceagent_interrupt_seconds") - interrupts == 1
         assert start["response_id"] in tts.cancelled
         done = client.of_type("response_done")
         assert done and done[-1]["status"] == "cancelled"

@@ -49,7 +49,8 @@ async def test_text_turn_streams_text_then_audio_then_done() -> None:
         assert start["response_id"] == done["response_id"]
         # Audio frames arrive after audio_start, tagged to this response, within size.
         assert client.audio and all(owner == done["response_id"] for owner, _ in client.audio)
-        assert all(0 < len(frame) <= 4096 and len(frame) % 2 == 0 for _, frame in client.audio)
+        largest = Settings().ws_tts_chunk_bytes
+        assert all(0 < len(frame) <= largest and len(frame) % 2 == 0 for _, frame in client.audio)
         assert kinds.index(("event", "audio_start")) < kinds.index(("audio", done["response_id"]))
         end = client.of_type("audio_end")[0]
         assert end["audio_ms"] == sum(len(f) for _, f in client.audio) // 48

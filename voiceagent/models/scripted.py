@@ -138,6 +138,7 @@ class _ScriptedConnection(ModelConnection):
             self._model.vad_threshold
         )
         self._audio_ms += duration_ms
+        self._model.log.append(("audio_ms", duration_ms))
         if loud:
             self._silence_ms = 0
             if not self._speaking:
@@ -152,6 +153,7 @@ class _ScriptedConnection(ModelConnection):
 
     async def commit_audio(self) -> None:
         self._check_open()
+        self._model.log.append(("commit", self._audio_ms))
         self._speaking = False
         await self._user_turn("(spoken)")
 

@@ -15,6 +15,10 @@ Rules:
    them only while that epoch is current. `interrupt()` makes the epoch stale *before*
    it queues the urgent `audio_interrupted`, so once that event is on the wire no byte
    of the old response can follow it.
+4. Audio may carry the time its chunk arrived from the voice provider, and
+   `audio_interrupted` the time of the barge-in; the writer records both delays until
+   the frame is written (`voiceagent_audio_relay_seconds`, `voiceagent_interrupt_seconds`):
+   what the server itself adds.
 
 Theory of operation: the channel bounds memory whatever the client does; the epoch
 check at send time (not at enqueue time) is what makes barge-in exact, because audio
@@ -29,8 +33,10 @@ from dataclasses import dataclass
 
 import trio
 
+from voiceagent.metrics import INTERRUPT_LATENCY, RELAY_LATENCY
+
 NO_EPOCH = -1  # items that belong to no response: always sent
-_WAKE = (NO_EPOCH, "")  # nudges an idle writer to look at the urgent queue
+_WAKE = (NO_EPOCH, "", 0.0)  # nudges an idle writer to look at the urgent queue
 
 SendFn = Callable[[str | bytes], Awaitable[None]]
 
@@ -49,8 +55,9 @@ class OutboxStats:
 
 class Outbox:
     def __init__(self, capacity: int, send_timeout: float) -> None:
-        self._tx, self._rx = trio.open_memory_channel[tuple[int, str | bytes]](capacity)
-        self._urgent: deque[str] = deque()
+        # (epoch, message, provider arrival time or 0.0)
+        self._tx, self._rx = trio.open_memory_channel[tuple[int, str | bytes, float]](capacity)
+        self._urgent: deque[tuple[str, float]] = deque()  # (message, barge-in time or 0.0)
         self._send_timeout = send_timeout
         self.current_epoch = NO_EPOCH
         self.stats = OutboxStats()
@@ -60,7 +67,7 @@ class Outbox:
     def post(self, message: str) -> bool:
         """Queue droppable traffic; returns False (and counts it) when dropped."""
         try:
-            self._tx.send_nowait((NO_EPOCH, message))
+            self._tx.send_nowait((NO_EPOCH, message, 0.0))
         except trio.WouldBlock:
             self.stats.dropped += 1
             return False
@@ -68,14 +75,15 @@ class Outbox:
             return False
         return True
 
-    async def put(self, message: str | bytes, epoch: int = NO_EPOCH) -> None:
+    async def put(self, message: str | bytes, epoch: int = NO_EPOCH, arrived: float = 0.0) -> None:
         """Queue reliable traffic, waiting for room at most `send_timeout` seconds.
 
+        `arrived` (audio only) is when the provider delivered it, in `trio.current_time()`.
         Raises `SlowClient` when the deadline passes. Cancellation leaves nothing
         half-queued (a memory channel send either happens or does not).
         """
         try:
-            self._tx.send_nowait((epoch, message))
+            self._tx.send_nowait((epoch, message, arrived))
             return
         except trio.WouldBlock:
             pass
@@ -83,7 +91,7 @@ class Outbox:
             return
         with trio.move_on_after(self._send_timeout):
             try:
-                await self._tx.send((epoch, message))
+                await self._tx.send((epoch, message, arrived))
             except trio.ClosedResourceError:
                 pass
             return
@@ -96,10 +104,10 @@ class Outbox:
     def interrupt(self, message: str) -> None:
         """Make the current epoch stale, then queue `message` ahead of everything."""
         self.current_epoch = NO_EPOCH - 1  # matches no response
-        self.urgent(message)
+        self.urgent(message, trio.current_time())
 
-    def urgent(self, message: str) -> None:
-        self._urgent.append(message)
+    def urgent(self, message: str, since: float = 0.0) -> None:
+        self._urgent.append((message, since))
         try:
             self._tx.send_nowait(_WAKE)
         except (trio.WouldBlock, trio.ClosedResourceError):
@@ -120,17 +128,25 @@ class Outbox:
         transport is then closed by the caller). Socket errors propagate.
         """
         stats = self.stats
-        async for epoch, message in self._rx:
-            while self._urgent:
-                await self._send_counted(send, self._urgent.popleft())
+        async for epoch, message, arrived in self._rx:
+            if self._urgent:
+                await self._send_urgent(send)
             if epoch != NO_EPOCH and epoch != self.current_epoch:
                 stats.stale_discarded += 1
                 continue
             if message == "":
                 continue  # a wake-up
             await self._send_counted(send, message)
+            if arrived:
+                RELAY_LATENCY.observe(trio.current_time() - arrived)
+        await self._send_urgent(send)
+
+    async def _send_urgent(self, send: SendFn) -> None:
         while self._urgent:
-            await self._send_counted(send, self._urgent.popleft())
+            message, since = self._urgent.popleft()
+            await self._send_counted(send, message)
+            if since:
+                INTERRUPT_LATENCY.observe(trio.current_time() - since)
 
     async def _send_counted(self, send: SendFn, message: str | bytes) -> None:
         await send(message)

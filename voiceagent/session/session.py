@@ -11,10 +11,13 @@ Task tree (every task has this session as its owner; nothing outlives `run()`):
         ├── speak(response)        one per response with TTS, in the response's scope
         └── tool call              one per function call, in its own scope
 
-Inbound audio goes reader → `audio` channel (fixed capacity; when full the newest
-frame is dropped and counted) → audio pump → provider, batched to ~100 ms appends.
-Control (text, commit, tool outputs, handoffs, cancels) goes through a small `control`
-channel to the control pump, so the reader never waits for the provider.
+Inbound audio: the reader appends frames to a pending buffer and hands each ~100 ms
+batch (`VOICEAGENT_AUDIO_BATCH_MS`) to the `audio` channel (fixed capacity; when full
+the newest batch is dropped and counted) → audio pump → provider. Batching in the
+reader means one channel hop and one provider append per batch, not per 20 ms frame.
+A commit travels in the same channel, behind the audio it commits. Other control
+(text, tool outputs, handoffs, cancels) goes through a small `control` channel to the
+control pump, so the reader never waits for the provider.
 
 Cancellation: the client closing the socket cancels `run()` from outside; `close()`
 (replacement, slow client, abusive client) cancels the work scope, lets the writer
@@ -102,8 +105,8 @@ BYTES_PER_MS = 48  # PCM16 mono at 24 kHz
 
 class Session:
     # Model input channels, opened by the first audio or text (`_ensure_model`).
-    _audio_tx: trio.MemorySendChannel[bytes]
-    _audio_rx: trio.MemoryReceiveChannel[bytes]
+    _audio_tx: trio.MemorySendChannel[bytes | None]  # None: commit the audio sent so far
+    _audio_rx: trio.MemoryReceiveChannel[bytes | None]
     _control_tx: trio.MemorySendChannel[tuple[Any, ...]]
     _control_rx: trio.MemoryReceiveChannel[tuple[Any, ...]]
 
@@ -120,6 +123,9 @@ class Session:
         self._close_code = CLOSE_NORMAL
         self._close_reason = ""
         self._errors: deque[float] | None = None  # times of recent bad messages (lazy)
+        self._audio_pending = bytearray()  # frames not yet handed to the audio pump
+        self._pending_since = 0.0  # when the first of them arrived
+        self._batch_bytes = settings.audio_batch_ms * BYTES_PER_MS
         self._agent: Agent = services.agent
         self._tool_context = ToolContext(session_id=session_id, state={})
         self._turns = Turns()
@@ -268,11 +274,12 @@ class Session:
         if isinstance(message, AudioIn):
             if not message.pcm or not self._ensure_model():
                 return
-            try:
-                self._audio_tx.send_nowait(message.pcm)
-            except trio.WouldBlock:
-                self._tally.drop("audio_in")
-            self._note_input()
+            pending = self._audio_pending
+            if not pending:
+                self._pending_since = trio.current_time()
+            pending += message.pcm
+            if len(pending) >= self._batch_bytes:
+                self._queue_audio()
         elif isinstance(message, TextIn):
             if self._ensure_model():
                 self._new_turn().user_text()
@@ -282,7 +289,13 @@ class Session:
         elif isinstance(message, CommitAudio):
             if self._ensure_model():
                 self._new_turn().commit()
-                self._control(("commit",))
+                self._queue_audio()
+                try:
+                    self._audio_tx.send_nowait(None)
+                except trio.WouldBlock:
+                    self._client_error("busy", "too much audio is waiting for the model")
+                    return
+                self._note_input()
         elif isinstance(message, Interrupt | ClientVadSpeechStart):
             self._barge_in(type(message).__name__)
         elif isinstance(message, Playback):
@@ -307,6 +320,19 @@ class Session:
             return
         # Errors are few (the budget above bounds them), so they may skip the queue.
         self._outbox.urgent(error_event(code, message))
+
+    def _queue_audio(self) -> None:
+        """Hand the pending frames to the audio pump as one batch (dropped when full)."""
+        pending = self._audio_pending
+        if not pending:
+            return
+        batch = bytes(pending)
+        pending.clear()
+        try:
+            self._audio_tx.send_nowait(batch)
+        except trio.WouldBlock:
+            self._tally.drop("audio_in")
+        self._note_input()
 
     def _control(self, item: tuple[Any, ...]) -> None:
         try:
@@ -345,7 +371,7 @@ class Session:
             return False
         self._model_started = True
         # Created on first use: an idle room costs only its socket and a few objects.
-        self._audio_tx, self._audio_rx = trio.open_memory_channel[bytes](
+        self._audio_tx, self._audio_rx = trio.open_memory_channel[bytes | None](
             self._settings.ws_incoming_audio_max
         )
         self._control_tx, self._control_rx = trio.open_memory_channel[tuple[Any, ...]](
@@ -396,7 +422,8 @@ class Session:
 
     def _pending_input(self) -> bool:
         return bool(
-            self._audio_rx.statistics().current_buffer_used
+            self._audio_pending
+            or self._audio_rx.statistics().current_buffer_used
             or self._control_rx.statistics().current_buffer_used
         )
 
@@ -428,27 +455,32 @@ class Session:
                 return
 
     async def _pump_audio(self, conn: ModelConnection) -> None:
-        """Forward inbound audio in batches of ~`audio_batch_ms` (fewer, larger appends)."""
-        batch_ms = self._settings.audio_batch_ms
-        batch_bytes = batch_ms * BYTES_PER_MS
+        """Send audio batches and commits to the provider, in arrival order.
+
+        A batch the client stopped filling (the user muted, the page went away) is
+        sent as it is once it is 1.5 batch periods old, so no audio waits for ever.
+        """
         receive = self._audio_rx.receive
+        flush_after = 1.5 * self._settings.audio_batch_ms / 1000
         while True:
-            parts = [await receive()]
-            size = len(parts[0])
-            with trio.move_on_after(batch_ms / 1000):
-                while size < batch_bytes:
-                    part = await receive()
-                    parts.append(part)
-                    size += len(part)
-            await conn.send_audio(parts[0] if len(parts) == 1 else b"".join(parts))
+            if self._audio_pending:
+                with trio.move_on_at(self._pending_since + flush_after) as waited:
+                    item = await receive()
+                if waited.cancelled_caught:
+                    self._queue_audio()
+                    continue
+            else:
+                item = await receive()
+            if item is None:
+                await conn.commit_audio()
+            else:
+                await conn.send_audio(item)
 
     async def _pump_control(self, conn: ModelConnection) -> None:
         async for item in self._control_rx:
             kind = item[0]
             if kind == "text":
                 await conn.send_text(item[1])
-            elif kind == "commit":
-                await conn.commit_audio()
             elif kind == "tool":
                 await conn.send_tool_result(item[1], item[2], respond=item[3])
             elif kind == "agent":
@@ -659,6 +691,7 @@ class Session:
     async def _send_audio(self, response: Response, pcm: bytes) -> None:
         if response.interrupted or not pcm:
             return
+        arrived = trio.current_time()
         timer = response.timer
         if response.first_audio_at is None:
             response.first_audio_at = trio.current_time()
@@ -669,7 +702,7 @@ class Session:
                 epoch=response.epoch,
             )
         for chunk in chunk_pcm(pcm, self._settings.ws_tts_chunk_bytes):
-            await self._put(chunk, epoch=response.epoch)
+            await self._put(chunk, epoch=response.epoch, arrived=arrived)
             if response.interrupted:
                 return
             response.audio_bytes += len(chunk)
@@ -885,10 +918,10 @@ class Session:
 
     # -- sending ----------------------------------------------------------------------
 
-    async def _put(self, message: str | bytes, *, epoch: int = -1) -> None:
+    async def _put(self, message: str | bytes, *, epoch: int = -1, arrived: float = 0.0) -> None:
         """Queue reliable traffic; a client too slow to take it is closed with 1013."""
         try:
-            await self._outbox.put(message, epoch)
+            await self._outbox.put(message, epoch, arrived)
         except SlowClient as exc:
             log_event(log, "client_too_slow", level=logging.WARNING, error=str(exc))
             self.close(CLOSE_TRY_AGAIN, "client too slow")
