@@ -123,7 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="py-spy the server worker during each window (needs py-spy)",
     )
+    p.add_argument("--launcher", choices=["hypercorn", "voiceagent"], default="hypercorn",
+                   help="hypercorn -k trio (default) or voiceagent serve")  # fmt: skip
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--name", default="active_rooms",
+                   help="results file name (results/<name>.json, .md, .png)")  # fmt: skip
     return p  # fmt: skip
 
 
@@ -349,6 +353,9 @@ def run_rooms(
         env[name] = value
     app_argv = [sys.executable, "-m", "hypercorn", "-k", "trio", "--backlog", "4096",
                 "-w", str(args.workers), "-b", f"127.0.0.1:{app_port}", args.app]  # fmt: skip
+    if args.launcher == "voiceagent":  # one SO_REUSEPORT socket per worker (see cli.py)
+        app_argv = [sys.executable, "-m", "voiceagent", "serve", "--host", "127.0.0.1",
+                    "--port", str(app_port), "--workers", str(args.workers)]  # fmt: skip
     steps: list[dict[str, Any]] = []
     with (
         server_process(rt_argv, name="active_rooms_realtime", cpus=args.aux_cpus) as rt,
@@ -388,7 +395,7 @@ def run_rooms(
     return steps, hot
 
 
-def plot(steps: list[dict[str, Any]]) -> list[str]:
+def plot(steps: list[dict[str, Any]], name: str) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -417,9 +424,9 @@ def plot(steps: list[dict[str, Any]]) -> list[str]:
     a3.set_ylabel("ms")
     a3.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "active_rooms.png", dpi=110)
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
     plt.close(fig)
-    return ["active_rooms.png"]
+    return [f"{name}.png"]
 
 
 def verdict(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
@@ -523,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     steps, hot = run_rooms(args)
     floor = run_floor(args)
     v = verdict(steps, floor, len(args.server_cpus))
-    pngs = [] if args.no_plots or not steps else plot(steps)
+    pngs = [] if args.no_plots or not steps else plot(steps, args.name)
     data = {"args": vars(args), "steps": steps, "floor": floor, "verdict": v, "profile": hot}
     md = markdown(steps, floor, v, pngs, argv)
     if hot:
@@ -531,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         md += md_table(["package", "share"], [[n, f"{v:.1%}"] for n, v in hot["packages"]])
         md += "\n\nTop functions by self time:\n\n"
         md += md_table(["function", "share"], [[n, f"{v:.1%}"] for n, v in hot["functions"]])
-    paths = write_results("active_rooms", data, md)
+    paths = write_results(args.name, data, md)
     print(paths["md"].read_text())
     return 0
 

@@ -5,7 +5,10 @@ fd limit raised), its baseline RSS is read after a warm-up connection, then N se
 are opened from `--client-procs` separate load processes (pinned to `--client-cpus`).
 The sessions send nothing (the model and voice connect lazily, so none is opened);
 after `--settle` seconds the RSS is read again. KB per room = (RSS - baseline) / N.
-A /metrics scrape checks that the server counts the rooms it holds.
+A /metrics scrape checks that the server counts the rooms it holds, and the server's
+`voiceagent_gc_pause_seconds` histogram gives the longest generation-2 garbage
+collector pass while it held up to N rooms (such a pass walks every tracked object, so
+it grows with the rooms, and every session waits for it).
 
 Writes results/idle_rooms.{json,md} and results/idle_rooms.png.
 Example: python benchmarks/idle_rooms.py --rooms 1000,5000,10000
@@ -71,6 +74,27 @@ def scrape_sessions_open(port: int) -> float | None:
     return None
 
 
+def scrape_gc_gen2(port: int) -> tuple[float, float | None]:
+    """(generation-2 passes so far, upper bound of the longest one's bucket in s)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
+        body = response.read().decode()
+    buckets: list[tuple[float, float]] = []
+    for family in text_string_to_metric_families(body):
+        if family.name != "voiceagent_gc_pause_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket") and sample.labels.get("generation") == "2":
+                buckets.append((float(sample.labels["le"]), sample.value))
+    buckets.sort()
+    if not buckets or not buckets[-1][1]:
+        return 0.0, None
+    total = buckets[-1][1]
+    longest = next(le for le, count in buckets if count >= total)
+    return total, longest
+
+
 def run_with_scrape(n: int, args: argparse.Namespace) -> dict[str, Any]:
     """Like run_one, but scrapes /metrics while the rooms are open (in the load's shadow)."""
     import threading
@@ -106,6 +130,7 @@ def run_with_scrape(n: int, args: argparse.Namespace) -> dict[str, Any]:
         finally:
             seen["done"] = True
             thread.join(5)
+        result["gc_gen2_passes"], result["gc_gen2_longest_le_s"] = scrape_gc_gen2(port)
     result["baseline_mb"] = baseline / 1e6
     if result["connected"]:
         result["kb_per_session"] = (
@@ -153,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     pngs = [] if args.no_plots else plot([s for s in steps if s["kb_per_session"]])
     rows = [[s["sessions"], s["connected"], s["failed"], s["baseline_mb"], s["rss_after_mb"],
-             s["kb_per_session"], s["connect_s"], s["metrics_sessions_open_max"]]
+             s["kb_per_session"], s["connect_s"], s["metrics_sessions_open_max"],
+             s["gc_gen2_passes"], s["gc_gen2_longest_le_s"]]
             for s in steps]  # fmt: skip
     md = "\n".join(
         [
@@ -173,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                     "KB/room",
                     "connect s",
                     "/metrics sessions_open",
+                    "gen-2 GC passes",
+                    "longest pass <= s",
                 ],
                 rows,
             ),

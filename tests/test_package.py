@@ -29,10 +29,15 @@ def test_importing_voiceagent_loads_no_framework_and_no_model() -> None:
     assert out.stdout.strip() == ""
 
 
-async def _serve_and_probe(command: list[str], port: int, env: dict[str, str]) -> dict:
-    process = await trio.lowlevel.open_process(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+async def _serve_and_probe(
+    command: list[str], port: int, env: dict[str, str], *, process: trio.Process | None = None
+) -> dict:
+    """GET /healthz once the server answers; stops the server unless `process` is given."""
+    own = process is None
+    if process is None:
+        process = await trio.lowlevel.open_process(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
     try:
         async with httpx.AsyncClient() as client:
             with trio.fail_after(60):
@@ -43,10 +48,15 @@ async def _serve_and_probe(command: list[str], port: int, env: dict[str, str]) -
                     except httpx.TransportError:
                         await trio.sleep(0.2)
     finally:
-        process.terminate()
-        with trio.move_on_after(10):
-            await process.wait()
-        process.kill()
+        if own:
+            await _stop(process)
+
+
+async def _stop(process: trio.Process, within: float = 10) -> None:
+    process.terminate()
+    with trio.move_on_after(within):
+        await process.wait()
+    process.kill()
 
 
 async def test_voiceagent_serve_runs_the_trio_worker() -> None:
@@ -88,3 +98,68 @@ def test_a_bad_setting_stops_voiceagent_serve_naming_the_variable() -> None:
     )
     assert out.returncode == 2
     assert "WS_OUTGOING_MAX" in out.stderr
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(child) for child in children.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"  # a zombie is gone, unreaped
+    except FileNotFoundError:
+        return False
+
+
+def _sockets_of(pid: int) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+async def test_serve_workers_share_connections_evenly() -> None:
+    """Sessions arriving one by one spread over the workers (own SO_REUSEPORT sockets)."""
+    from trio_websocket import open_websocket_url
+
+    port, sessions = free_port(), 60
+    env = {**os.environ, "VOICEAGENT_TTS": "none"}
+    command = [sys.executable, "-m", "voiceagent", "serve", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "2"]  # fmt: skip
+    process = await trio.lowlevel.open_process(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        await _serve_and_probe([], port, env, process=process)
+        workers = [pid for pid in _children(process.pid) if _sockets_of(pid) > 0]
+        assert len(workers) == 2
+        idle = {pid: _sockets_of(pid) for pid in workers}
+        opened = trio.Event()
+        release = trio.Event()
+
+        async def session(index: int) -> None:
+            async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/spread{index}"):
+                if index == sessions - 1:
+                    opened.set()
+                await release.wait()
+
+        async with trio.open_nursery() as nursery:
+            for index in range(sessions):
+                nursery.start_soon(session, index)
+                await trio.sleep(0.01)  # one by one, the way users arrive
+            with trio.fail_after(30):
+                await opened.wait()
+            await trio.sleep(0.5)
+            held = [_sockets_of(pid) - idle[pid] for pid in workers]
+            release.set()
+        assert sum(held) >= sessions
+        assert min(held) >= 0.2 * sessions, held
+    finally:
+        await _stop(process, within=15)
+    # The parent stopped its workers on SIGTERM: none is left behind.
+    assert not any(_alive(pid) for pid in workers)

@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     @app.before_serving
     async def start_background() -> None:
         freeze_startup_heap()
+        metrics.watch_gc_pauses()
 
         async def run() -> None:
             with background:

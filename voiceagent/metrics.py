@@ -29,6 +29,7 @@ Cost rules (a frame is expensive, see DESIGN.md principle 9):
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -125,6 +126,13 @@ INTERRUPT_LATENCY = Histogram(
     buckets=_RELAY_BUCKETS,
     registry=REGISTRY,
 )
+GC_PAUSE = Histogram(
+    "voiceagent_gc_pause_seconds",
+    "Cyclic garbage collector passes, by generation: the event loop stops for each",
+    ["generation"],
+    buckets=_LAG_BUCKETS,
+    registry=REGISTRY,
+)
 ERRORS = Counter(
     "voiceagent_errors", "Error events sent to clients, by code", ["code"], registry=REGISTRY
 )
@@ -201,6 +209,29 @@ async def monitor_loop_lag(tick: float = 0.05) -> None:
         started = now()
         await trio.sleep(tick)
         observe(max(0.0, now() - started - tick))
+
+
+def watch_gc_pauses() -> None:
+    """Record every cyclic GC pass in `GC_PAUSE` (idempotent; a callback per pass).
+
+    A generation-2 pass walks every tracked object of the process while all sessions
+    wait, so its length grows with the number of open rooms: the figure to watch when
+    sizing rooms per worker.
+    """
+    if _gc_callback in gc.callbacks:
+        return
+    gc.callbacks.append(_gc_callback)
+
+
+_gc_started = [0.0]
+_GC_CHILDREN = [GC_PAUSE.labels(str(generation)) for generation in range(3)]
+
+
+def _gc_callback(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        _GC_CHILDREN[info["generation"]].observe(time.perf_counter() - _gc_started[0])
 
 
 class TrafficTally:

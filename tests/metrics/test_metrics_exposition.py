@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import trio
@@ -23,6 +24,7 @@ FAMILIES = {
     "voiceagent_provider_latency_seconds",
     "voiceagent_audio_relay_seconds",
     "voiceagent_interrupt_seconds",
+    "voiceagent_gc_pause_seconds",
     "voiceagent_errors",
     "voiceagent_turn_latency_seconds",
     "voiceagent_client_e2e_seconds",
@@ -143,3 +145,11 @@ async def test_loop_lag_sees_a_real_blocking_call() -> None:
     new_total, _ = _lag_sum_count()
     # The monitor was asleep when the loop blocked, so it woke >= 0.3 - tick late.
     assert new_total - total >= 0.25
+
+
+def test_gc_passes_are_recorded_by_generation() -> None:
+    metrics.watch_gc_pauses()
+    metrics.watch_gc_pauses()  # idempotent: one callback, one observation per pass
+    before = _value("voiceagent_gc_pause_seconds_count", {"generation": "2"})
+    gc.collect()
+    assert _value("voiceagent_gc_pause_seconds_count", {"generation": "2"}) == before + 1
