@@ -189,24 +189,25 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return check
 
 
-def _int_range(low: int, high: int) -> Callable[[str], int]:
-    def check(value: str) -> int:
-        number = int(value)
+_N = TypeVar("_N", int, float)
+
+
+def _in_range(parse: Callable[[str], _N], low: _N, high: _N) -> Callable[[str], _N]:
+    def check(value: str) -> _N:
+        number = parse(value)
         if not low <= number <= high:
             raise ValueError(f"must be between {low} and {high}")
         return number
 
     return check
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    return _in_range(int, low, high)
 
 
 def _float_range(low: float, high: float) -> Callable[[str], float]:
-    def check(value: str) -> float:
-        number = float(value)
-        if not low <= number <= high:
-            raise ValueError(f"must be between {low} and {high}")
-        return number
-
-    return check
+    return _in_range(float, low, high)
 
 
 def _bool(value: str) -> bool:

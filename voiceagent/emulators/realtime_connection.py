@@ -627,15 +627,8 @@ class RealtimeEmulatorConnection:
             return self.conversation.insert(item)
         return None
 
-    async def _function_call(self, response: _Response, name: str, arguments: str) -> None:
-        item = ConvItem(
-            id=self._id("item"),
-            type="function_call",
-            status="in_progress",
-            name=name,
-            call_id=self._id("call"),
-            arguments="",
-        )
+    async def _open_output_item(self, response: _Response, item: ConvItem) -> int:
+        """Add `item` to the response's output and announce it; returns its index."""
         prev = self._add_output(response, item)
         index = response.open_index
         await self.emit(
@@ -651,6 +644,18 @@ class RealtimeEmulatorConnection:
             await self.emit(
                 {"type": kind, "previous_item_id": prev, "item": item.wire(self.flavor)}
             )
+        return index
+
+    async def _function_call(self, response: _Response, name: str, arguments: str) -> None:
+        item = ConvItem(
+            id=self._id("item"),
+            type="function_call",
+            status="in_progress",
+            name=name,
+            call_id=self._id("call"),
+            arguments="",
+        )
+        index = await self._open_output_item(response, item)
         base = {
             "response_id": response.id,
             "item_id": item.id,
@@ -725,21 +730,7 @@ class RealtimeEmulatorConnection:
             status="in_progress",
             content=[],
         )
-        prev = self._add_output(response, item)
-        index = response.open_index
-        await self.emit(
-            {
-                "type": "response.output_item.added",
-                "response_id": response.id,
-                "output_index": index,
-                "item": item.wire(self.flavor),
-            }
-        )
-        if response.conversation:
-            kind = "conversation.item.added" if self.flavor == "ga" else "conversation.item.created"
-            await self.emit(
-                {"type": kind, "previous_item_id": prev, "item": item.wire(self.flavor)}
-            )
+        index = await self._open_output_item(response, item)
         item.content = [
             {"type": part_type, "transcript": ""} if audio else {"type": part_type, "text": ""}
         ]
