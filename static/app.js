@@ -29,6 +29,7 @@ const MAX_WS_BUFFERED = 256 * 1024; // a stalled network drops mic frames, never
 const MAX_REMEMBERED_RIDS = 64;
 const MAX_RECENT = 200; // parsed server events kept for window.voiceagent.recent
 const CLOSE_REASONS = {
+  1001: "the server is shutting down; reconnect in a moment",
   1006: "the connection was lost",
   1008: "refused: invalid session id, or too many bad messages",
   1011: "the server hit an internal error",

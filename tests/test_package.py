@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 
 import httpx
+import pytest
 import trio
 
 HEAVY = ("quart", "hypercorn", "numpy", "piper", "pocketsphinx", "onnxruntime", "voiceagent.app")
@@ -113,6 +115,31 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether `pid` holds a socket listening on `port` (from /proc/net/tcp)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    listening = {f"socket:[{row[9]}]" for row in rows if row[3] == "0A" and
+                 int(row[1].rsplit(":", 1)[1], 16) == port}  # fmt: skip
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in listening:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+async def _listening_children(pid: int, port: int, *, count: int) -> list[int]:
+    """The children of `pid` listening on `port`, once `count` of them are (60 s at most)."""
+    with trio.fail_after(60):
+        while True:
+            listening = [child for child in _children(pid) if _listens_on(child, port)]
+            if len(listening) >= count:
+                return listening
+            await trio.sleep(0.2)
+
+
 def _sockets_of(pid: int) -> int:
     count = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -136,8 +163,8 @@ async def test_serve_workers_share_connections_evenly() -> None:
     )
     try:
         await _serve_and_probe([], port, env, process=process)
-        workers = [pid for pid in _children(process.pid) if _sockets_of(pid) > 0]
-        assert len(workers) == 2
+        # One worker answering the probe does not mean the other has bound its socket yet.
+        workers = await _listening_children(process.pid, port, count=2)
         idle = {pid: _sockets_of(pid) for pid in workers}
         opened = trio.Event()
         release = trio.Event()
@@ -164,3 +191,32 @@ async def test_serve_workers_share_connections_evenly() -> None:
         await _stop(process, within=15)
     # The parent stopped its workers on SIGTERM: none is left behind.
     assert not any(_alive(pid) for pid in workers)
+
+
+async def test_serve_closes_sessions_with_1001_on_sigterm() -> None:
+    """A stop tells every live session why (then 1001) instead of dropping it mid-turn."""
+    from trio_websocket import ConnectionClosed, open_websocket_url
+
+    port = free_port()
+    env = {**os.environ, "VOICEAGENT_TTS": "none"}
+    command = [sys.executable, "-m", "voiceagent", "serve", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "2"]  # fmt: skip
+    process = await trio.lowlevel.open_process(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        await _serve_and_probe([], port, env, process=process)
+        async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/leaving") as ws:
+            assert json.loads(await ws.get_message())["type"] == "session_started"
+            process.terminate()
+            events = []
+            with trio.fail_after(10), pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    events.append(json.loads(await ws.get_message()))
+            assert closed.value.reason.code == 1001
+            assert events[-1]["type"] == "error"
+            assert events[-1]["code"] == "server_shutting_down"
+        with trio.fail_after(10):
+            assert await process.wait() == 0
+    finally:
+        await _stop(process)

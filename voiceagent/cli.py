@@ -10,14 +10,24 @@ order their event loops happen to wake, and measured here 200 connections arrivi
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing
 import os
 import signal
 import sys
+import warnings
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from voiceagent.config import ConfigError, Settings
+from voiceagent.logs import log_event
+
+if TYPE_CHECKING:
+    from voiceagent.session.registry import SessionRegistry
+
+log = logging.getLogger("voiceagent.serve")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        for worker in workers:  # SIGINT lets each worker's Trio run unwind its sessions
+        for worker in workers:  # each worker shuts down gracefully on SIGTERM
             if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signal.SIGINT)
+                os.kill(worker.pid, signal.SIGTERM)
         for worker in workers:
             worker.join(10)
             if worker.is_alive():
@@ -71,20 +81,48 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(host: str, port: int, workers: int) -> None:
     """One worker process: the app on its own socket (SO_REUSEPORT when workers > 1)."""
-    from hypercorn.trio import serve as hypercorn_serve
-
-    from voiceagent.app import create_app
-    from voiceagent.logs import setup_logging
-    from voiceagent.transport import hypercorn_config
-
-    settings = Settings.from_env()
-    setup_logging(settings.log_level, settings.log_format)
-    config = hypercorn_config(host, port, max_message_bytes=settings.ws_max_message_bytes)
-    config.workers = workers  # > 1 makes Hypercorn set SO_REUSEPORT on this socket
     try:
-        trio.run(hypercorn_serve, create_app(settings), config)
-    except KeyboardInterrupt:
+        from hypercorn.trio import serve as hypercorn_serve
+
+        from voiceagent.app import create_app
+        from voiceagent.logs import setup_logging
+        from voiceagent.transport import hypercorn_config
+
+        settings = Settings.from_env()
+        setup_logging(settings.log_level, settings.log_format)
+        config = hypercorn_config(host, port, max_message_bytes=settings.ws_max_message_bytes)
+        config.workers = workers  # > 1 makes Hypercorn set SO_REUSEPORT on this socket
+        # ... and `serve` warns that it starts no workers itself: we start them.
+        warnings.filterwarnings("ignore", "The config `workers` has no affect")
+        app = create_app(settings)
+        registry = app.config["SERVICES"].registry
+        trio.run(_serve_until_signalled, hypercorn_serve, app, config, registry)
+    except KeyboardInterrupt:  # a Ctrl-C before the signal receiver was in place
         pass
+
+
+async def _serve_until_signalled(
+    serve: Callable[..., Awaitable[None]], app: Any, config: Any, registry: SessionRegistry
+) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully.
+
+    Every live session is told first (an `error` event, then close 1001) so clients
+    can reconnect elsewhere, rather than losing the TCP connection mid-sentence when
+    Hypercorn's grace period (`graceful_timeout`, 3 s) ends. The receiver is in place
+    before start-up, so a signal that arrives while the app is still warming up waits
+    its turn instead of breaking the lifespan start-up.
+    """
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+
+        async def first_signal() -> None:
+            from voiceagent.session.session import CLOSE_GOING_AWAY
+
+            async for _ in signals:
+                closed = registry.close_all(CLOSE_GOING_AWAY, "server shutting down")
+                log_event(log, "shutting_down", sessions_closed=closed)
+                return
+
+        await serve(app, config, shutdown_trigger=first_signal)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ pyproject.toml and tests/test_transport.py checks both behaviours over real sock
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import trio
@@ -91,6 +92,8 @@ def hypercorn_config(host: str, port: int, *, max_message_bytes: int) -> Config:
     config.worker_class = "trio"
     config.websocket_max_message_size = max_message_bytes
     config.accesslog = None
+    # Hypercorn's own lines go through the app's log handler (one format, no duplicates).
+    config.errorlog = logging.getLogger("hypercorn.error")
     # Voice sessions are long; keep-alive pings are the client's business.
     config.websocket_ping_interval = None
     return config

@@ -35,6 +35,13 @@ class SessionRegistry:
             del self._live[session.session_id]
         metrics.SESSIONS_OPEN.set(len(self._live))
 
+    def close_all(self, code: int, reason: str) -> int:
+        """Close every live session with `code` (a server going down); returns how many."""
+        sessions = list(self._live.values())
+        for session in sessions:
+            session.close(code, reason)
+        return len(sessions)
+
     def get(self, session_id: str) -> Session | None:
         return self._live.get(session_id)
 

@@ -88,12 +88,13 @@ from voiceagent.tts.base import TTSConnection, TTSError, WordTiming
 log = logging.getLogger("voiceagent.session")
 
 CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
 
 # The `error` code a client gets just before the socket closes with a given code.
-_CLOSE_ERRORS = {1008: "too_many_errors", 1012: "replaced"}
+_CLOSE_ERRORS = {1001: "server_shutting_down", 1008: "too_many_errors", 1012: "replaced"}
 
 ERROR_WINDOW_S = 10.0
 CONTROL_CAPACITY = 32
