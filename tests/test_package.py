@@ -150,21 +150,30 @@ def _sockets_of(pid: int) -> int:
     return count
 
 
-async def test_serve_workers_share_connections_evenly() -> None:
-    """Sessions arriving one by one spread over the workers (own SO_REUSEPORT sockets)."""
-    from trio_websocket import open_websocket_url
-
-    port, sessions = free_port(), 60
+async def _serve_workers(port: int, workers: int) -> tuple[trio.Process, list[int]]:
+    """`voiceagent serve --workers N`, once every worker listens; the worker pids."""
     env = {**os.environ, "VOICEAGENT_TTS": "none"}
     command = [sys.executable, "-m", "voiceagent", "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "2"]  # fmt: skip
+               "--port", str(port), "--workers", str(workers)]  # fmt: skip
     process = await trio.lowlevel.open_process(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         await _serve_and_probe([], port, env, process=process)
-        # One worker answering the probe does not mean the other has bound its socket yet.
-        workers = await _listening_children(process.pid, port, count=2)
+        # One worker answering the probe does not mean the others have bound yet.
+        return process, await _listening_children(process.pid, port, count=workers)
+    except BaseException:
+        await _stop(process)
+        raise
+
+
+async def test_serve_workers_share_connections_evenly() -> None:
+    """Sessions arriving one by one spread over the workers (own SO_REUSEPORT sockets)."""
+    from trio_websocket import open_websocket_url
+
+    port, sessions = free_port(), 60
+    process, workers = await _serve_workers(port, 2)
+    try:
         idle = {pid: _sockets_of(pid) for pid in workers}
         opened = trio.Event()
         release = trio.Event()
@@ -198,14 +207,8 @@ async def test_serve_closes_sessions_with_1001_on_sigterm() -> None:
     from trio_websocket import ConnectionClosed, open_websocket_url
 
     port = free_port()
-    env = {**os.environ, "VOICEAGENT_TTS": "none"}
-    command = [sys.executable, "-m", "voiceagent", "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "2"]  # fmt: skip
-    process = await trio.lowlevel.open_process(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process, _ = await _serve_workers(port, 2)
     try:
-        await _serve_and_probe([], port, env, process=process)
         async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/leaving") as ws:
             assert json.loads(await ws.get_message())["type"] == "session_started"
             process.terminate()
