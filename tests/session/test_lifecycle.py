@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import trio
 from trio_websocket import open_websocket_url
 
@@ -14,8 +16,8 @@ from voiceagent.tts.scripted import ScriptedTTS
 LONG_REPLY = " ".join(f"word{i}" for i in range(200))
 
 
-def session_tasks() -> list[str]:
-    """Names of live tasks that belong to session code (the runtime's task tree)."""
+def all_tasks() -> list[str]:
+    """Names of every live task in this Trio run (the task tree, walked from the root)."""
     names: list[str] = []
 
     def walk(task: trio.lowlevel.Task) -> None:
@@ -25,7 +27,35 @@ def session_tasks() -> list[str]:
                 walk(child)
 
     walk(trio.lowlevel.current_root_task())
-    return [name for name in names if "voiceagent.session" in name or "Session." in name]
+    return names
+
+
+def session_tasks() -> list[str]:
+    """Names of live tasks that belong to session code."""
+    return [name for name in all_tasks() if "voiceagent.session" in name or "Session." in name]
+
+
+async def test_an_open_room_costs_the_server_three_tasks() -> None:
+    """Hypercorn's connection and app tasks, and the session's writer: nothing else.
+
+    The session reads in its handler task, which awaits the server's ASGI stream
+    directly (no framework relay task between the socket and the session).
+    """
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    async with running_app(services) as address:
+        before = Counter(all_tasks())
+        async with connect(address, "room-a") as a, connect(address, "room-b") as b:
+            await a.wait_for("session_started")
+            await b.wait_for("session_started")
+            opened = Counter(all_tasks()) - before
+            not_rooms = ("trio_websocket", "_serve_one_listener")  # the clients; the listener
+            server_side = {name: n for name, n in opened.items()
+                           if not any(part in name for part in not_rooms)}  # fmt: skip
+            assert sum(server_side.values()) == 2 * 3, server_side
+            assert not any("handle_messages" in name for name in server_side)
+            # ... and the rooms work: frames reach the session, replies come back.
+            await a.send(type="text", text="hello")
+            assert (await a.wait_for("text_done"))["text"] == "I heard you."
 
 
 async def test_second_connection_replaces_first_with_1012() -> None:

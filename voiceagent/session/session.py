@@ -211,7 +211,7 @@ class Session:
             with self._work_scope:
                 async with trio.open_nursery() as work:
                     self._work = work
-                    work.start_soon(self._read_loop)
+                    await self._read_loop()  # in this task: one task fewer per room
             # The reader ended or close() was called: nothing new will be queued.
             if self._close_code == CLOSE_TRY_AGAIN:
                 self._outbox.drain_nowait()
