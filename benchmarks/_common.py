@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -125,6 +126,20 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: f
             return
         time.sleep(0.1)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def wait_app_ready(port: int, timeout: float = 120) -> None:
+    """Wait until voiceagent's /healthz says `ready` (local engines loaded), so that
+    engine loading is in no baseline and no measured window."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            url = f"http://127.0.0.1:{port}/healthz"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if json.load(response).get("ready"):
+                    return
+        time.sleep(0.2)
+    raise TimeoutError(f"the app on port {port} was not ready after {timeout} s")
 
 
 @contextlib.contextmanager

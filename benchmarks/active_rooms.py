@@ -54,6 +54,7 @@ from _common import (
     rss_bytes,
     runqueue_wait_seconds,
     server_process,
+    wait_app_ready,
     wait_port,
     write_results,
 )
@@ -370,6 +371,7 @@ def run_rooms(
         with server_process(app_argv, name="active_rooms_app", cpus=args.server_cpus,
                             env=env, stop_signal=signal.SIGINT) as app:  # fmt: skip
             wait_port(app_port, app)
+            wait_app_ready(app_port)
             failures = 0
             for m in args.rooms:
                 step = rooms_step(app.pid, app_port, m, {"realtime": rt.pid, "cartesia": ca.pid},

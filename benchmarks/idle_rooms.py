@@ -1,8 +1,9 @@
 """Idle rooms: server memory per open, idle session of `hypercorn -k trio voiceagent:app`.
 
 For each N in `--rooms` a fresh server process is started (pinned to `--server-cpus`,
-fd limit raised), its baseline RSS is read after a warm-up connection, then N sessions
-are opened from `--client-procs` separate load processes (pinned to `--client-cpus`).
+fd limit raised); once /healthz says its engines are loaded, its baseline RSS is read
+after a warm-up connection, then N sessions are opened from `--client-procs` separate
+load processes (pinned to `--client-cpus`).
 The sessions send nothing (the model and voice connect lazily, so none is opened);
 after `--settle` seconds the RSS is read again. KB per room = (RSS - baseline) / N.
 A /metrics scrape checks that the server counts the rooms it holds, and the server's
@@ -32,6 +33,7 @@ from _common import (
     raise_nofile,
     rss_bytes,
     server_process,
+    wait_app_ready,
     wait_port,
     write_results,
 )
@@ -118,6 +120,7 @@ def run_with_scrape(n: int, args: argparse.Namespace) -> dict[str, Any]:
             "-b", f"127.0.0.1:{port}", args.app]  # fmt: skip
     with server_process(argv, name=f"idle_rooms_{n}", cpus=args.server_cpus) as proc:
         wait_port(port, proc)
+        wait_app_ready(port)
         measure_idle_rss(proc.pid, port, 1, path="/ws/", procs=1, cpus=args.client_cpus,
                          settle_s=0.5, id_prefix="warm")  # fmt: skip
         time.sleep(0.5)

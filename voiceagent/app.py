@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.config["SERVICES"] = services
     started = time.monotonic()
     background = trio.CancelScope()
+    warmed = trio.Event()  # local engines loaded: the first reply will not wait for them
 
     @app.before_serving
     async def start_background() -> None:
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             with background:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(metrics.monitor_loop_lag)
-                    nursery.start_soon(_warm_up, services)
+                    nursery.start_soon(_warm_up, services, warmed)
 
         app.nursery.start_soon(run)
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         registry = services.registry
         return jsonify(
             status="ok",
+            ready=warmed.is_set(),
             sessions=len(registry),
             sessions_with_model=registry.with_model,
             uptime_s=round(time.monotonic() - started, 1),
@@ -100,7 +102,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     return app
 
 
-async def _warm_up(services: Services) -> None:
+async def _warm_up(services: Services, warmed: trio.Event) -> None:
     """Load local engines before the first user needs them (a slow first reply is a bug)."""
     for provider in (services.model, services.tts):
         warm_up = getattr(provider, "warm_up", None)
@@ -112,6 +114,7 @@ async def _warm_up(services: Services) -> None:
             log.exception("warm-up of %s failed", type(provider).__name__)
     if not len(services.registry):  # session objects must stay collectable
         freeze_startup_heap()
+    warmed.set()  # also after a failed warm-up: sessions then load (or report) on first use
 
 
 def freeze_startup_heap() -> None:

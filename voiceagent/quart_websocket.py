@@ -6,7 +6,9 @@ that `websocket.receive()` reads. Every client frame (50 a second per room) ther
 wakes two tasks and crosses two channels before a session sees it. A session's reader
 is always waiting in `websocket.receive()` anyway (it never blocks on anything else),
 so here `websocket.receive()` awaits the ASGI `receive()` itself: one task and one
-channel fewer per frame, and one task fewer per open room.
+channel fewer per frame, and two tasks fewer per open room (the relay, and the task
+that ran the handler beside it). Measured with 40 active rooms on one core, interleaved
+runs: 19.1 -> 17.1 ms of server CPU per room-second (medians of three).
 
 Behaviour kept from Quart-Trio: a `websocket.disconnect` cancels the handler, as the
 relay task did (now noticed by the next `receive()`, which a session's reader is
