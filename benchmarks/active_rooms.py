@@ -456,7 +456,19 @@ def verdict(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
     )
     cpu_rooms = 1000 / ms_per_room if ms_per_room else None
     cpu_floor = 1e6 / (floor_us * 50) if floor_us else None
+    # The same comparison at equal load: CPU per room and per echo session both fall as
+    # the core fills (more frames per wake-up), so the averages above compare different
+    # loads when one side saturates earlier. Matched M, both sides loaded but unsaturated.
+    floor_at = {s["sessions"]: s for s in floor_ok}
+    at_equal_load = {
+        s["rooms"]: round(floor_at[s["rooms"]]["server_cpu_us_per_frame"] * 50 / 1000
+                          / s["server_cpu_ms_per_room_s"], 3)
+        for s in steps
+        if s["rooms"] in floor_at and 0.15 <= s["server_cpu_util"] < 0.95
+        and 0.15 <= floor_at[s["rooms"]]["server_cpu_util"] < 0.95
+    }  # fmt: skip
     return {
+        "cpu_ratio_at_equal_load": at_equal_load,
         "cpu_ms_per_room_s": ms_per_room,
         "cpu_bound_rooms_per_core": cpu_rooms,
         "floor_cpu_us_per_frame": floor_us,
@@ -495,6 +507,8 @@ def markdown(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
          v["cpu_bound_rooms_per_core"]],
         ["  ratio to the echo floor's CPU-bound sessions/core", ">= 0.8",
          v["cpu_ratio_to_floor"]],
+        ["  same, at equal load (echo CPU per session / CPU per room, by M)", ">= 0.8",
+         ", ".join(f"{r} (M={m})" for m, r in v["cpu_ratio_at_equal_load"].items()) or "-"],
         ["interrupt -> silence p99 at 100 rooms, in server (ms, bucket bound)",
          f"< {TARGET_SILENCE_P99_MS}", v["interrupt_p99_le_ms_at_100"]],
         ["  same, client-side (interrupt sent -> audio_interrupted read)",
