@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,13 +34,18 @@ def test_importing_voiceagent_loads_no_framework_and_no_model() -> None:
 
 
 async def _serve_and_probe(
-    command: list[str], port: int, env: dict[str, str], *, process: trio.Process | None = None
+    command: list[str],
+    port: int,
+    env: dict[str, str],
+    *,
+    process: trio.Process | None = None,
+    stderr: Any = subprocess.DEVNULL,
 ) -> dict:
     """GET /healthz once the server answers; stops the server unless `process` is given."""
     own = process is None
     if process is None:
         process = await trio.lowlevel.open_process(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            command, env=env, stdout=subprocess.DEVNULL, stderr=stderr
         )
     try:
         async with httpx.AsyncClient() as client:
@@ -72,7 +79,7 @@ async def test_voiceagent_serve_runs_the_trio_worker() -> None:
     assert health["status"] == "ok" and health["sessions"] == 0
 
 
-async def test_hypercorn_serves_voiceagent_app_with_the_trio_worker() -> None:
+async def test_hypercorn_serves_voiceagent_app_with_the_trio_worker(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "VOICEAGENT_TTS": "none"}
     command = [
@@ -85,8 +92,15 @@ async def test_hypercorn_serves_voiceagent_app_with_the_trio_worker() -> None:
         "--bind",
         f"127.0.0.1:{port}",
     ]
-    health = await _serve_and_probe(command, port, env)
+    stderr = os.open(tmp_path / "stderr.log", os.O_WRONLY | os.O_CREAT)
+    try:
+        health = await _serve_and_probe(command, port, env, stderr=stderr)
+    finally:
+        os.close(stderr)
     assert health["status"] == "ok" and health["model"] == "offline"
+    # Hypercorn's CLI prints its lines with its own handler: each appears once.
+    log = (tmp_path / "stderr.log").read_text()
+    assert log.count(f"Running on http://127.0.0.1:{port}") == 1, log
 
 
 def test_a_bad_setting_stops_voiceagent_serve_naming_the_variable() -> None:

@@ -111,6 +111,20 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(_fields(record), default=str).decode()
 
 
+class _SkipPrintedByHypercorn(logging.Filter):
+    """Drops Hypercorn records its own handler has already printed.
+
+    Hypercorn's command line (`hypercorn -k trio voiceagent:app`) gives its loggers a
+    handler of their own after the app is imported, and lets records propagate to the
+    root as well: without this every Hypercorn line would appear twice. `voiceagent
+    serve` hands Hypercorn plain loggers, so there its lines come through here.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own_handlers = logging.getLogger(record.name).handlers
+        return not (record.name.startswith("hypercorn.") and own_handlers)
+
+
 class _VoiceagentHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Marks the handler `setup_logging` owns, so calling it again replaces, not adds."""
 
@@ -137,6 +151,7 @@ def setup_logging(
     handler = _VoiceagentHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt_name == "json" else KeyValueFormatter())
     handler.addFilter(SessionFilter())
+    handler.addFilter(_SkipPrintedByHypercorn())
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _VoiceagentHandler)]:
         root.removeHandler(old)

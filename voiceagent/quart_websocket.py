@@ -11,8 +11,10 @@ that ran the handler beside it). Measured with 40 active rooms on one core, inte
 runs: 19.1 -> 17.1 ms of server CPU per room-second (medians of three).
 
 Behaviour kept from Quart-Trio: a `websocket.disconnect` cancels the handler, as the
-relay task did (now noticed by the next `receive()`, which a session's reader is
-always in). Not kept: the `websocket_received` signal, which nothing here listens to.
+relay task did, now noticed by the next `receive()`. So a handler must keep reading to
+see the client leave: a session always does (its reader while open, then its closing
+handshake until the client's Close reply; tests/session/test_lifecycle.py holds both).
+Not kept: the `websocket_received` signal, which nothing here listens to.
 Installed with Quart's documented hook, `app.asgi_websocket_class`.
 """
 

@@ -72,6 +72,21 @@ async def test_second_connection_replaces_first_with_1012() -> None:
                 assert len(services.registry) == 1
 
 
+async def test_a_closed_session_ends_with_the_close_handshake_not_the_teardown_bound() -> None:
+    """Once the client answers our Close, the old handler is gone (not held for 30 s)."""
+    settings = Settings(teardown_timeout_s=30.0)
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk, settings=settings)
+    async with running_app(services) as address:
+        async with connect(address, "same-room") as first:
+            await first.wait_for("session_started")
+            async with connect(address, "same-room") as second:
+                await second.wait_for("session_started")
+                assert await first.wait_closed() == 1012
+                await eventually(
+                    lambda: all_tasks().count("hypercorn.trio.task_group._handle") == 1, within=5
+                )
+
+
 async def test_disconnect_mid_response_finishes_every_session_task() -> None:
     model = ScriptedModel(default=ScriptedReply(LONG_REPLY), delta_delay=0.01)
     tts = ScriptedTTS(realtime_factor=1.0)

@@ -223,11 +223,16 @@ class Session:
             except Exception:  # the client may already be gone; closing is best effort
                 log.debug("close failed", exc_info=True)
                 return
-            # Complete the closing handshake: the client's Close reply ends this
-            # handler (the framework cancels it). Returning at once would drop the TCP
-            # connection under a client still streaming audio, and the reset can
-            # destroy our Close frame before the browser reads it (it then sees 1006).
-            await trio.sleep_forever()
+            # Complete the closing handshake: read (and ignore) what the client still
+            # sends until its Close reply arrives; the disconnect ends this handler (the
+            # connection cancels it). Returning at once would drop the TCP connection
+            # under a client still streaming audio, and the reset can destroy our Close
+            # frame before the browser reads it (it then sees 1006).
+            try:
+                while True:
+                    await self._socket.receive()
+            except Exception:  # the connection is gone already
+                return
 
     def close(self, code: int, reason: str) -> None:
         """Stop the session: cancel its work; the socket closes with `code`.
