@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import types
 from collections import Counter
 
 import trio
@@ -85,6 +87,38 @@ async def test_a_closed_session_ends_with_the_close_handshake_not_the_teardown_b
                 await eventually(
                     lambda: all_tasks().count("hypercorn.trio.task_group._handle") == 1, within=5
                 )
+
+
+def exception_garbage_from(*places: str) -> list[str]:
+    """Collect; return where unreachable tracebacks were raised, for code under `places`."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        found = [
+            f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+            for tb in gc.garbage
+            if isinstance(tb, types.TracebackType)
+            and any(place in tb.tb_frame.f_code.co_filename for place in places)
+        ]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    return found
+
+
+async def test_a_client_leaving_ends_the_session_without_exception_cycles() -> None:
+    """A disconnect is a normal end: no Cancelled exception group is raised through
+    the session and the framework, so no traceback cycles wait for the collector."""
+    model = ScriptedModel(default=ScriptedReply(LONG_REPLY), delta_delay=0.01)
+    services = make_services(model, ScriptedTTS(realtime_factor=1.0), agent=front_desk)
+    async with running_app(services) as address:
+        exception_garbage_from()  # start from a clean heap
+        for index in range(3):
+            async with connect(address, f"leaving-{index}") as client:
+                await client.send(type="text", text="talk for a while")
+                await client.wait_for("audio_start")
+        await eventually(lambda: not (session_tasks() or len(services.registry)), within=5)
+        assert exception_garbage_from("voiceagent/session", "quart") == []
 
 
 async def test_disconnect_mid_response_finishes_every_session_task() -> None:

@@ -81,7 +81,7 @@ from voiceagent.protocol import (
     session_started,
 )
 from voiceagent.session.outbox import Outbox, SlowClient
-from voiceagent.session.services import ClientSocket, Services
+from voiceagent.session.services import ClientDisconnected, ClientSocket, Services
 from voiceagent.session.turns import Response, Turns
 from voiceagent.tts.base import TTSConnection, TTSError, WordTiming
 
@@ -208,15 +208,27 @@ class Session:
                 )
             )
             self._outbox.urgent(event("agent_start", agent=self._agent.name))
+            client_gone = False
             with self._work_scope:
                 async with trio.open_nursery() as work:
                     self._work = work
-                    await self._read_loop()  # in this task: one task fewer per room
+                    try:
+                        await self._read_loop()  # in this task: one task fewer per room
+                    except ClientDisconnected:
+                        # A normal end: our own scopes stop our own tasks, and nothing
+                        # is raised into the framework.
+                        client_gone = True
+                        work.cancel_scope.cancel()
             # The reader ended or close() was called: nothing new will be queued.
-            if self._close_code == CLOSE_TRY_AGAIN:
+            if client_gone:
+                self._close_reason = self._close_reason or "client left"
+                nursery.cancel_scope.cancel()  # nobody is left to write to
+            elif self._close_code == CLOSE_TRY_AGAIN:
                 self._outbox.drain_nowait()
             self._outbox.close()
             nursery.cancel_scope.deadline = trio.current_time() + teardown
+        if client_gone:
+            return
         with trio.move_on_after(teardown):
             try:
                 await self._socket.close(self._close_code, self._close_reason)
@@ -224,14 +236,14 @@ class Session:
                 log.debug("close failed", exc_info=True)
                 return
             # Complete the closing handshake: read (and ignore) what the client still
-            # sends until its Close reply arrives; the disconnect ends this handler (the
-            # connection cancels it). Returning at once would drop the TCP connection
+            # sends until its Close reply arrives (then `receive()` raises
+            # ClientDisconnected). Returning at once would drop the TCP connection
             # under a client still streaming audio, and the reset can destroy our Close
             # frame before the browser reads it (it then sees 1006).
             try:
                 while True:
                     await self._socket.receive()
-            except Exception:  # the connection is gone already
+            except Exception:  # ClientDisconnected, or the connection broke
                 return
 
     def close(self, code: int, reason: str) -> None:
