@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,17 @@ from voiceagent.models.base import RealtimeModel
 from voiceagent.session.registry import SessionRegistry
 from voiceagent.session.services import Services
 from voiceagent.tts.base import TTS
+
+
+def cyclic_garbage() -> list[object]:
+    """Run the collector; return what it found unreachable (only cycles get that far)."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        return list(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
 
 
 def make_services(

@@ -321,8 +321,13 @@ class TrafficTally:
             histogram.observe(probe())
 
     def close(self) -> None:
-        """Final flush; call once when the session ends (calling again adds nothing)."""
+        """Final flush; call once when the session ends (calling again adds nothing).
+
+        The depth probes are dropped: they usually close over their session, and a
+        finished session should be freed by reference counting, not left in a cycle.
+        """
         self.flush()
+        self._depth_probes = []
 
 
 _TALLY_CHILDREN = (_FRAMES_IN, _BYTES_IN, _FRAMES_OUT, _BYTES_OUT, _DROPS_AUDIO_IN, _DROPS_OUT)
