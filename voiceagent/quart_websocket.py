@@ -44,7 +44,8 @@ class _DirectReceive:
         while not self.gone:
             event: Any = await self.asgi_receive()
             if event["type"] == "websocket.receive":
-                return event.get("bytes") or event["text"]
+                data = event.get("bytes")  # not `bytes or text`: b"" is a binary frame
+                return data if data is not None else event["text"]
             if event["type"] == "websocket.disconnect":
                 self.gone = True
         raise ClientDisconnected

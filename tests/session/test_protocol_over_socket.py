@@ -154,3 +154,15 @@ async def test_no_provider_gives_clear_error_not_a_crash() -> None:
         assert "[offline]" in error["message"]
         await client.send_audio(b"\x00\x00" * 480)
         assert (await client.wait_for("error"))["code"] == "no_provider"
+
+
+async def test_empty_frames_are_harmless() -> None:
+    """An empty binary frame is no audio (ignored); an empty text frame is bad JSON."""
+    async with running_app(services()) as address, connect(address) as client:
+        await client.wait_for("session_started")
+        await client.ws.send_message(b"")
+        await client.ws.send_message("")
+        assert (await client.wait_for("error"))["code"] == "invalid_json"
+        await client.send(type="text", text="hello")
+        assert (await client.wait_for("text_done"))["text"] == "Hi there, how can I help?"
+        assert len(client.of_type("error")) == 1  # the empty binary frame was no error
