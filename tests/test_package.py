@@ -164,13 +164,15 @@ def _sockets_of(pid: int) -> int:
     return count
 
 
-async def _serve_workers(port: int, workers: int) -> tuple[trio.Process, list[int]]:
+async def _serve_workers(
+    port: int, workers: int, *, tts: str = "none", stderr: Any = subprocess.DEVNULL
+) -> tuple[trio.Process, list[int]]:
     """`voiceagent serve --workers N`, once every worker listens; the worker pids."""
-    env = {**os.environ, "VOICEAGENT_TTS": "none"}
+    env = {**os.environ, "VOICEAGENT_TTS": tts}
     command = [sys.executable, "-m", "voiceagent", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--workers", str(workers)]  # fmt: skip
     process = await trio.lowlevel.open_process(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, env=env, stdout=subprocess.DEVNULL, stderr=stderr
     )
     try:
         await _serve_and_probe([], port, env, process=process)
@@ -237,3 +239,27 @@ async def test_serve_closes_sessions_with_1001_on_sigterm() -> None:
             assert await process.wait() == 0
     finally:
         await _stop(process)
+
+
+async def test_a_stop_while_engines_warm_up_is_clean(tmp_path: Path) -> None:
+    """SIGTERM right after start-up, while the local engines still load: every worker
+    shuts down gracefully (no traceback, no worker left to the parent's kill timer)."""
+    port = free_port()
+    stderr = os.open(tmp_path / "stderr.log", os.O_WRONLY | os.O_CREAT)
+    try:
+        process, workers = await _serve_workers(port, 2, tts="auto", stderr=stderr)
+        try:
+            async with httpx.AsyncClient() as client:
+                health = (await client.get(f"http://127.0.0.1:{port}/healthz")).json()
+            process.terminate()
+            with trio.fail_after(8):  # under the parent's 10 s wait for a stuck worker
+                assert await process.wait() == 0
+        finally:
+            await _stop(process)
+    finally:
+        os.close(stderr)
+    log = (tmp_path / "stderr.log").read_text()
+    assert "Traceback" not in log, log
+    assert not any(_alive(pid) for pid in workers)
+    if health["ready"]:
+        pytest.skip("the engines were loaded before the stop: nothing was warming up")
