@@ -6,6 +6,7 @@ import importlib.util
 import os
 import socket
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,37 @@ def watch_console(page: Any) -> list[str]:
     page.on("console", on_console)
     page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
     return problems
+
+
+REPLY_TIMEOUT_MS = 45_000
+
+
+@dataclass
+class Demo:
+    page: Any
+    problems: list[str]
+
+    def ask(self, text: str) -> None:
+        """Type `text` in the message box and send it (the page must be connected)."""
+        state = self.page.evaluate("window.voiceagent.state")
+        assert state == "connected", self.page.locator("#notice").inner_text()
+        box = self.page.get_by_label("Message")
+        box.fill(text)
+        box.press("Enter")
+
+    def stats(self) -> dict[str, Any]:
+        return self.page.evaluate("window.voiceagent.stats")
+
+    def wait(self, js: str, timeout_ms: int = REPLY_TIMEOUT_MS, arg: Any = None) -> Any:
+        """Wait until the JS function `js(arg)` returns something truthy; return it.
+
+        Fails at once, with the page's notice, if the connection closed meanwhile.
+        """
+        guarded = f"""(arg) => {{
+            if (window.voiceagent.state === 'closed') {{
+                throw new Error('the connection closed: ' +
+                    document.getElementById('notice').textContent);
+            }}
+            return ({js})(arg);
+        }}"""
+        return self.page.wait_for_function(guarded, arg=arg, timeout=timeout_ms).json_value()

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +46,34 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield external.rstrip("/")
         return
     workdir = tmp_path_factory.mktemp("server")
-    log_path = workdir / "server.log"
+    with voiceagent_server(workdir, VOICEAGENT_MODEL="offline", VOICEAGENT_TTS="offline") as url:
+        yield url
+
+
+@contextmanager
+def voiceagent_server(workdir: Path, **settings: str) -> Iterator[str]:
+    """`hypercorn -k trio voiceagent:app` on a free loopback port with `settings` as its
+    environment (no inherited provider keys), run from `workdir`; yields its base URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.update(VOICEAGENT_MODEL="offline", VOICEAGENT_TTS="offline", PYTHONUNBUFFERED="1")
+    env.update(settings, PYTHONUNBUFFERED="1")
     command = [sys.executable, "-m", "hypercorn", "-k", "trio", "voiceagent:app"]
     command += ["--bind", f"127.0.0.1:{port}"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log_path)
+    with background_process(command, workdir / "server.log", cwd=workdir, env=env) as proc:
+        _wait_healthy(url, proc, workdir / "server.log")
         yield url
+
+
+@contextmanager
+def background_process(
+    command: list[str], log_path: Path, **popen: Any
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` with its output in `log_path`; terminate it (then kill) on exit."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **popen)
+    try:
+        yield proc
     finally:
         proc.terminate()
         try:

@@ -10,13 +10,12 @@ The last test opens a page of its own, for the JSON audio fallback.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.browser import browser_skip_reason, watch_console
+from tests.e2e.browser import Demo, browser_skip_reason, watch_console
 
 pytestmark = [
     pytest.mark.browser,
@@ -24,38 +23,6 @@ pytestmark = [
 ]
 
 FIRST_REPLY_TIMEOUT_MS = 90_000  # the first turn may wait for the offline engines to load
-REPLY_TIMEOUT_MS = 45_000
-
-
-@dataclass
-class Demo:
-    page: Any
-    problems: list[str]
-
-    def ask(self, text: str) -> None:
-        """Type `text` in the message box and send it (the page must be connected)."""
-        state = self.page.evaluate("window.voiceagent.state")
-        assert state == "connected", self.page.locator("#notice").inner_text()
-        box = self.page.get_by_label("Message")
-        box.fill(text)
-        box.press("Enter")
-
-    def stats(self) -> dict[str, Any]:
-        return self.page.evaluate("window.voiceagent.stats")
-
-    def wait(self, js: str, timeout_ms: int = REPLY_TIMEOUT_MS, arg: Any = None) -> Any:
-        """Wait until the JS function `js(arg)` returns something truthy; return it.
-
-        Fails at once, with the page's notice, if the connection closed meanwhile.
-        """
-        guarded = f"""(arg) => {{
-            if (window.voiceagent.state === 'closed') {{
-                throw new Error('the connection closed: ' +
-                    document.getElementById('notice').textContent);
-            }}
-            return ({js})(arg);
-        }}"""
-        return self.page.wait_for_function(guarded, arg=arg, timeout=timeout_ms).json_value()
 
 
 @pytest.fixture(scope="module")
