@@ -6,6 +6,8 @@ import importlib.util
 import os
 import socket
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,16 @@ class Demo:
     def stats(self) -> dict[str, Any]:
         return self.page.evaluate("window.voiceagent.stats")
 
+    def first_user_transcript(self, timeout_ms: int) -> str:
+        """The text of the first completed user bubble, once there is one."""
+        return self.wait(
+            """() => {
+                const el = document.querySelector('.msg.user[data-status="completed"] .text');
+                return el && el.textContent.trim() ? el.textContent : null;
+            }""",
+            timeout_ms=timeout_ms,
+        )
+
     def wait(self, js: str, timeout_ms: int = REPLY_TIMEOUT_MS, arg: Any = None) -> Any:
         """Wait until the JS function `js(arg)` returns something truthy; return it.
 
@@ -115,3 +127,18 @@ class Demo:
             return ({js})(arg);
         }}"""
         return self.page.wait_for_function(guarded, arg=arg, timeout=timeout_ms).json_value()
+
+
+@contextmanager
+def connected_demo(browser: Any, base_url: str) -> Iterator[Demo]:
+    """The demo page in a fresh browser context, Connect clicked (the fake microphone
+    then speaks the question once)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    demo = Demo(page, watch_console(page))
+    page.goto(f"{base_url}/")
+    page.get_by_role("button", name="Connect").click()
+    try:
+        yield demo
+    finally:
+        context.close()

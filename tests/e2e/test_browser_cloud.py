@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import Demo, browser_skip_reason, free_port, watch_console
+from tests.e2e.browser import Demo, browser_skip_reason, connected_demo, free_port
 from tests.e2e.conftest import background_process, voiceagent_server
 
 pytestmark = [
@@ -70,13 +70,8 @@ def cloud_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def demo(cloud_url: str, browser: Any) -> Iterator[Demo]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    demo = Demo(page, watch_console(page))
-    page.goto(f"{cloud_url}/")
-    page.get_by_role("button", name="Connect").click()
-    yield demo
-    context.close()
+    with connected_demo(browser, cloud_url) as demo:
+        yield demo
 
 
 def test_page_connects_to_the_cloud_providers(demo: Demo) -> None:
@@ -91,13 +86,7 @@ def test_page_connects_to_the_cloud_providers(demo: Demo) -> None:
 
 
 def test_spoken_question_is_transcribed_and_answered_aloud(demo: Demo) -> None:
-    heard = demo.wait(
-        """() => {
-            const el = document.querySelector('.msg.user[data-status="completed"] .text');
-            return el && el.textContent.trim() ? el.textContent : null;
-        }""",
-        timeout_ms=FIRST_REPLY_TIMEOUT_MS,
-    )
+    heard = demo.first_user_transcript(FIRST_REPLY_TIMEOUT_MS)
     assert "bag" in heard.lower()
     demo.wait(
         "() => window.voiceagent.stats.playback.ended >= 1", timeout_ms=FIRST_REPLY_TIMEOUT_MS

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import Demo, browser_skip_reason, watch_console
+from tests.e2e.browser import Demo, browser_skip_reason, connected_demo, watch_console
 
 pytestmark = [
     pytest.mark.browser,
@@ -28,13 +28,8 @@ FIRST_REPLY_TIMEOUT_MS = 90_000  # the first turn may wait for the offline engin
 @pytest.fixture(scope="module")
 def demo(server_url: str, browser: Any) -> Iterator[Demo]:
     """The demo page, connected, with its fake microphone speaking the question."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    demo = Demo(page, watch_console(page))
-    page.goto(f"{server_url}/")
-    page.get_by_role("button", name="Connect").click()
-    yield demo
-    context.close()
+    with connected_demo(browser, server_url) as demo:
+        yield demo
 
 
 def assistant_texts(demo: Demo) -> list[str]:
@@ -59,13 +54,7 @@ def test_microphone_streams_20ms_binary_frames(demo: Demo) -> None:
 
 
 def test_spoken_question_appears_as_the_user_transcript(demo: Demo) -> None:
-    text = demo.wait(
-        """() => {
-            const el = document.querySelector('.msg.user[data-status="completed"] .text');
-            return el && el.textContent.trim() ? el.textContent : null;
-        }""",
-        timeout_ms=FIRST_REPLY_TIMEOUT_MS,
-    )
+    text = demo.first_user_transcript(FIRST_REPLY_TIMEOUT_MS)
     assert "bag" in text.lower()
 
 
@@ -243,13 +232,7 @@ def test_json_audio_fallback_carries_speech(server_url: str, browser: Any) -> No
         page.goto(f"{server_url}/?audio=json")
         page.get_by_role("button", name="Connect").click()
         demo = Demo(page, problems)
-        text = demo.wait(
-            """() => {
-                const el = document.querySelector('.msg.user[data-status="completed"] .text');
-                return el && el.textContent.trim() ? el.textContent : null;
-            }""",
-            timeout_ms=FIRST_REPLY_TIMEOUT_MS,
-        )
+        text = demo.first_user_transcript(FIRST_REPLY_TIMEOUT_MS)
         assert "bag" in text.lower()
         stats = demo.stats()
         assert stats["framesSent"] > 0
