@@ -5,6 +5,9 @@ with SO_REUSEPORT, so the kernel spreads new connections evenly over them. Hyper
 own `--workers` shares one socket instead: Trio workers then take connections in the
 order their event loops happen to wake, and measured here 200 connections arriving
 10 ms apart landed 183 / 27 on two workers (`voiceagent serve --workers 2`: even).
+
+SIGTERM or Ctrl-C stops it gracefully: every live room gets an `error` event
+`server_shutting_down` and a close with 1001, then the process exits 0.
 """
 
 from __future__ import annotations
