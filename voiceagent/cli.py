@@ -36,7 +36,7 @@ log = logging.getLogger("voiceagent.serve")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voiceagent", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the app (trio worker)")
+    serve = commands.add_parser("serve", help="serve the app (trio worker)", description=__doc__)
     serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=8001, help="port (default 8001)")
     serve.add_argument("--workers", type=int, default=1, help="processes, one per core (default 1)")
