@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,16 @@ def test_importing_voiceagent_loads_no_framework_and_no_model() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@contextmanager
+def _output_file(path: Path) -> Iterator[int]:
+    """A file descriptor a child process can write its output to (read `path` after)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 async def _serve_and_probe(
@@ -92,11 +104,8 @@ async def test_hypercorn_serves_voiceagent_app_with_the_trio_worker(tmp_path: Pa
         "--bind",
         f"127.0.0.1:{port}",
     ]
-    stderr = os.open(tmp_path / "stderr.log", os.O_WRONLY | os.O_CREAT)
-    try:
+    with _output_file(tmp_path / "stderr.log") as stderr:
         health = await _serve_and_probe(command, port, env, stderr=stderr)
-    finally:
-        os.close(stderr)
     assert health["status"] == "ok" and health["model"] == "offline"
     # Hypercorn's CLI prints its lines with its own handler: each appears once.
     log = (tmp_path / "stderr.log").read_text()
@@ -245,8 +254,7 @@ async def test_a_stop_while_engines_warm_up_is_clean(tmp_path: Path) -> None:
     """SIGTERM right after start-up, while the local engines still load: every worker
     shuts down gracefully (no traceback, no worker left to the parent's kill timer)."""
     port = free_port()
-    stderr = os.open(tmp_path / "stderr.log", os.O_WRONLY | os.O_CREAT)
-    try:
+    with _output_file(tmp_path / "stderr.log") as stderr:
         process, workers = await _serve_workers(port, 2, tts="auto", stderr=stderr)
         try:
             async with httpx.AsyncClient() as client:
@@ -256,8 +264,6 @@ async def test_a_stop_while_engines_warm_up_is_clean(tmp_path: Path) -> None:
                 assert await process.wait() == 0
         finally:
             await _stop(process)
-    finally:
-        os.close(stderr)
     log = (tmp_path / "stderr.log").read_text()
     assert "Traceback" not in log, log
     assert not any(_alive(pid) for pid in workers)

@@ -121,8 +121,9 @@ class _SkipPrintedByHypercorn(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        own_handlers = logging.getLogger(record.name).handlers
-        return not (record.name.startswith("hypercorn.") and own_handlers)
+        if not record.name.startswith("hypercorn."):
+            return True  # the common case: no logger lookup
+        return not logging.getLogger(record.name).handlers
 
 
 class _VoiceagentHandler(logging.StreamHandler):  # type: ignore[type-arg]

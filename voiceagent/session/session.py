@@ -223,10 +223,11 @@ class Session:
             if client_gone:
                 self._close_reason = self._close_reason or "client left"
                 nursery.cancel_scope.cancel()  # nobody is left to write to
-            elif self._close_code == CLOSE_TRY_AGAIN:
-                self._outbox.drain_nowait()
-            self._outbox.close()
-            nursery.cancel_scope.deadline = trio.current_time() + teardown
+            else:
+                if self._close_code == CLOSE_TRY_AGAIN:
+                    self._outbox.drain_nowait()
+                self._outbox.close()  # the writer sends what is queued, then ends
+                nursery.cancel_scope.deadline = trio.current_time() + teardown
         if client_gone:
             return
         with trio.move_on_after(teardown):
