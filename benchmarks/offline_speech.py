@@ -34,8 +34,8 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from voiceagent.conversation import AgentSetup, ToolSpec
 from voiceagent.events import FunctionCall, SpeechStopped, TextDelta, TextDone, TranscriptCompleted
-from voiceagent.models.base import AgentSetup, ToolSpec
 from voiceagent.models.offline import OfflineModel, OfflineModelConfig
 from voiceagent.speech.vad import VoiceActivityDetector
 from voiceagent.tts.base import WordTiming

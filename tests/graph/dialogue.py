@@ -13,10 +13,9 @@ from dataclasses import dataclass, field, replace
 
 import trio
 
-from voiceagent.conversation import ConversationItem
+from voiceagent.conversation import AgentSetup, ConversationItem
 from voiceagent.graph import Agent, Handoff, ToolContext, run_tool
 from voiceagent.graph.brain import OfflineBrain
-from voiceagent.models.base import AgentSetup
 
 MAX_STEPS_PER_TURN = 8
 

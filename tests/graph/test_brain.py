@@ -8,11 +8,10 @@ import pytest
 import trio
 
 from tests.graph.dialogue import Dialogue
-from voiceagent.conversation import ConversationItem
+from voiceagent.conversation import AgentSetup, ConversationItem, ToolSpec
 from voiceagent.graph import Agent, ToolError, function_tool
 from voiceagent.graph.brain import OfflineBrain
 from voiceagent.graph.slots import extract_arguments, question_for
-from voiceagent.models.base import AgentSetup, ToolSpec
 
 
 @function_tool(examples=("I would like to order a pizza", "two large pizzas please"))

@@ -18,9 +18,8 @@ import pytest
 import trio
 
 from tests.realtime.conformance import check_event
-from voiceagent.conversation import BrainReply, ConversationItem
+from voiceagent.conversation import AgentSetup, BrainReply, ConversationItem
 from voiceagent.emulators.realtime import EmulatorConfig, serve_realtime
-from voiceagent.models.base import AgentSetup
 from voiceagent.models.realtime import RealtimeAPIModel, RealtimeConfig
 
 KEY = "test-key"

@@ -7,8 +7,8 @@ import trio
 
 from tests.realtime.conftest import ScriptedBrain
 from tests.realtime.test_client_turns import PLAIN, silence, speech, until_done
+from voiceagent.conversation import Heard
 from voiceagent.events import AudioDelta, ResponseDone, SpeechStarted, TextDelta
-from voiceagent.models.base import Heard
 
 LONG = "one two three four five six seven eight nine ten eleven twelve"
 

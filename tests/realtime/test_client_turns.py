@@ -7,6 +7,7 @@ import pytest
 import trio
 
 from tests.realtime.conftest import ScriptedBrain
+from voiceagent.conversation import AgentSetup, ToolSpec
 from voiceagent.emulators.realtime_parts import CannedBrain
 from voiceagent.events import (
     AudioDelta,
@@ -22,7 +23,7 @@ from voiceagent.events import (
     TextDone,
     TranscriptCompleted,
 )
-from voiceagent.models.base import AgentSetup, ModelConnection, ToolSpec
+from voiceagent.models.base import ModelConnection
 
 WEATHER = ToolSpec(
     "get_weather",

@@ -9,9 +9,9 @@ import pytest
 import trio
 
 from tests.realtime.test_client_turns import until_done
+from voiceagent.conversation import AgentSetup, ToolSpec
 from voiceagent.emulators.realtime import main
 from voiceagent.events import FunctionCall, TextDelta
-from voiceagent.models.base import AgentSetup, ToolSpec
 from voiceagent.models.realtime import RealtimeAPIModel, RealtimeConfig
 
 

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from tests.realtime.conformance import check_event
+from voiceagent.conversation import AgentSetup, Heard, ToolSpec
 from voiceagent.events import (
     FunctionCall,
     InputCommitted,
@@ -21,7 +22,6 @@ from voiceagent.events import (
     TranscriptCompleted,
     TranscriptFailed,
 )
-from voiceagent.models.base import AgentSetup, Heard, ToolSpec
 from voiceagent.models.realtime import (
     ProtocolError,
     RealtimeConfig,

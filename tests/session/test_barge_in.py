@@ -7,8 +7,8 @@ import trio
 
 from tests.conftest import Client, connect, make_services, running_app
 from tests.session.helpers import front_desk
+from voiceagent.conversation import Heard
 from voiceagent.metrics import REGISTRY
-from voiceagent.models.base import Heard
 from voiceagent.models.scripted import ScriptedModel, ScriptedReply, tone
 from voiceagent.tts.scripted import ScriptedTTS
 

@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from tests.speech.sounds import frames, silence, white_noise
-from voiceagent.conversation import BrainReply, ConversationItem
+from voiceagent.conversation import AgentSetup, BrainReply, ConversationItem, Heard, ToolSpec
 from voiceagent.events import (
     FunctionCall,
     InputCommitted,
@@ -24,13 +24,7 @@ from voiceagent.events import (
     TextDone,
     TranscriptCompleted,
 )
-from voiceagent.models.base import (
-    AgentSetup,
-    Heard,
-    ModelConnection,
-    ModelConnectionError,
-    ToolSpec,
-)
+from voiceagent.models.base import ModelConnection, ModelConnectionError
 from voiceagent.models.offline import OfflineModel, OfflineModelConfig, word_chunks
 
 FAQ = AgentSetup(

@@ -20,8 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from voiceagent.conversation import BrainReply, ConversationItem
-from voiceagent.models.base import AgentSetup
+from voiceagent.conversation import AgentSetup, BrainReply, ConversationItem
 
 log = logging.getLogger(__name__)
 

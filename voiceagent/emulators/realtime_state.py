@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from voiceagent.conversation import ConversationItem
+from voiceagent.conversation import AgentSetup, ConversationItem, ToolSpec
 from voiceagent.graph.naming import HANDOFF_PREFIX
-from voiceagent.models.base import AgentSetup, ToolSpec
 
 PCM_BYTES_PER_MS = 48
 FRAME_MS = 10

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Union
 
+from voiceagent.conversation import AgentSetup, ToolSpec
 from voiceagent.graph.guardrails import OutputGuardrail
 from voiceagent.graph.matching import content_stems
 from voiceagent.graph.naming import transfer_tool_name
 from voiceagent.graph.tools import FunctionTool, function_tool
-from voiceagent.models.base import AgentSetup, ToolSpec
 
 HandoffTarget = Union["Agent", Callable[[], "Agent"], str]
 

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+from voiceagent.conversation import ToolSpec
 from voiceagent.graph.naming import is_transfer
 from voiceagent.graph.spoken import words
-from voiceagent.models.base import ToolSpec
 
 # Below this a request is "not something I can do".
 MATCH_THRESHOLD = 1.0

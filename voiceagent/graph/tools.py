@@ -25,13 +25,13 @@ from typing import Any, overload
 
 import orjson
 
+from voiceagent.conversation import ToolSpec
 from voiceagent.graph.schema import (
     ParamInfo,
     ToolArgumentError,
     coerce_arguments,
     derive_parameters,
 )
-from voiceagent.models.base import ToolSpec
 
 DEFAULT_TOOL_TIMEOUT_S = 10.0
 

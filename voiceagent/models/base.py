@@ -17,9 +17,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from voiceagent.conversation import AgentSetup, Heard
 from voiceagent.events import ModelEvent
 
 OutputMode = Literal["text", "audio"]
@@ -38,51 +38,6 @@ class ModelClosed(ModelConnectionError):
 
     def __init__(self, message: str = "model connection is closed") -> None:
         super().__init__(message, code="model_closed")
-
-
-@dataclass(frozen=True, slots=True)
-class ToolSpec:
-    """A function the model may call: name, description and JSON-schema parameters."""
-
-    name: str
-    description: str
-    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
-    # Optional example utterances; cloud models ignore them, the offline brain uses them.
-    examples: tuple[str, ...] = ()
-
-    def as_function(self) -> dict[str, Any]:
-        """The Realtime API `tools[]` entry."""
-        return {
-            "type": "function",
-            "name": self.name,
-            "description": self.description,
-            "parameters": self.parameters,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSetup:
-    """What the model must know about the current agent (sent again on handoff)."""
-
-    agent_name: str
-    instructions: str
-    tools: tuple[ToolSpec, ...] = ()
-    tool_choice: str = "auto"
-
-
-@dataclass(frozen=True, slots=True)
-class Heard:
-    """What the user actually heard of an interrupted response.
-
-    `audio_ms` is how much of the response's audio the client played (None when
-    unknown); `text` is the part of the response text that was spoken by then (None
-    when unknown). Models keep only this much of the response in the conversation.
-    """
-
-    response_id: str
-    item_id: str | None = None
-    audio_ms: int | None = None
-    text: str | None = None
 
 
 class ModelConnection(ABC):

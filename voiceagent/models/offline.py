@@ -46,7 +46,7 @@ from typing import Protocol
 
 import trio
 
-from voiceagent.conversation import BrainReply, ConversationItem
+from voiceagent.conversation import AgentSetup, BrainReply, ConversationItem, Heard
 from voiceagent.events import (
     FunctionCall,
     InputCommitted,
@@ -63,8 +63,6 @@ from voiceagent.events import (
     TranscriptFailed,
 )
 from voiceagent.models.base import (
-    AgentSetup,
-    Heard,
     ModelClosed,
     ModelConnection,
     ModelConnectionError,

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import trio
 
+from voiceagent.conversation import AgentSetup, Heard
 from voiceagent.events import (
     AudioDelta,
     FunctionCall,
@@ -38,8 +39,6 @@ from voiceagent.events import (
     Usage,
 )
 from voiceagent.models.base import (
-    AgentSetup,
-    Heard,
     ModelClosed,
     ModelConnection,
     ModelConnectionError,

@@ -37,6 +37,7 @@ from typing import Any
 import trio
 
 from voiceagent import metrics
+from voiceagent.conversation import Heard
 from voiceagent.events import (
     AudioDelta,
     FunctionCall,
@@ -63,7 +64,7 @@ from voiceagent.graph import (
     run_tool,
 )
 from voiceagent.logs import bind_session, log_event
-from voiceagent.models.base import Heard, ModelConnection, ModelConnectionError, OutputMode
+from voiceagent.models.base import ModelConnection, ModelConnectionError, OutputMode
 from voiceagent.protocol import (
     AudioIn,
     ClientMessage,

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import trio
 
+from voiceagent.conversation import Heard
 from voiceagent.graph import GuardrailMonitor
 from voiceagent.metrics import TurnTimer
-from voiceagent.models.base import Heard
 from voiceagent.protocol import pcm_ms
 from voiceagent.tts.base import WordTiming
 

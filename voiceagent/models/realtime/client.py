@@ -32,10 +32,9 @@ from trio_websocket import (
     connect_websocket_url,
 )
 
+from voiceagent.conversation import AgentSetup, Heard
 from voiceagent.events import ModelError, ModelEvent
 from voiceagent.models.base import (
-    AgentSetup,
-    Heard,
     ModelClosed,
     ModelConnection,
     ModelConnectionError,

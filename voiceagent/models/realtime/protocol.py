@@ -43,6 +43,7 @@ from typing import Any
 
 import orjson
 
+from voiceagent.conversation import AgentSetup, Heard
 from voiceagent.events import (
     AudioDelta,
     FunctionCall,
@@ -62,7 +63,7 @@ from voiceagent.events import (
     TranscriptFailed,
     Usage,
 )
-from voiceagent.models.base import AgentSetup, Heard, OutputMode
+from voiceagent.models.base import OutputMode
 from voiceagent.models.realtime.config import Flavor, RealtimeConfig
 
 MAX_TRACKED_ITEMS = 256
