@@ -1,0 +1,68 @@
+"""Admission and rate limits: slots per key, and token buckets per room.
+
+`SlotCounter` counts concurrent rooms per key (a client address, a user) with a limit
+per call. The in-process counter is the embedded default; a deployment with several
+instances swaps in a shared one with the same three methods.
+
+`TokenBucket` bounds a rate with a burst: each message takes tokens, tokens refill at
+`rate` per second up to `burst`. It is pure: the caller passes the time, so the same
+code runs under Trio's clock in the session and under a fake clock in tests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Protocol
+
+
+class SlotCounter(Protocol):
+    def acquire(self, key: str, limit: int) -> bool:
+        """Take a slot for `key` unless `limit` are taken (a limit of 0 means no limit)."""
+        ...
+
+    def release(self, key: str) -> None: ...
+
+    def count(self, key: str) -> int: ...
+
+
+class LocalSlots:
+    """`SlotCounter` for one process."""
+
+    def __init__(self) -> None:
+        self._held: Counter[str] = Counter()
+
+    def acquire(self, key: str, limit: int) -> bool:
+        if limit and self._held[key] >= limit:
+            return False
+        self._held[key] += 1
+        return True
+
+    def release(self, key: str) -> None:
+        held = self._held[key] - 1
+        if held > 0:
+            self._held[key] = held
+        else:
+            del self._held[key]
+
+    def count(self, key: str) -> int:
+        return self._held.get(key, 0)
+
+
+class TokenBucket:
+    __slots__ = ("_at", "_tokens", "burst", "rate")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._at = now
+
+    def take(self, amount: float, now: float) -> bool:
+        """Spend `amount` tokens if there are enough; False (nothing spent) if not."""
+        tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if tokens < amount:
+            self._tokens = tokens
+            return False
+        self._tokens = tokens - amount
+        return True
