@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from voiceagent.tts.cartesia.client import DEFAULT_MODEL_ID as CARTESIA_DEFAULT_MODEL_ID
+
 T = TypeVar("T")
 
 MODEL_CHOICES = ("auto", "offline", "azure", "openai")
@@ -57,7 +59,7 @@ class Settings:
     cartesia_api_key: str = ""  # CARTESIA_API_KEY
     cartesia_websocket_url: str = "wss://api.cartesia.ai/tts/websocket"  # CARTESIA_WEBSOCKET_URL
     cartesia_api_version: str = "2025-04-16"  # CARTESIA_API_VERSION
-    cartesia_model_id: str = "sonic-2"  # CARTESIA_MODEL_ID
+    cartesia_model_id: str = CARTESIA_DEFAULT_MODEL_ID  # CARTESIA_MODEL_ID
     cartesia_default_language: str = "en"  # CARTESIA_DEFAULT_LANGUAGE
     cartesia_voice_id: str = "a0e99841-438c-4a64-b679-ae501e7d6091"  # CARTESIA_VOICE_ID
     cartesia_first_audio_timeout_s: float = 5.0  # CARTESIA_FIRST_AUDIO_TIMEOUT_S
