@@ -34,6 +34,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from voiceagent.brain import OfflineBrain
 from voiceagent.conversation import AgentSetup, ToolSpec
 from voiceagent.events import FunctionCall, SpeechStopped, TextDelta, TextDone, TranscriptCompleted
 from voiceagent.models.offline import OfflineModel, OfflineModelConfig
@@ -431,7 +432,8 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     streams = [int(part) for part in args.streams.split(",")]
     load_at_start = os.getloadavg()[0]
-    model = OfflineModel(OfflineModelConfig(stt_concurrency=args.stt_concurrency))
+    config = OfflineModelConfig(stt_concurrency=args.stt_concurrency)
+    model = OfflineModel(config, brain_factory=OfflineBrain)
     await model.warm_up()
     shared = await LocalVoiceTTS().voice()
     shared.synthesize("Warm up.")

@@ -66,6 +66,7 @@ def build_model(settings: Settings) -> RealtimeModel:
             check_offline_engines().require_speech()
         except OfflineEnginesMissing as exc:
             raise ProviderUnavailable(str(exc)) from exc
+        from voiceagent.brain import OfflineBrain
         from voiceagent.models.offline import OfflineModel, OfflineModelConfig
         from voiceagent.speech.vad import VadConfig
 
@@ -74,7 +75,9 @@ def build_model(settings: Settings) -> RealtimeModel:
             prefix_padding_ms=settings.vad_prefix_padding_ms,
             silence_duration_ms=settings.vad_silence_duration_ms,
         )
-        return OfflineModel(OfflineModelConfig(vad=vad, max_text_chars=settings.ws_max_text_chars))
+        config = OfflineModelConfig(vad=vad, max_text_chars=settings.ws_max_text_chars)
+        # One brain per conversation: the model calls the factory on every connect.
+        return OfflineModel(config, brain_factory=OfflineBrain)
     from voiceagent.models.realtime import RealtimeAPIModel, RealtimeConfig, RealtimeConfigError
 
     if choice == "azure":

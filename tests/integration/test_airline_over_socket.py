@@ -9,13 +9,14 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Client, connect, make_services, running_app
+from voiceagent.brain import OfflineBrain
 from voiceagent.models.offline import OfflineModel
 from voiceagent.tts.scripted import ScriptedTTS
 
 
 @pytest.fixture
 def services():  # type: ignore[no-untyped-def]
-    return make_services(OfflineModel(), ScriptedTTS())
+    return make_services(OfflineModel(brain_factory=OfflineBrain), ScriptedTTS())
 
 
 async def ask(client: Client, text: str) -> str:
@@ -90,7 +91,9 @@ async def test_handoff_back_to_triage(services) -> None:
 
 
 async def test_offline_model_without_a_voice_runs_text_only() -> None:
-    async with running_app(make_services(OfflineModel(), None)) as address:
+    async with running_app(
+        make_services(OfflineModel(brain_factory=OfflineBrain), None)
+    ) as address:
         async with connect(address) as client:
             started = await client.wait_for("session_started")
             assert started["tts"] == "none"

@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from tests.speech.sounds import frames, silence, white_noise
+from voiceagent.brain import OfflineBrain
 from voiceagent.conversation import AgentSetup, BrainReply, ConversationItem, Heard, ToolSpec
 from voiceagent.events import (
     FunctionCall,
@@ -66,7 +67,9 @@ ANSWER = "You may check one bag of twenty three kilos and bring one small carry 
 async def connected(
     setup: AgentSetup = FAQ, model: OfflineModel | None = None
 ) -> AsyncIterator[ModelConnection]:
-    model = model or OfflineModel(OfflineModelConfig(delta_interval_s=0.0))
+    model = model or OfflineModel(
+        OfflineModelConfig(delta_interval_s=0.0), brain_factory=OfflineBrain
+    )
     with trio.fail_after(60):
         async with model.connect(setup, output="text") as connection:
             yield connection
@@ -162,7 +165,9 @@ async def test_typed_text_gets_an_answer_even_when_the_tool_answers_at_once() ->
 
 
 async def test_cancel_mid_response_keeps_only_what_was_heard() -> None:
-    model = OfflineModel(OfflineModelConfig(words_per_delta=1, delta_interval_s=0.05))
+    model = OfflineModel(
+        OfflineModelConfig(words_per_delta=1, delta_interval_s=0.05), brain_factory=OfflineBrain
+    )
     async with connected(model=model) as connection:
         await connection.send_text("What is the baggage allowance?")
         call = await next_event(connection, FunctionCall)
@@ -184,7 +189,7 @@ async def test_cancel_without_a_response_is_harmless() -> None:
 
 
 async def test_speech_during_a_response_is_reported_for_barge_in(spoken_turn: bytes) -> None:
-    model = OfflineModel(OfflineModelConfig(delta_interval_s=0.2))
+    model = OfflineModel(OfflineModelConfig(delta_interval_s=0.2), brain_factory=OfflineBrain)
     async with connected(model=model) as connection:
         await connection.send_text("What is the baggage allowance?")
         call = await next_event(connection, FunctionCall)
@@ -270,7 +275,7 @@ async def test_commit_ends_the_turn_of_a_speaker_still_talking(spoken_question: 
 
 async def test_audio_output_is_refused_with_a_clear_error() -> None:
     with pytest.raises(ModelConnectionError, match="local TTS"):
-        OfflineModel().connect(FAQ, output="audio")
+        OfflineModel(brain_factory=OfflineBrain).connect(FAQ, output="audio")
 
 
 async def test_sending_after_close_raises() -> None:

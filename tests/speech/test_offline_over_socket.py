@@ -7,6 +7,7 @@ import trio
 
 from tests.conftest import Client, connect, make_services, running_app
 from tests.speech.sounds import frames, silence, white_noise
+from voiceagent.brain import OfflineBrain
 from voiceagent.models.offline import OfflineModel, OfflineModelConfig
 from voiceagent.tts.local import LocalVoiceTTS
 
@@ -21,7 +22,8 @@ async def speak_in_real_time(client: Client, pcm: bytes) -> None:
 
 
 def offline_services():  # type: ignore[no-untyped-def]
-    return make_services(OfflineModel(OfflineModelConfig(delta_interval_s=0.01)), LocalVoiceTTS())
+    model = OfflineModel(OfflineModelConfig(delta_interval_s=0.01), brain_factory=OfflineBrain)
+    return make_services(model, LocalVoiceTTS())
 
 
 async def test_a_spoken_question_gets_a_spoken_answer(spoken_turn: bytes) -> None:

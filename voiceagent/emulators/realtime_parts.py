@@ -47,7 +47,7 @@ class CannedBrain:
 def default_brain() -> Brain:
     """The offline brain when installed, else a canned one (logged once)."""
     try:
-        from voiceagent.graph.brain import OfflineBrain  # type: ignore[import-not-found]
+        from voiceagent.brain import OfflineBrain  # type: ignore[import-not-found]
     except ImportError:
         log.info("voiceagent.graph.brain.OfflineBrain not available; using a canned brain")
         return CannedBrain()

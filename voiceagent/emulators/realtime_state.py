@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from voiceagent.conversation import AgentSetup, ConversationItem, ToolSpec
-from voiceagent.graph.naming import HANDOFF_PREFIX
+from voiceagent.handoffs import HANDOFF_PREFIX
 
 PCM_BYTES_PER_MS = 48
 FRAME_MS = 10

@@ -1,4 +1,4 @@
-"""Agent graphs: agents, function tools, handoffs, output guardrails, and the offline brain.
+"""Agent graphs: agents, function tools, handoffs and output guardrails.
 
 A graph is plain configuration (see `agents/airline.py` for the demo users copy):
 
@@ -36,16 +36,17 @@ Pieces:
   assistant text as it streams; a trip means "cancel and say the agent's safe line".
 - `load_agent("package.module:agent")`: the starting agent (`VOICEAGENT_AGENT`, default
   `agents.airline:triage_agent`).
-- `OfflineBrain` (in `voiceagent.graph.brain`): the deterministic dialogue policy of the
-  offline model. It is not a language model: it matches requests against the graph's
-  tool names, descriptions, parameters and examples, and fills arguments from speech.
-  Write tool and handoff descriptions as short verb phrases ("Change the seat on a
-  booking.") and give tools a few `examples`: the offline brain reads them out to users
-  ("I can change the seat on a booking") and matches requests against them.
+
+The graph knows nothing of any model. The offline model is driven by a separate brain
+(`voiceagent.brain.OfflineBrain`) that reads only the `AgentSetup`s the graph produces:
+it matches requests against the tool names, descriptions, parameters and examples, and
+fills arguments from speech. Write tool and handoff descriptions as short verb phrases
+("Change the seat on a booking.") and give tools a few `examples`: the offline brain
+reads them out to users ("I can change the seat on a booking") and matches requests
+against them.
 """
 
 from voiceagent.graph.agent import Agent, Handoff, handoff
-from voiceagent.graph.brain import OfflineBrain
 from voiceagent.graph.execution import ToolResult, run_tool
 from voiceagent.graph.guardrails import (
     GuardrailMonitor,
@@ -54,9 +55,9 @@ from voiceagent.graph.guardrails import (
     output_guardrail,
 )
 from voiceagent.graph.loading import DEFAULT_AGENT_PATH, load_agent
-from voiceagent.graph.naming import transfer_tool_name
 from voiceagent.graph.schema import ToolArgumentError
 from voiceagent.graph.tools import FunctionTool, ToolContext, ToolError, function_tool
+from voiceagent.handoffs import transfer_tool_name
 
 __all__ = [
     "DEFAULT_AGENT_PATH",
@@ -65,7 +66,6 @@ __all__ = [
     "GuardrailMonitor",
     "GuardrailResult",
     "Handoff",
-    "OfflineBrain",
     "OutputGuardrail",
     "ToolArgumentError",
     "ToolContext",

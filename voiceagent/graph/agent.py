@@ -22,9 +22,9 @@ from typing import Union
 
 from voiceagent.conversation import AgentSetup, ToolSpec
 from voiceagent.graph.guardrails import OutputGuardrail
-from voiceagent.graph.matching import content_stems
-from voiceagent.graph.naming import transfer_tool_name
 from voiceagent.graph.tools import FunctionTool, function_tool
+from voiceagent.handoffs import transfer_tool_name
+from voiceagent.stems import content_stems
 
 HandoffTarget = Union["Agent", Callable[[], "Agent"], str]
 

@@ -1,4 +1,4 @@
-"""The offline model: server VAD + local STT + the offline brain behind `RealtimeModel`.
+"""The offline model: server VAD + local STT + an injected brain behind `RealtimeModel`.
 
 Rules of this module:
 
@@ -8,6 +8,9 @@ Rules of this module:
   ResponseDone. The session cannot tell it from a cloud model except by its `name`.
 * The conversation is a list of `ConversationItem`; the brain reads all of it and
   keeps (almost) no state of its own, so handoffs and barge-in only edit the list.
+* The brain is given (`brain_factory`: one `Brain` per conversation); this module imports
+  no particular brain, so the models layer never depends on the demo brain or the graph
+  (the app passes `voiceagent.brain.OfflineBrain`).
 * Every background task lives in the nursery of `connect()`'s block: leaving the block
   cancels pending transcriptions (their worker processes are killed) and the response.
 
@@ -39,14 +42,13 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import trio
 
-from voiceagent.conversation import AgentSetup, BrainReply, ConversationItem, Heard
+from voiceagent.conversation import AgentSetup, Brain, BrainReply, ConversationItem, Heard
 from voiceagent.events import (
     FunctionCall,
     InputCommitted,
@@ -81,12 +83,6 @@ from voiceagent.speech.vad import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class Brain(Protocol):
-    """What the offline model needs of a brain (`voiceagent.graph.brain.OfflineBrain`)."""
-
-    def respond(self, setup: AgentSetup, history: Sequence[ConversationItem]) -> BrainReply: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +129,12 @@ class OfflineModel(RealtimeModel):
         self,
         config: OfflineModelConfig | None = None,
         *,
+        brain_factory: Callable[[], Brain],
         recognizer: Recognizer | None = None,
-        brain_factory: Callable[[], Brain] | None = None,
     ) -> None:
-        """`recognizer` shares one STT pool between models; `brain_factory` makes the
-        per-conversation brain (default: `voiceagent.graph.brain.OfflineBrain`)."""
+        """`brain_factory` makes each conversation's brain (a brain keeps per-conversation
+        state; the app passes `voiceagent.brain.OfflineBrain`, tests their own);
+        `recognizer` shares one STT pool between models."""
         self.config = config or OfflineModelConfig()
         self._recognizer = recognizer
         self._brain_factory = brain_factory
@@ -153,8 +150,6 @@ class OfflineModel(RealtimeModel):
         """Start the recogniser's worker processes and load the VAD (call at app startup;
         ~1-2 s, off the loop except the VAD import). Cancellable."""
         self._check_engines()
-        if self._brain_factory is None:
-            import voiceagent.graph.brain  # noqa: F401  (~60 ms of imports, not in a session)
         # Imports the VAD and leaves one loaded model in the pool for the first session.
         vad = await trio.to_thread.run_sync(VoiceActivityDetector, self.config.vad)
         vad.close()
@@ -183,12 +178,7 @@ class OfflineModel(RealtimeModel):
 
     @asynccontextmanager
     async def _open(self, setup: AgentSetup) -> AsyncIterator[ModelConnection]:
-        if self._brain_factory is not None:
-            brain = self._brain_factory()
-        else:
-            from voiceagent.graph.brain import OfflineBrain
-
-            brain = OfflineBrain()
+        brain = self._brain_factory()
         vad = VoiceActivityDetector(self.config.vad)
         try:
             async with trio.open_nursery() as nursery:

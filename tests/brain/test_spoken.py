@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voiceagent.graph.spoken import find_codes, find_numbers, parse_number_words
+from voiceagent.brain.spoken import find_codes, find_numbers, parse_number_words
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
-
 from agents.airline import (
     faq_agent,
     faq_lookup_tool,
@@ -17,7 +16,8 @@ from agents.airline import (
     triage_agent,
     update_seat,
 )
-from tests.graph.dialogue import Dialogue
+
+from tests.brain.dialogue import Dialogue
 from voiceagent.graph import ToolContext, run_tool
 
 

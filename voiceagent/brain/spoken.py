@@ -13,8 +13,9 @@ Rules:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from voiceagent.stems import words
 
 _UNITS = {
     "zero": 0,
@@ -84,13 +85,6 @@ _NATO = {
     "zulu": "Z",
 }
 NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TEENS) | frozenset(_TENS) | frozenset(_SCALES)
-
-_WORD_RE = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
-
-
-def words(text: str) -> list[str]:
-    """Split text into words, keeping "x-ray" and "what's" whole."""
-    return _WORD_RE.findall(text)
 
 
 def _is_number_word(word: str) -> bool:

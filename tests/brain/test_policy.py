@@ -7,11 +7,11 @@ from typing import Literal
 import pytest
 import trio
 
-from tests.graph.dialogue import Dialogue
+from tests.brain.dialogue import Dialogue
+from voiceagent.brain import OfflineBrain
+from voiceagent.brain.slots import extract_arguments, question_for
 from voiceagent.conversation import AgentSetup, ConversationItem, ToolSpec
 from voiceagent.graph import Agent, ToolError, function_tool
-from voiceagent.graph.brain import OfflineBrain
-from voiceagent.graph.slots import extract_arguments, question_for
 
 
 @function_tool(examples=("I would like to order a pizza", "two large pizzas please"))

@@ -11,14 +11,13 @@ the caller on. Everything is deterministic: ties go to the tool listed first.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
 from voiceagent.conversation import ToolSpec
-from voiceagent.graph.naming import is_transfer
-from voiceagent.graph.spoken import words
+from voiceagent.handoffs import is_transfer
+from voiceagent.stems import content_stems, words
 
 # Below this a request is "not something I can do".
 MATCH_THRESHOLD = 1.0
@@ -46,33 +45,6 @@ _W_DESCRIPTION = 2.0
 _W_PARAM_NAME = 1.0
 _W_PARAM_DESCRIPTION = 0.5
 
-# Words that carry no intent (plus tool-name boilerplate).
-STOPWORDS = frozenset(
-    """a an the and or but if of to in on at for from by with about as into than then
-    i me my mine we us our you your yours he she it its they them their this that these
-    those is am are was were be been being do does did doing have has had having can
-    could would should will shall may might must please want wanna need like just also
-    what whats which who whom whose when where why how hi hello hey there here tell know
-    let lets get got give go going some any all more most much many very really okay ok
-    so well yes no not dont im its id ill ive thank thanks tool agent transfer one
-    lookup new""".split()
-)
-
-
-@functools.lru_cache(maxsize=4096)
-def stem(word: str) -> str:
-    """A crude, consistent stem: "Seats" -> "seat", "booking" -> "book", "Wi-Fi" -> "wifi"."""
-    low = word.lower().replace("-", "")
-    if "'" in low:
-        low = low.split("'", 1)[0]
-    for suffix, keep in (("ing", 4), ("ed", 4), ("es", 4), ("s", 3)):
-        if low.endswith(suffix) and len(low) - len(suffix) >= keep and not low.endswith("ss"):
-            low = low[: -len(suffix)]
-            break
-    if low.endswith("e") and len(low) > 4:
-        low = low[:-1]
-    return low
-
 
 def plain_words(text: str) -> list[str]:
     """Lowercase words with contractions spelled out ("what's" -> "what", "is")."""
@@ -97,17 +69,6 @@ def _runs(
                 found.add(tuple(segment[start : start + size]))
         segment = []
     return found
-
-
-def content_stems(text: str) -> list[str]:
-    """Stems of the words of `text` that carry meaning, in order."""
-    out = []
-    for word in words(text.replace("_", " ")):
-        low = word.lower().replace("-", "")
-        if low in STOPWORDS or low.split("'", 1)[0] in STOPWORDS or low.isdigit():
-            continue
-        out.append(stem(word))
-    return out
 
 
 @dataclass(slots=True)

@@ -36,11 +36,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from voiceagent.brain.matching import MATCH_THRESHOLD, ToolMatcher
+from voiceagent.brain.slots import extract_arguments, param_kind, question_for
 from voiceagent.conversation import AgentSetup, BrainReply, ConversationItem, ToolSpec
-from voiceagent.graph.matching import MATCH_THRESHOLD, ToolMatcher, content_stems, stem
-from voiceagent.graph.naming import is_transfer, transfer_tool_name
-from voiceagent.graph.slots import extract_arguments, param_kind, question_for
-from voiceagent.graph.spoken import words
+from voiceagent.handoffs import is_transfer, transfer_tool_name
+from voiceagent.stems import content_stems, stem, words
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,9 @@
-"""Names shared by the graph and the offline brain (the `transfer_to_<agent>` convention)."""
+"""How handoff tools are named: "Seat Booking Agent" -> `transfer_to_seat_booking_agent`.
+
+The agent graph names its handoff tools this way, and the offline brain and the Realtime
+emulator recognise them by the prefix. It sits below them all (it imports nothing from
+the package), so none of them imports another for a name.
+"""
 
 from __future__ import annotations
 
@@ -18,4 +23,5 @@ def transfer_tool_name(agent_name: str) -> str:
 
 
 def is_transfer(tool_name: str) -> bool:
+    """Whether `tool_name` is a handoff tool rather than a function tool."""
     return tool_name.startswith(HANDOFF_PREFIX)

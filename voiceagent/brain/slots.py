@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from voiceagent.graph.matching import stem
-from voiceagent.graph.spoken import Code, find_codes, words
+from voiceagent.brain.spoken import Code, find_codes
+from voiceagent.stems import stem, words
 
 # Values are looked for in the first part of a request only (spoken requests are short),
 # which bounds the work whatever a client sends; free text keeps the whole request.

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 
 import trio
 
+from voiceagent.brain import OfflineBrain
 from voiceagent.conversation import AgentSetup, ConversationItem
 from voiceagent.graph import Agent, Handoff, ToolContext, run_tool
-from voiceagent.graph.brain import OfflineBrain
 
 MAX_STEPS_PER_TURN = 8
 
