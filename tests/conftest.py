@@ -17,7 +17,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 
 from voiceagent.app import create_app
 from voiceagent.config import Settings
-from voiceagent.graph import Agent, load_agent
+from voiceagent.graph import DEFAULT_AGENT_PATH, Agent, load_agent
 from voiceagent.metrics import PriceTable
 from voiceagent.models.base import RealtimeModel
 from voiceagent.session.registry import SessionRegistry
@@ -45,7 +45,7 @@ def make_services(
 ) -> Services:
     return Services(
         settings=settings or Settings(),
-        agent=agent or load_agent("agents.airline:triage_agent"),
+        agent=agent or load_agent(DEFAULT_AGENT_PATH),
         registry=SessionRegistry(),
         model=model,
         tts=tts,

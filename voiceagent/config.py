@@ -32,7 +32,7 @@ class Settings:
     # Providers
     model: str = "auto"  # VOICEAGENT_MODEL
     tts: str = "auto"  # VOICEAGENT_TTS
-    agent: str = "agents.airline:triage_agent"  # VOICEAGENT_AGENT
+    agent: str = "voiceagent.demo.airline:triage_agent"  # VOICEAGENT_AGENT (agents/airline.py)
     language: str = "en"  # VOICEAGENT_LANGUAGE (default: CARTESIA_DEFAULT_LANGUAGE)
     tts_fallback: bool = True  # VOICEAGENT_TTS_FALLBACK: local voice when Cartesia fails
 
@@ -238,7 +238,7 @@ def _log_level(value: str) -> str:
 def _dotted(value: str) -> str:
     value = value.strip()
     if not value or any(not part.isidentifier() for part in value.replace(":", ".").split(".")):
-        raise ValueError("must be a dotted path like 'agents.airline:triage_agent'")
+        raise ValueError("must be a dotted path like 'voiceagent.demo.airline:triage_agent'")
     return value
 
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
-from agents.airline import (
+from voiceagent.demo.airline import (
     faq_agent,
     faq_lookup_tool,
     get_weather,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
+from voiceagent.config import Settings
 from voiceagent.graph import (
     DEFAULT_AGENT_PATH,
     Agent,
@@ -145,6 +147,10 @@ def test_load_agent_accepts_colon_and_dot_paths(path: str) -> None:
 def test_the_default_agent_is_the_airline_triage() -> None:
     agent = load_agent(DEFAULT_AGENT_PATH)
     assert agent.name == "Triage Agent"
+    # The setting's default is the same path, and its module is agents/airline.py.
+    assert Settings().agent == DEFAULT_AGENT_PATH
+    module = sys.modules[DEFAULT_AGENT_PATH.partition(":")[0]]
+    assert Path(module.__file__ or "") == Path(__file__).parents[2] / "agents" / "airline.py"
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from voiceagent.demo.airline import no_card_numbers, triage_agent
 
-from agents.airline import no_card_numbers, triage_agent
 from voiceagent.graph import GuardrailMonitor, GuardrailResult, OutputGuardrail, output_guardrail
 
 

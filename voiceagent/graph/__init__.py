@@ -35,7 +35,7 @@ Pieces:
 - `output_guardrail` / `OutputGuardrail` and `GuardrailMonitor`: debounced checks on the
   assistant text as it streams; a trip means "cancel and say the agent's safe line".
 - `load_agent("package.module:agent")`: the starting agent (`VOICEAGENT_AGENT`, default
-  `agents.airline:triage_agent`).
+  `voiceagent.demo.airline:triage_agent`, the repository's `agents/airline.py`).
 
 The graph knows nothing of any model. The offline model is driven by a separate brain
 (`voiceagent.brain.OfflineBrain`) that reads only the `AgentSetup`s the graph produces:

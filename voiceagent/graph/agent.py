@@ -9,7 +9,7 @@ each other (triage <-> specialists) without import cycles:
     triage_agent = Agent(name="Triage Agent", ..., handoffs=[faq_agent])
 
 A target is an `Agent`, a zero-argument callable returning one, or a dotted path
-("agents.airline:triage_agent"). It is resolved on first use (`Agent.setup()`), and a
+("voiceagent.demo.airline:triage_agent"). It is resolved on first use (`Agent.setup()`), and a
 target that does not resolve to an `Agent` raises `TypeError` naming the handoff.
 """
 

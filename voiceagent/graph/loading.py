@@ -6,7 +6,11 @@ import importlib
 
 from voiceagent.graph.agent import Agent
 
-DEFAULT_AGENT_PATH = "agents.airline:triage_agent"
+# The demo graph. Its one source file is the repository's `agents/airline.py`; the package
+# ships it as `voiceagent.demo` (pyproject.toml maps that package to the `agents/` folder),
+# so this path works from a checkout (editable install) and from an installed wheel, and
+# never collides with other distributions' top-level `agents` package.
+DEFAULT_AGENT_PATH = "voiceagent.demo.airline:triage_agent"
 
 
 def load_agent(dotted: str) -> Agent:
