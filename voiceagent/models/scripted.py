@@ -45,6 +45,7 @@ from voiceagent.models.base import (
     OutputMode,
     RealtimeModel,
 )
+from voiceagent.pcm import SAMPLE_RATE, pcm_ms
 
 EVENT_CAPACITY = 256
 
@@ -132,7 +133,7 @@ class _ScriptedConnection(ModelConnection):
         if self._model.audio_delay:
             await trio.sleep(self._model.audio_delay)
         samples = np.frombuffer(pcm, dtype="<i2")
-        duration_ms = len(samples) * 1000 // 24000
+        duration_ms = pcm_ms(len(pcm))
         loud = bool(samples.size) and float(np.abs(samples.astype(np.int32)).mean()) > (
             self._model.vad_threshold
         )
@@ -243,8 +244,8 @@ class _ScriptedConnection(ModelConnection):
 
 def tone(duration_ms: int, frequency: float = 440.0, amplitude: int = 3000) -> bytes:
     """A sine tone as PCM16 LE mono 24 kHz (stand-in speech for scripted voices)."""
-    count = duration_ms * 24
-    t = np.arange(count) / 24000
+    count = duration_ms * SAMPLE_RATE // 1000
+    t = np.arange(count) / SAMPLE_RATE
     wave = amplitude * np.sin(2 * math.pi * frequency * t)
     return wave.astype("<i2").tobytes()
 

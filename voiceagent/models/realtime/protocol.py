@@ -187,8 +187,13 @@ def _usage(raw: Any) -> Usage | None:
 
 
 @dataclass(slots=True)
-class _Item:
-    """What we know about one assistant message item."""
+class _TrackedItem:
+    """What the client tracks of one assistant message item the server holds.
+
+    Not a `ConversationItem`: the conversation lives on the server (and in the session's
+    own history); this is only what the client needs to truncate, delete or rewrite the
+    item after a barge-in (its response, the item before it, the text and audio so far).
+    """
 
     response_id: str
     previous_item_id: str | None = None
@@ -228,7 +233,7 @@ class RealtimeProtocol:
         self.server_cancelling = False
         self.cancel_sent = False
         self._responses: OrderedDict[str, _Response] = OrderedDict()
-        self._items: OrderedDict[str, _Item] = OrderedDict()
+        self._items: OrderedDict[str, _TrackedItem] = OrderedDict()
         self._prev: OrderedDict[str, str | None] = OrderedDict()
         self._call_response: dict[str, str] = {}
         self._ids = itertools.count(1)
@@ -493,7 +498,9 @@ class RealtimeProtocol:
             item_id = item["id"]
             response.message_item = item_id
             self._remember(
-                self._items, item_id, _Item(response.id, previous_item_id=self._prev.get(item_id))
+                self._items,
+                item_id,
+                _TrackedItem(response.id, previous_item_id=self._prev.get(item_id)),
             )
         return []
 
