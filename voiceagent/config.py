@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from voiceagent.tts.cartesia.client import DEFAULT_MODEL_ID as CARTESIA_DEFAULT_MODEL_ID
+from voiceagent.tts.cartesia.protocol import DEFAULT_MODEL_ID as CARTESIA_DEFAULT_MODEL_ID
 
 T = TypeVar("T")
 

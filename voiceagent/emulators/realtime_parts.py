@@ -1,7 +1,7 @@
 """Pluggable parts of the Realtime emulator: brains, transcribers, synthetic voice.
 
 - A *brain* answers ``respond(setup, history) -> BrainReply`` (sync or async). The
-  default is `voiceagent.graph.brain.OfflineBrain` when that module is importable, else
+  default is `voiceagent.brain.OfflineBrain` when that module is importable, else
   `CannedBrain`. Load tests use `CannedBrain` for a fixed, cheap reply.
 - A *transcriber* is ``async (pcm, sample_rate) -> str``. The default,
   `CannedTranscriber`, returns a fixed sentence (deterministic, zero CPU). With
@@ -49,7 +49,7 @@ def default_brain() -> Brain:
     try:
         from voiceagent.brain import OfflineBrain  # type: ignore[import-not-found]
     except ImportError:
-        log.info("voiceagent.graph.brain.OfflineBrain not available; using a canned brain")
+        log.info("voiceagent.brain.OfflineBrain not available; using a canned brain")
         return CannedBrain()
     return OfflineBrain()  # type: ignore[no-any-return]
 

@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = "wss://api.cartesia.ai/tts/websocket"
 # The one default model (CARTESIA_MODEL_ID in voiceagent.config refers to it).
-DEFAULT_MODEL_ID = "sonic-3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +55,7 @@ class CartesiaConfig:
     voice_id: str
     url: str = DEFAULT_URL
     api_version: str = "2025-04-16"
-    model_id: str = DEFAULT_MODEL_ID
+    model_id: str = proto.DEFAULT_MODEL_ID
     language: str = "en"
     #: server-side buffering (None: not sent, the server starts at once; we aggregate)
     max_buffer_delay_ms: int | None = None

@@ -34,6 +34,8 @@ from typing import Any
 
 import orjson
 
+DEFAULT_MODEL_ID = "sonic-3"  # the one default; Settings and CartesiaConfig both use it
+
 ENCODINGS = frozenset({"pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"})
 SAMPLE_RATES = frozenset({8000, 16000, 22050, 24000, 44100, 48000})
 SPEEDS = frozenset({"slow", "normal", "fast"})
