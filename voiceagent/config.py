@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from voiceagent.redact import redact_url
+
 T = TypeVar("T")
 
 MODEL_CHOICES = ("auto", "offline", "azure", "openai")
@@ -293,7 +295,9 @@ def _parse(environ: Mapping[str, str]) -> Settings:
         try:
             values[field.name] = parser(raw)
         except ValueError as exc:
-            raise ConfigError(f"{name}={raw!r}: {exc}") from None
+            # A URL may carry a key in its query (Cartesia's `?api_key=`): never echo it.
+            shown = redact_url(raw) if parser is _ws_url else raw
+            raise ConfigError(f"{name}={shown!r}: {exc}") from None
     # The language follows the Cartesia default unless set on its own.
     if "language" not in values and "cartesia_default_language" in values:
         values["language"] = values["cartesia_default_language"]
