@@ -45,9 +45,17 @@ def test_redact_text_finds_every_url_and_leaves_the_rest() -> None:
     assert once == "ws://h/x?api_key=***: HandshakeError()" == redact_text(once)
 
 
-def test_redact_exception() -> None:
+def test_redact_exception_follows_the_cause() -> None:
     exc = OSError("cannot open wss://h.example/x?api_key=K3")
     assert redact_exception(exc) == "OSError('cannot open wss://h.example/x?api_key=***')"
+    try:
+        try:
+            raise exc
+        except OSError as inner:
+            raise ConnectionError() from inner
+    except ConnectionError as outer:
+        shown = redact_exception(outer)
+    assert shown == "ConnectionError() <- OSError('cannot open wss://h.example/x?api_key=***')"
 
 
 @pytest.mark.parametrize("fmt", ["kv", "json"])

@@ -61,5 +61,15 @@ def redact_text(text: str) -> str:
 
 
 def redact_exception(exc: BaseException) -> str:
-    """`repr(exc)` with the URLs in it redacted: the technical detail for a log line."""
-    return redact_text(repr(exc))
+    """`repr(exc)` and of its causes, URLs redacted: the technical detail for a log line.
+
+    Libraries often wrap the telling error (trio-websocket raises a bare
+    `HandshakeError()` from the `OSError` that says what failed), so up to three links
+    of the `__cause__` / `__context__` chain follow: `HandshakeError() <- OSError(...)`.
+    """
+    parts = [repr(exc)]
+    link = exc.__cause__ or exc.__context__
+    while link is not None and len(parts) < 4:
+        parts.append(repr(link))
+        link = link.__cause__ or link.__context__
+    return redact_text(" <- ".join(parts))
