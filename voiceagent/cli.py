@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from voiceagent.config import ConfigError, Settings
+from voiceagent.config import ENV_FILE_VARIABLE, ConfigError, Settings
 from voiceagent.logs import log_event
 
 if TYPE_CHECKING:
@@ -40,10 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=8001, help="port (default 8001)")
     serve.add_argument("--workers", type=int, default=1, help="processes, one per core (default 1)")
+    serve.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="read settings from this file instead of ./.env (same as VOICEAGENT_ENV_FILE); "
+        "real environment variables still win",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
 
+    if args.env_file is not None:
+        # Through the environment, so every worker process loads the same file.
+        os.environ[ENV_FILE_VARIABLE] = os.path.abspath(args.env_file)
     try:
         Settings.from_env()  # fail fast, naming the bad variable, before any worker starts
     except ConfigError as exc:

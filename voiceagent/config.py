@@ -4,6 +4,16 @@
 `ConfigError` naming the variable on the first bad value, so a typo fails fast at
 startup instead of in the middle of a conversation. Everything else in the package
 takes a `Settings` (or a provider's own config built from it), never `os.environ`.
+
+Which file is read (`load_env_file()`), and nothing else:
+- an explicit file: `voiceagent serve --env-file PATH`, or `VOICEAGENT_ENV_FILE=PATH`
+  in the environment (for `hypercorn voiceagent:app`). A missing one is a
+  `ConfigError` naming it; `voiceagent serve` then exits 2.
+- otherwise `.env` in the current working directory, when there is one.
+Never a `.env` found by searching parent folders (python-dotenv's `find_dotenv`
+searches upward from the calling module's folder: an installed package would search
+from site-packages and could load an unrelated project's keys). Real environment
+variables win over the file.
 """
 
 from __future__ import annotations
@@ -11,8 +21,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, TypeVar
 
+from voiceagent.redact import redact_url
 from voiceagent.tts.cartesia.protocol import DEFAULT_MODEL_ID as CARTESIA_DEFAULT_MODEL_ID
 
 T = TypeVar("T")
@@ -21,6 +33,7 @@ MODEL_CHOICES = ("auto", "offline", "azure", "openai")
 TTS_CHOICES = ("auto", "offline", "cartesia", "none")
 TURN_DETECTION_CHOICES = ("server_vad", "semantic_vad", "none")
 LOG_FORMATS = ("kv", "json")
+ENV_FILE_VARIABLE = "VOICEAGENT_ENV_FILE"
 
 
 class ConfigError(ValueError):
@@ -93,13 +106,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
-        """Read settings from `environ` (default: the process environment plus `.env`)."""
+        """Read settings from `environ` (default: the process environment plus the env
+        file `load_env_file()` picks; see the module docstring)."""
         if environ is None:
             if dotenv:
-                from dotenv import load_dotenv
-
-                # Real environment variables win over the file.
-                load_dotenv(override=False)
+                load_env_file()
             environ = os.environ
         return _parse(environ)
 
@@ -120,6 +131,28 @@ class Settings:
         if self.tts != "auto":
             return self.tts
         return "cartesia" if self.cartesia_api_key else "offline"
+
+
+def load_env_file(path: str | os.PathLike[str] | None = None) -> Path | None:
+    """Load one env file into `os.environ` (real variables win); return its path.
+
+    `path`, else `$VOICEAGENT_ENV_FILE`, must name an existing file (`ConfigError`
+    otherwise). Without either, `./.env` is loaded when it exists; None when no file
+    was loaded.
+    """
+    explicit = path if path is not None else os.environ.get(ENV_FILE_VARIABLE) or None
+    if explicit is not None:
+        chosen = Path(explicit)
+        if not chosen.is_file():
+            raise ConfigError(f"env file not found: {os.fspath(explicit)}")
+    else:
+        chosen = Path(".env")  # the working directory's, never a parent folder's
+        if not chosen.is_file():
+            return None
+    from dotenv import load_dotenv
+
+    load_dotenv(chosen, override=False)
+    return chosen
 
 
 _ENV_NAMES: dict[str, str] = {
@@ -295,7 +328,9 @@ def _parse(environ: Mapping[str, str]) -> Settings:
         try:
             values[field.name] = parser(raw)
         except ValueError as exc:
-            raise ConfigError(f"{name}={raw!r}: {exc}") from None
+            # A URL may carry a key in its query (Cartesia's `?api_key=`): never echo it.
+            shown = redact_url(raw) if parser is _ws_url else raw
+            raise ConfigError(f"{name}={shown!r}: {exc}") from None
     # The language follows the Cartesia default unless set on its own.
     if "language" not in values and "cartesia_default_language" in values:
         values["language"] = values["cartesia_default_language"]

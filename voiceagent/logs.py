@@ -11,6 +11,11 @@ Two line formats, chosen by config (proposed env var `VOICEAGENT_LOG_FORMAT`):
 - `json`: the same fields as one JSON object per line (orjson).
 
 Extra fields come from the standard `extra=` argument or the `log_event()` helper.
+
+Both formats pass every text field (the message, string extras, the traceback) through
+`redact.redact_text()`: a URL logged by us or by a library (trio-websocket logs the URL
+it dials at debug level) shows no userinfo and no query values. A line without `://`
+costs one substring test per field.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 import orjson
+
+from voiceagent.redact import redact_text
 
 SESSION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "voiceagent_session_id", default=None
@@ -80,13 +87,21 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
         session_id = SESSION_ID.get()
     if session_id is not None:
         out["session"] = session_id
-    out["msg"] = record.getMessage()
+    out["msg"] = redact_text(record.getMessage())
     for key, value in record.__dict__.items():
         if key not in _STANDARD_ATTRS and not key.startswith("_"):
-            out[key] = value
+            out[key] = _redacted(value)
     if record.exc_info:
-        out["exc"] = logging.Formatter().formatException(record.exc_info)
+        out["exc"] = redact_text(logging.Formatter().formatException(record.exc_info))
     return out
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, BaseException):  # an `error=exc` extra: its text may hold a URL
+        return redact_text(str(value))
+    return value
 
 
 def _kv_value(value: Any) -> str:

@@ -4,7 +4,7 @@ Everything lives in one dedicated `CollectorRegistry` (`REGISTRY`), so importing
 module never touches prometheus-client's global registry and `render()` shows only
 voiceagent's families.
 
-Cost rules (a frame is expensive, see DESIGN.md principle 9):
+Cost rules (a frame is expensive: docs/architecture.md, "What a frame costs"):
 
 - Nothing here runs per frame except `TrafficTally.frame_in/frame_out`, which only add
   to plain ints. Measured on this machine (`python benchmarks/metrics_overhead.py`): a

@@ -15,6 +15,7 @@ from voiceagent.config import ConfigError, Settings
 from voiceagent.graph import load_agent
 from voiceagent.metrics import PriceTable
 from voiceagent.models.base import RealtimeModel
+from voiceagent.redact import redact_url
 from voiceagent.session.registry import SessionRegistry
 from voiceagent.session.services import Services
 from voiceagent.tts.base import TTS
@@ -107,7 +108,7 @@ def build_model(settings: Settings) -> RealtimeModel:
         return RealtimeAPIModel(config.validate())
     except RealtimeConfigError as exc:
         variable = "AZURE_OPENAI_REALTIME_URL" if choice == "azure" else "OPENAI_REALTIME_URL"
-        raise ConfigError(f"{variable}={url!r}: {exc}") from exc
+        raise ConfigError(f"{variable}={redact_url(url)!r}: {exc}") from exc
 
 
 def build_tts(settings: Settings) -> TTS | None:

@@ -98,3 +98,18 @@ async def test_a_slow_client_is_not_mistaken_for_a_dead_server(nursery: trio.Nur
         await speak(conn, TEXT, sink, response_id="r")
     assert len(sink.chunks) > 3
     assert [t.word for t in sink.timings] == "".join(TEXT).split()
+
+
+async def test_an_unreachable_server_error_shows_no_url_and_logs_it_redacted() -> None:
+    sock = trio.socket.socket()
+    await sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    url = f"ws://127.0.0.1:{port}/tts/websocket?api_key=SECRETVALUE123"
+    async with CartesiaTTS(client_config(url, connect_attempts=1)).connect() as conn:
+        with pytest.raises(TTSError) as caught:
+            await speak(conn, TEXT, RecordingSink(), response_id="r")
+    message, detail = str(caught.value), caught.value.detail or ""
+    assert f"127.0.0.1:{port}" not in message and "api_key" not in message
+    assert detail.startswith(f"ws://127.0.0.1:{port}/tts/websocket?api_key=***: ")
+    assert "SECRETVALUE123" not in detail

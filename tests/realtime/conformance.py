@@ -26,7 +26,8 @@ ADAPTERS: dict[tuple[str, str], TypeAdapter[Any]] = {
     ("beta", "server"): _adapter(BetaServerEvent),
 }
 
-# The service adds these to the session object; the types leave them out (PROTOCOLS §1.4).
+# The service adds these to the session object; the SDK types leave them out (their
+# models accept extra fields, which is how real traffic still validates).
 ALLOWED_EXTRAS = {"session.id", "session.object", "session.expires_at"}
 
 

@@ -168,3 +168,17 @@ async def test_cancelling_the_owner_closes_the_connection(start_emulator):
             await trio.sleep_forever()
     with pytest.raises(ModelClosed):
         await conn.send_text("after close")
+
+
+async def test_a_refused_connect_error_shows_no_address_and_logs_it_redacted() -> None:
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        model = RealtimeAPIModel(
+            RealtimeConfig(url=f"ws://127.0.0.1:{port}/v1/realtime?model=m", api_key="k")
+        )
+        with pytest.raises(ModelConnectionError) as caught:
+            async with model.connect(PLAIN, output="text"):
+                pass
+    assert f"127.0.0.1:{port}" not in str(caught.value)
+    assert (caught.value.detail or "").startswith(f"ws://127.0.0.1:{port}/v1/realtime?model=***")

@@ -1,4 +1,8 @@
-"""The emulator answers raw client events the way the service does (PROTOCOLS.md §1)."""
+"""The emulator answers raw client events the way the service does.
+
+(docs/architecture.md, "Provider protocols", summarises the protocol and links the
+providers' documentation.)
+"""
 
 from __future__ import annotations
 

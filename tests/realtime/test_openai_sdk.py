@@ -1,7 +1,8 @@
 """The official `openai` SDK realtime client completes sessions against the emulator.
 
-The SDK is asyncio-based, so it runs in a worker thread with its own event loop while
-the emulator serves on the test's Trio loop (PROTOCOLS.md §3).
+The SDK is asyncio-based (its client is built on `websockets.asyncio`), so it runs in a
+worker thread with its own event loop while the emulator serves on the test's Trio loop;
+`websocket_base_url` points it at the emulator's `ws://127.0.0.1` address.
 """
 
 from __future__ import annotations

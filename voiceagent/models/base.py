@@ -26,11 +26,18 @@ OutputMode = Literal["text", "audio"]
 
 
 class ModelConnectionError(Exception):
-    """The provider could not be reached, refused us, or dropped the connection."""
+    """The provider could not be reached, refused us, or dropped the connection.
 
-    def __init__(self, message: str, *, code: str = "model_unavailable") -> None:
+    `str()` is a human message a client may see (no URL, host, port or key); `detail`
+    is the technical cause for the log, already redacted (see `voiceagent.redact`).
+    """
+
+    def __init__(
+        self, message: str, *, code: str = "model_unavailable", detail: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.detail = detail
 
 
 class ModelClosed(ModelConnectionError):

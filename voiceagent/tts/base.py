@@ -26,9 +26,15 @@ SAMPLE_RATE = 24_000
 
 
 class TTSError(Exception):
-    def __init__(self, message: str, *, code: str = "tts_failed") -> None:
+    """A voice failed. `str()` is a human message a client may see (no URL, host, port
+    or key); `detail` is the technical cause for the log, already redacted."""
+
+    def __init__(
+        self, message: str, *, code: str = "tts_failed", detail: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,9 @@ The socket edge of `protocol.RealtimeProtocol`. One `RealtimeConnection` per ses
 Errors: connecting raises `ModelConnectionError` with code ``model_unavailable``
 (timeout, refused, bad handshake), ``rate_limited`` (HTTP 429) or ``model_auth``
 (401/403). A dropped socket makes the iterator raise `ModelConnectionError` and every
-later send raise `ModelClosed`.
+later send raise `ModelClosed`. An error's message is what the client sees: it never
+holds the URL, a host, a port or a key; the technical cause goes, redacted, into its
+`detail` for the log.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from voiceagent.models.base import (
 )
 from voiceagent.models.realtime.config import Endpoint, RealtimeConfig, endpoint
 from voiceagent.models.realtime.protocol import ProtocolError, RealtimeProtocol
+from voiceagent.redact import redact_exception, redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +72,12 @@ class RealtimeConnection(ModelConnection):
                 try:
                     await self._ws.send_message(message)
                 except ConnectionClosed as exc:
-                    self._failure = ModelConnectionError(f"realtime socket closed: {exc.reason}")
-                    raise ModelClosed(f"model connection closed: {exc.reason}") from None
+                    code = exc.reason.code
+                    self._failure = ModelConnectionError(
+                        f"realtime socket closed (code {code})",
+                        detail=redact_text(str(exc.reason)),
+                    )
+                    raise ModelClosed(f"model connection closed (code {code})") from None
 
     async def send_audio(self, pcm: bytes) -> None:
         if pcm:
@@ -111,7 +118,8 @@ class RealtimeConnection(ModelConnection):
                 mid_response = self.protocol.response_in_progress
                 self._failure = ModelConnectionError(
                     f"realtime socket closed (code {reason.code}"
-                    f"{', mid-response' if mid_response else ''})"
+                    f"{', mid-response' if mid_response else ''})",
+                    detail=redact_text(str(reason)),
                 )
                 if self._closed or (reason.code == 1000 and not mid_response):
                     return
@@ -175,7 +183,7 @@ class RealtimeAPIModel(RealtimeModel):
             # A rejected handshake surfaces from the library's reader task.
             real = [e for e in group.exceptions if not isinstance(e, trio.Cancelled)]
             if len(real) == 1 and isinstance(real[0], HandshakeError):
-                raise _connect_error(real[0]) from None
+                raise _connect_error(real[0], self.endpoint.url) from None
             if len(group.exceptions) != 1:
                 raise
             _reraise(group.exceptions[0])
@@ -196,20 +204,28 @@ class RealtimeAPIModel(RealtimeModel):
             # The library's reader task may still wait on a server that never answers.
             nursery.cancel_scope.cancel()
             raise ModelConnectionError(
-                f"realtime connect timed out after {self.config.connect_timeout:g} s"
+                f"realtime connect timed out after {self.config.connect_timeout:g} s",
+                detail=redact_url(ep.url),
             ) from None
         except (HandshakeError, OSError) as exc:
             nursery.cancel_scope.cancel()
-            raise _connect_error(exc) from None
+            raise _connect_error(exc, ep.url) from None
 
 
-def _connect_error(exc: BaseException) -> ModelConnectionError:
+def _connect_error(exc: BaseException, url: str) -> ModelConnectionError:
+    """The client-safe error for a failed connect; the URL and cause go to `detail`."""
+    where = redact_url(url)
     if isinstance(exc, ConnectionRejected):
         code = _STATUS_CODES.get(exc.status_code, "model_unavailable")
+        body = redact_text((exc.body or b"")[:200].decode(errors="replace"))
         return ModelConnectionError(
-            f"realtime handshake rejected with HTTP {exc.status_code}", code=code
+            f"realtime handshake rejected with HTTP {exc.status_code}",
+            code=code,
+            detail=f"{where}: HTTP {exc.status_code} {body}".rstrip(),
         )
-    return ModelConnectionError(f"realtime connect failed: {exc!r}")
+    return ModelConnectionError(
+        "the realtime model cannot be reached", detail=f"{where}: {redact_exception(exc)}"
+    )
 
 
 def _reraise(exc: BaseException) -> NoReturn:

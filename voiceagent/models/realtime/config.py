@@ -8,6 +8,7 @@ The wire shape is chosen from the URL alone, once, at startup:
 - OpenAI GA      ``wss://api.openai.com/v1/realtime?model=MODEL``
 
 Azure authenticates with an ``api-key`` header, OpenAI with ``Authorization: Bearer``.
+Error messages show a URL only through `redact_url()` (no userinfo, no query values).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from voiceagent.redact import redact_url
 
 Flavor = Literal["ga", "beta"]
 AuthStyle = Literal["api-key", "bearer"]
@@ -94,7 +97,9 @@ def endpoint(config: RealtimeConfig) -> Endpoint:
     parts = urlsplit(config.url)
     scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
     if scheme not in ("ws", "wss") or not parts.hostname:
-        raise RealtimeConfigError(f"realtime URL must be ws(s)://host/...: {config.url!r}")
+        raise RealtimeConfigError(
+            f"realtime URL must be ws(s)://host/...: {redact_url(config.url)!r}"
+        )
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     path = parts.path.rstrip("/")
     azure = (parts.hostname or "").endswith(".azure.com") or path.startswith("/openai")

@@ -8,7 +8,7 @@ Rules of this module:
   The I/O layer (`client.py`) only moves those strings.
 - One instance per connection; it speaks one flavour: ``"ga"`` (GA shapes) or
   ``"beta"`` (Azure preview / OpenAI beta shapes). It never emits a field the
-  flavour's server rejects (see PROTOCOLS.md §1.3).
+  flavour's server rejects (docs/architecture.md, "Provider protocols").
 - Memory is bounded: per-item bookkeeping is kept for the last `MAX_TRACKED_ITEMS`
   items, assistant text per item is capped at `MAX_ITEM_TEXT` characters.
 

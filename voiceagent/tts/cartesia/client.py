@@ -14,7 +14,9 @@ Cancellation: the caller's scope is cancelled (barge-in). The text pump and the 
 stop at once, nothing more reaches the sink, and a `cancel` message is sent shielded
 with a short timeout. Errors: a provider `error` message, a refused handshake, a closed
 socket or a silent server raise `TTSError`; a socket that may be broken is dropped so
-the next response reconnects (with bounded backoff for transient failures).
+the next response reconnects (with bounded backoff for transient failures). A
+`TTSError`'s message is what the client sees: it never holds the URL (which may carry
+the key as `?api_key=`), a host or a port; those go, redacted, into `detail`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from itertools import count
-from urllib.parse import urlsplit
 
 import trio
 from trio_websocket import (
@@ -37,74 +37,15 @@ from trio_websocket import (
 )
 
 from voiceagent import metrics
-from voiceagent.tts.base import SAMPLE_RATE, TTS, AudioSink, TTSConnection, TTSError, WordTiming
+from voiceagent.redact import redact_exception, redact_text, redact_url
+from voiceagent.tts.base import TTS, AudioSink, TTSConnection, TTSError, WordTiming
 from voiceagent.tts.cartesia import protocol as proto
 from voiceagent.tts.cartesia.aggregator import TextAggregator
+from voiceagent.tts.cartesia.config import DEFAULT_URL, CartesiaConfig
+
+__all__ = ["DEFAULT_URL", "CartesiaConfig", "CartesiaConnection", "CartesiaTTS"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_URL = "wss://api.cartesia.ai/tts/websocket"
-# The one default model (CARTESIA_MODEL_ID in voiceagent.config refers to it).
-
-
-@dataclass(frozen=True, slots=True)
-class CartesiaConfig:
-    """Settings for the Cartesia client (validated once by `validate()`)."""
-
-    api_key: str
-    voice_id: str
-    url: str = DEFAULT_URL
-    api_version: str = "2025-04-16"
-    model_id: str = proto.DEFAULT_MODEL_ID
-    language: str = "en"
-    #: server-side buffering (None: not sent, the server starts at once; we aggregate)
-    max_buffer_delay_ms: int | None = None
-    #: no audio this long after the first push (or between messages once the text is
-    #: complete) means the socket is dead: TTSError("tts_timeout"), socket dropped
-    first_audio_timeout_s: float = 5.0
-    connect_timeout_s: float = 5.0
-    #: the first push of a response carries at least this many words
-    min_first_words: int = 4
-    #: no new text for this long releases the buffered words (a pausing writer)
-    push_idle_ms: int = 250
-    #: transient connect failures are retried this many times with backoff
-    connect_attempts: int = 3
-    extra_headers: tuple[tuple[str, str], ...] = field(default=())
-
-    def validate(self) -> CartesiaConfig:
-        if not self.api_key:
-            raise ValueError("Cartesia needs an API key (CARTESIA_API_KEY)")
-        if not self.voice_id:
-            raise ValueError("Cartesia needs a voice id (CARTESIA_VOICE_ID)")
-        if urlsplit(self.url).scheme not in ("ws", "wss"):
-            raise ValueError(f"CARTESIA_WEBSOCKET_URL must be ws:// or wss://, got {self.url!r}")
-        if self.max_buffer_delay_ms is not None and not 0 <= self.max_buffer_delay_ms <= 5000:
-            raise ValueError("max_buffer_delay_ms must be within [0, 5000]")
-        if self.first_audio_timeout_s <= 0 or self.connect_timeout_s <= 0:
-            raise ValueError("timeouts must be positive")
-        if self.connect_attempts < 1:
-            raise ValueError("connect_attempts must be >= 1")
-        return self
-
-    @property
-    def settings(self) -> proto.GenerationSettings:
-        return proto.GenerationSettings(
-            model_id=self.model_id,
-            voice_id=self.voice_id,
-            language=self.language or None,
-            encoding="pcm_s16le",
-            sample_rate=SAMPLE_RATE,
-            add_timestamps=True,
-            max_buffer_delay_ms=self.max_buffer_delay_ms,
-        )
-
-    def handshake_headers(self) -> list[tuple[bytes, bytes]]:
-        headers = [
-            (b"Authorization", f"Bearer {self.api_key}".encode()),
-            (b"Cartesia-Version", self.api_version.encode()),
-        ]
-        headers += [(k.encode(), v.encode()) for k, v in self.extra_headers]
-        return headers
 
 
 class CartesiaTTS(TTS):
@@ -225,10 +166,18 @@ class CartesiaConnection(TTSConnection):
             await fn(*args)
         except ConnectionClosed as exc:
             self._drop_socket()
-            raise TTSError(f"Cartesia closed the socket: {exc.reason}", code="tts_closed") from exc
+            raise TTSError(
+                f"Cartesia closed the socket (code {exc.reason.code})",
+                code="tts_closed",
+                detail=redact_text(str(exc.reason)),
+            ) from exc
         except proto.ProtocolError as exc:
             self._drop_socket()
-            raise TTSError(f"Cartesia protocol error: {exc}", code="tts_protocol") from exc
+            raise TTSError(
+                "Cartesia sent a message we cannot read",
+                code="tts_protocol",
+                detail=redact_text(str(exc)),
+            ) from exc
 
     # ------------------------------------------------------------------ text -> requests
 
@@ -297,12 +246,15 @@ class CartesiaConnection(TTSConnection):
             except ConnectionRejected as exc:
                 raise _rejected(exc) from exc
             except (HandshakeError, OSError, trio.TooSlowError) as exc:
+                detail = f"{redact_url(cfg.url)}: {redact_exception(exc)}"
                 if attempt + 1 == cfg.connect_attempts:
                     raise TTSError(
-                        f"cannot reach Cartesia at {cfg.url}: {exc!r}", code="tts_unavailable"
+                        f"Cartesia cannot be reached ({cfg.connect_attempts} attempts)",
+                        code="tts_unavailable",
+                        detail=detail,
                     ) from exc
                 backoff = min(0.1 * 2**attempt, 1.0)
-                log.info("cartesia connect failed (%r); retrying in %.1fs", exc, backoff)
+                log.info("cartesia connect failed (%s); retrying in %.1fs", detail, backoff)
                 await trio.sleep(backoff)
         raise AssertionError("unreachable")
 
@@ -401,18 +353,26 @@ def _word_timings(ts: proto.WordTimestamps) -> Sequence[WordTiming]:
 
 
 def _provider_error(error: proto.ErrorResponse) -> TTSError:
+    # The provider's own words ("voice not found") help the user; URLs in them do not.
     code = "rate_limited" if error.status_code == 429 else "tts_provider_error"
-    return TTSError(f"Cartesia error: {error.describe()}", code=code)
+    return TTSError(f"Cartesia error: {redact_text(error.describe())}", code=code)
 
 
 def _rejected(exc: ConnectionRejected) -> TTSError:
     status = exc.status_code
+    body = redact_text((exc.body or b"")[:200].decode(errors="replace"))
+    detail = f"HTTP {status}: {body}" if body else f"HTTP {status}"
     if status == 429:
-        return TTSError("Cartesia refused the socket: too many requests (429)", code="rate_limited")
+        return TTSError(
+            "Cartesia refused the socket: too many requests (429)",
+            code="rate_limited",
+            detail=detail,
+        )
     if status in (401, 403):
-        return TTSError(f"Cartesia refused the credentials ({status})", code="tts_unauthorized")
-    body = (exc.body or b"")[:200].decode(errors="replace")
-    return TTSError(f"Cartesia refused the socket ({status}): {body}", code="tts_rejected")
+        return TTSError(
+            f"Cartesia refused the credentials ({status})", code="tts_unauthorized", detail=detail
+        )
+    return TTSError(f"Cartesia refused the socket ({status})", code="tts_rejected", detail=detail)
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:
