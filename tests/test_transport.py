@@ -21,6 +21,7 @@ from tests.transport_client import (
 from voiceagent.config import Settings
 from voiceagent.models.scripted import ScriptedModel, ScriptedReply
 from voiceagent.quart_websocket import reads_directly
+from voiceagent.session.services import Services
 from voiceagent.tts.scripted import ScriptedTTS
 
 LONG_REPLY = " ".join(f"word{i}" for i in range(200))
@@ -48,33 +49,65 @@ async def test_sessions_read_through_the_direct_quart_hook() -> None:
         assert reads_directly(session._socket)
 
 
-async def test_a_peer_that_never_reads_is_dropped_within_the_write_timeout() -> None:
-    """The write deadline, and nothing else, ends it: the session's own 1013 rule
-    (WS_SEND_TIMEOUT_S) is set out of reach. No Close frame can reach a peer that does
-    not read, so once it reads again it finds the stream ended without one: 1006."""
-    timeout = 1.5
-    settings = Settings(ws_write_timeout_s=timeout, ws_send_timeout_s=120.0)
+def flooding_services(write_timeout_s: float) -> Services:
+    """A room that answers "flood me" with ~50 MB of unpaced audio; the session's own
+    1013 rule (WS_SEND_TIMEOUT_S) is set out of reach, so only the write deadline acts."""
+    settings = Settings(ws_write_timeout_s=write_timeout_s, ws_send_timeout_s=120.0)
     model = ScriptedModel(default=ScriptedReply(LONG_REPLY))
-    tts = ScriptedTTS(ms_per_char=2000)  # ~50 MB of audio, unpaced: far more than buffers
-    services = make_services(model, tts, agent=front_desk, settings=settings)
+    tts = ScriptedTTS(ms_per_char=2000)
+    return make_services(model, tts, agent=front_desk, settings=settings)
+
+
+async def deaf_peer(address: str, services: Services, session_id: str) -> tuple[float, float, int]:
+    """Flood a peer that never reads; returns when the session is gone:
+    (seconds since data first reached us, seconds since our receive buffer last grew,
+    the close code seen once we read again).
+
+    The server's write blocks at the earliest once data reached us and at the latest
+    once our receive buffer stopped growing: the drop must come `timeout` after that.
+    """
+    stream, head, rest = await raw_handshake(address, f"/ws/{session_id}", rcvbuf=4096)
+    assert head.startswith(b"HTTP/1.1 101")
+    await stream.send_all(masked_frame(TEXT, orjson.dumps({"type": "text", "text": "flood me"})))
+    first_data_at = last_growth_at = None
+    seen = -1
+    with trio.fail_after(30):
+        while services.registry.get(session_id) is not None or first_data_at is None:
+            unread = unread_bytes(stream)
+            if unread != seen:
+                last_growth_at, seen = trio.current_time(), unread
+                first_data_at = first_data_at or last_growth_at
+            await trio.sleep(0.01)
+    gone_at = trio.current_time()
+    assert first_data_at is not None and last_growth_at is not None
+    code = await read_until_closed(stream, FrameReader(rest), within=30)
+    return gone_at - first_data_at, gone_at - last_growth_at, code
+
+
+async def test_a_peer_that_never_reads_is_dropped_within_the_write_timeout() -> None:
+    """No Close frame can reach a peer that does not read, so once it reads again it
+    finds the stream ended without one: 1006 (docs/protocol.md)."""
+    timeout = 1.5
+    services = flooding_services(timeout)
     async with running_app(services) as address:
-        stream, head, rest = await raw_handshake(address, "/ws/deaf", rcvbuf=4096)
-        assert head.startswith(b"HTTP/1.1 101")
-        message = orjson.dumps({"type": "text", "text": "flood me"})
-        await stream.send_all(masked_frame(TEXT, message))
-        # Never read. The server's write blocks (at the latest) once our receive buffer
-        # stops growing, and (at the earliest) once data has reached us.
-        first_data_at = last_growth_at = None
-        seen = -1
-        with trio.fail_after(30):
-            while services.registry.get("deaf") is not None or first_data_at is None:
-                unread = unread_bytes(stream)
-                if unread != seen:
-                    last_growth_at, seen = trio.current_time(), unread
-                    first_data_at = first_data_at or last_growth_at
-                await trio.sleep(0.01)
-        gone_at = trio.current_time()
-        assert first_data_at is not None and last_growth_at is not None
-        assert gone_at - first_data_at >= timeout - 0.05
-        assert gone_at - last_growth_at <= timeout + 1.0, gone_at - last_growth_at
-        assert await read_until_closed(stream, FrameReader(rest), within=30) == 1006
+        since_first, since_full, code = await deaf_peer(address, services, "deaf")
+    assert since_first >= timeout - 0.05
+    assert since_full <= timeout + 1.0, since_full
+    assert code == 1006
+
+
+async def test_two_apps_in_one_process_keep_their_own_write_timeouts() -> None:
+    """The timeout travels with the app: building a second app changes nothing for
+    the first (it used to be one process-wide value, the last app built won)."""
+    short, long = flooding_services(1.0), flooding_services(4.0)
+    results: dict[str, tuple[float, float, int]] = {}
+    async with running_app(short) as short_address, running_app(long) as long_address:
+
+        async def run(name: str, address: str, services: Services) -> None:
+            results[name] = await deaf_peer(address, services, name)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, "short", short_address, short)
+            nursery.start_soon(run, "long", long_address, long)
+    assert 1.0 - 0.05 <= results["short"][0] and results["short"][1] <= 1.0 + 1.0, results
+    assert 4.0 - 0.05 <= results["long"][0] and results["long"][1] <= 4.0 + 1.0, results

@@ -24,7 +24,7 @@ from voiceagent.protocol import valid_session_id
 from voiceagent.quart_websocket import DirectWebsocketConnection
 from voiceagent.session.services import Services
 from voiceagent.session.session import CLOSE_POLICY, Session
-from voiceagent.transport import bound_socket_writes, refuse_permessage_deflate
+from voiceagent.transport import TransportSettings, attach
 
 log = logging.getLogger("voiceagent.app")
 
@@ -37,14 +37,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     Building is cheap: no model is loaded and nothing connects until the app serves
     (engines warm up in the background at startup) and a session needs them.
     """
-    refuse_permessage_deflate()
     if services is None:
         from voiceagent.providers import build_services
 
         services = build_services(settings or Settings.from_env())
     settings = services.settings
-    bound_socket_writes(settings.ws_write_timeout_s)
     app = QuartTrio(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    attach(app, TransportSettings(write_timeout_s=settings.ws_write_timeout_s))
     app.asgi_websocket_class = DirectWebsocketConnection  # one hand-off less per frame
     app.config["SERVICES"] = services
     started = time.monotonic()

@@ -1,29 +1,38 @@
 """Hypercorn details that matter for voice traffic, kept in one place.
 
-`refuse_permessage_deflate()`: every browser offers permessage-deflate and Hypercorn
-always accepts it (its WebSocket handshake hard-codes the extension; there is no
-setting). PCM audio does not compress, and per-connection zlib state costs memory and
-CPU: measured on this stack, it raised an idle-after-use connection from ~49 KB to
-~146 KB, added ~210 KB per active connection and ~15% CPU. So the server's side of the
-handshake is made to ignore the client's extension offer; the connection then runs
-without extensions, which every client must accept (RFC 6455 §9.1).
+Every rule here belongs to one app: `attach(app, settings)` stores a `Transport` on the
+app, and the patched Hypercorn code finds it from the connection's own app (through
+the `.app` chain of ASGI wrappers), so two apps in one process keep their own values.
+A connection whose app has no `Transport` gets Hypercorn's own behaviour.
 
-`bound_socket_writes(timeout)`: Hypercorn writes each frame to the TCP stream inside a
-*shielded* cancel scope (so a frame is never cut in half), which means a peer that
-stops reading pins the writing task forever: no cancellation, no close, no teardown.
-We keep the shield and add a deadline to it: a write that cannot finish within
-`timeout` seconds closes the connection (the peer is gone or hopelessly slow) and the
-app sees a normal disconnect. This is the transport-level bound under the session's
-own 1013 rule (which needs the peer to read at least a little).
+Patches (installed once per process by `attach`, each idempotent):
 
-Both patches touch Hypercorn internals, so the supported Hypercorn range is pinned in
-pyproject.toml and tests/test_transport.py checks both behaviours over real sockets.
+- No permessage-deflate. Every browser offers it and Hypercorn always accepts it (its
+  handshake hard-codes the extension; there is no setting). PCM audio does not
+  compress, and per-connection zlib state costs memory and CPU: measured on this
+  stack, it raised an idle-after-use connection from ~49 KB to ~146 KB, added ~210 KB
+  per active connection and ~15% CPU. The server ignores the client's offer; the
+  connection then runs without extensions, which every client must accept (RFC 6455
+  §9.1). This one applies to every app in the process.
+
+- A deadline on socket writes. Hypercorn writes each frame inside a *shielded* cancel
+  scope (so a frame is never cut in half): a peer that stops reading pins the writing
+  task forever: no cancellation, no close, no teardown. The shield stays; a write that
+  cannot finish within the app's `WS_WRITE_TIMEOUT_S` drops the connection (the peer
+  is gone or hopelessly slow) and the app sees a disconnect. This is the
+  transport-level bound under the session's own 1013 rule (which needs the peer to
+  read at least a little).
+
+Both touch Hypercorn internals, so the supported Hypercorn range is pinned in
+pyproject.toml and tests/test_transport.py fails if an upgrade turns a patch into a
+no-op.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -32,11 +41,48 @@ from hypercorn.events import Closed, RawData
 from hypercorn.protocol import ws_stream
 from hypercorn.trio import tcp_server
 
-_PATCHED = "_voiceagent_no_deflate"
+_PATCHED = "_voiceagent_patched"
+_ATTRIBUTE = "voiceagent_transport"  # where `attach` stores the Transport on the app
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSettings:
+    write_timeout_s: float = 10.0
+
+
+class Transport:
+    """One app's transport rules (immutable once attached)."""
+
+    def __init__(self, settings: TransportSettings) -> None:
+        self.settings = settings
+
+    def write_deadline(self) -> float:
+        return trio.current_time() + self.settings.write_timeout_s
+
+
+def attach(app: Any, settings: TransportSettings) -> Transport:
+    """Give `app` its transport rules (and install the patches, once per process)."""
+    refuse_permessage_deflate()
+    _bound_socket_writes()
+    transport = Transport(settings)
+    setattr(app, _ATTRIBUTE, transport)
+    return transport
+
+
+def transport_of(app: Any) -> Transport | None:
+    """The `Transport` of `app` or of the app it wraps (ASGI wrappers keep `.app`)."""
+    for _ in range(8):
+        if app is None:
+            return None
+        transport = getattr(app, _ATTRIBUTE, None)
+        if isinstance(transport, Transport):
+            return transport
+        app = getattr(app, "app", None)
+    return None
 
 
 def refuse_permessage_deflate() -> None:
-    """Make Hypercorn negotiate no WebSocket extensions (idempotent)."""
+    """Make Hypercorn negotiate no WebSocket extensions (idempotent; every app)."""
     handshake = ws_stream.Handshake
     if getattr(handshake, _PATCHED, False):
         return
@@ -51,13 +97,7 @@ def refuse_permessage_deflate() -> None:
     setattr(handshake, _PATCHED, True)
 
 
-_write_timeout = 10.0
-
-
-def bound_socket_writes(timeout: float) -> None:
-    """Give every Hypercorn socket write a deadline of `timeout` seconds (idempotent)."""
-    global _write_timeout
-    _write_timeout = timeout
+def _bound_socket_writes() -> None:
     server = tcp_server.TCPServer
     if getattr(server, _PATCHED, False):
         return
@@ -65,13 +105,16 @@ def bound_socket_writes(timeout: float) -> None:
 
     @functools.wraps(original_send)
     async def protocol_send(self: Any, event: Any) -> None:
-        if not isinstance(event, RawData):
+        transport = self.__dict__.get(_ATTRIBUTE, False)
+        if transport is False:  # looked up once per connection
+            transport = self.__dict__[_ATTRIBUTE] = transport_of(self.app)
+        if transport is None or not isinstance(event, RawData):
             await original_send(self, event)
             return
         async with self.send_lock:
             try:
                 with trio.CancelScope(shield=True) as scope:
-                    scope.deadline = trio.current_time() + _write_timeout
+                    scope.deadline = transport.write_deadline()
                     await self.stream.send_all(event.data)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 await self.protocol.handle(Closed())
