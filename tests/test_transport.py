@@ -6,7 +6,10 @@ These are the contract tests of the patches on Hypercorn and Quart internals
 
 from __future__ import annotations
 
+import logging
+
 import orjson
+import pytest
 import trio
 
 from tests.conftest import connect, make_services, running_app
@@ -84,16 +87,21 @@ async def deaf_peer(address: str, services: Services, session_id: str) -> tuple[
     return gone_at - first_data_at, gone_at - last_growth_at, code
 
 
-async def test_a_peer_that_never_reads_is_dropped_within_the_write_timeout() -> None:
+async def test_a_peer_that_never_reads_is_dropped_within_the_write_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """No Close frame can reach a peer that does not read, so once it reads again it
-    finds the stream ended without one: 1006 (docs/protocol.md)."""
+    finds the stream ended without one: 1006 (docs/protocol.md). The server says why."""
     timeout = 1.5
     services = flooding_services(timeout)
-    async with running_app(services) as address:
-        since_first, since_full, code = await deaf_peer(address, services, "deaf")
+    with caplog.at_level(logging.INFO):
+        async with running_app(services) as address:
+            since_first, since_full, code = await deaf_peer(address, services, "deaf")
     assert since_first >= timeout - 0.05
     assert since_full <= timeout + 1.0, since_full
     assert code == 1006
+    slow = [r for r in caplog.records if r.getMessage() == "client_too_slow"]
+    assert len(slow) == 1 and slow[0].code == 1013  # type: ignore[attr-defined]
 
 
 async def test_two_apps_in_one_process_keep_their_own_write_timeouts() -> None:

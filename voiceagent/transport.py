@@ -19,9 +19,15 @@ Patches (installed once per process by `attach`, each idempotent):
   scope (so a frame is never cut in half): a peer that stops reading pins the writing
   task forever: no cancellation, no close, no teardown. The shield stays; a write that
   cannot finish within the app's `WS_WRITE_TIMEOUT_S` drops the connection (the peer
-  is gone or hopelessly slow) and the app sees a disconnect. This is the
-  transport-level bound under the session's own 1013 rule (which needs the peer to
-  read at least a little).
+  is gone or hopelessly slow), logs `client_too_slow` (code 1013) and the app sees a
+  disconnect. This is the transport-level bound under the session's own 1013 rule
+  (which needs the peer to read at least a little). No Close frame can reach a peer
+  that does not read: that client sees 1006. Once the server is stopping, writes get
+  `SHUTDOWN_WRITE_GRACE_S` at most: `Transport.stop_writes()` (called by `voiceagent
+  serve` on SIGTERM) also cuts the writes already blocked, so such a peer cannot hold
+  up a shutdown (measured: 7-8 s before, with the default 10 s timeout). Under plain
+  `hypercorn`, which has no such hook, only writes that start after the stop get the
+  grace.
 
 Both touch Hypercorn internals, so the supported Hypercorn range is pinned in
 pyproject.toml and tests/test_transport.py fails if an upgrade turns a patch into a
@@ -41,8 +47,14 @@ from hypercorn.events import Closed, RawData
 from hypercorn.protocol import ws_stream
 from hypercorn.trio import tcp_server
 
+from voiceagent.close_codes import CloseCode
+from voiceagent.logs import log_event
+
+log = logging.getLogger("voiceagent.transport")
+
 _PATCHED = "_voiceagent_patched"
 _ATTRIBUTE = "voiceagent_transport"  # where `attach` stores the Transport on the app
+SHUTDOWN_WRITE_GRACE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +63,23 @@ class TransportSettings:
 
 
 class Transport:
-    """One app's transport rules (immutable once attached)."""
+    """One app's transport rules (fixed once attached) and its writes in flight."""
 
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings
+        self._writes: set[trio.CancelScope] = set()
+        self._stopping = False
 
     def write_deadline(self) -> float:
-        return trio.current_time() + self.settings.write_timeout_s
+        limit = SHUTDOWN_WRITE_GRACE_S if self._stopping else self.settings.write_timeout_s
+        return trio.current_time() + limit
+
+    def stop_writes(self) -> None:
+        """The server is stopping: no socket write may take longer than the grace."""
+        self._stopping = True
+        deadline = trio.current_time() + SHUTDOWN_WRITE_GRACE_S
+        for scope in self._writes:
+            scope.deadline = min(scope.deadline, deadline)
 
 
 def attach(app: Any, settings: TransportSettings) -> Transport:
@@ -111,15 +133,29 @@ def _bound_socket_writes() -> None:
         if transport is None or not isinstance(event, RawData):
             await original_send(self, event)
             return
+        if self.context.terminated.is_set():
+            transport._stopping = True  # plain `hypercorn` stopping: no `stop_writes()` call
         async with self.send_lock:
             try:
                 with trio.CancelScope(shield=True) as scope:
                     scope.deadline = transport.write_deadline()
-                    await self.stream.send_all(event.data)
+                    transport._writes.add(scope)
+                    try:
+                        await self.stream.send_all(event.data)
+                    finally:
+                        transport._writes.discard(scope)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 await self.protocol.handle(Closed())
                 return
         if scope.cancelled_caught:
+            log_event(
+                log,
+                "client_too_slow",
+                level=logging.WARNING,
+                code=int(CloseCode.TRY_AGAIN),
+                error="a socket write did not finish in time: connection dropped",
+                stopping=transport._stopping,
+            )
             # Part of a frame may be on the wire: the stream is unusable, drop it.
             await self._close()
             await self.protocol.handle(Closed())
