@@ -59,7 +59,11 @@ async def flood_without_reading(address: str, session_id: str) -> trio.SocketStr
     assert head.startswith(b"HTTP/1.1 101"), head
     for index in range(40):
         text = f"question {index} " + "x" * 3980
-        await stream.send_all(masked_frame(TEXT, orjson.dumps({"type": "text", "text": text})))
+        message = masked_frame(TEXT, orjson.dumps({"type": "text", "text": text}))
+        try:
+            await stream.send_all(message)
+        except trio.BrokenResourceError:
+            return stream  # already dropped (a short write timeout)
         await trio.sleep(0.05)
     seen, stable_since = -1, trio.current_time()
     with trio.fail_after(30):
@@ -98,3 +102,18 @@ async def test_serve_stops_promptly_with_a_client_that_never_reads(tmp_path: Pat
     assert "Traceback" not in text, text
     slow = [line for line in log_lines(log_path) if line.get("msg") == "client_too_slow"]
     assert slow and slow[0]["code"] == "1013" and slow[0]["session"] == "deaf", text
+
+
+async def test_plain_hypercorn_applies_the_write_timeout(tmp_path: Path) -> None:
+    """`hypercorn -k trio voiceagent:app` serves the app through a lazy wrapper: the
+    transport rules must still be found through it."""
+    log_path = tmp_path / "server.log"
+    async with server(HYPERCORN, log_path, WS_WRITE_TIMEOUT_S="1", WS_SEND_TIMEOUT_S="60") as (
+        _,
+        address,
+    ):
+        stream = await flood_without_reading(address, "deaf")
+        with trio.fail_after(10):
+            while "msg=client_too_slow" not in log_path.read_text():  # noqa: ASYNC110
+                await trio.sleep(0.1)  # a child's log file: nothing to wait on but time
+        await stream.aclose()
