@@ -43,7 +43,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         services = build_services(settings or Settings.from_env())
     settings = services.settings
     app = QuartTrio(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
-    attach(app, TransportSettings(write_timeout_s=settings.ws_write_timeout_s))
+    attach(
+        app,
+        TransportSettings(
+            write_timeout_s=settings.ws_write_timeout_s,
+            max_message_bytes=settings.transport_max_message_bytes(),
+        ),
+    )
     app.asgi_websocket_class = DirectWebsocketConnection  # one hand-off less per frame
     app.config["SERVICES"] = services
     started = time.monotonic()

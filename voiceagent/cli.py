@@ -94,7 +94,9 @@ def _serve(host: str, port: int, workers: int) -> None:
 
         settings = Settings.from_env()
         setup_logging(settings.log_level, settings.log_format)
-        config = hypercorn_config(host, port, max_message_bytes=settings.ws_max_message_bytes)
+        config = hypercorn_config(
+            host, port, max_message_bytes=settings.transport_max_message_bytes()
+        )
         config.workers = workers  # > 1 makes Hypercorn set SO_REUSEPORT on this socket
         # ... and `serve` warns that it starts no workers itself: we start them.
         warnings.filterwarnings("ignore", "The config `workers` has no affect")

@@ -30,10 +30,35 @@ class ProtocolError(Exception):
         self.message = message
 
 
+# The JSON around a message's payload (type, field names, quotes), with room to spare.
+ENVELOPE_CHARS = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_audio_frame_bytes: int = 32768
     max_text_chars: int = 4000
+
+    @property
+    def max_text_message_chars(self) -> int:
+        """The longest text message the protocol can need: JSON audio of a full frame
+        (up to 8 characters a sample, as in `-32768, `) or a full `text` with every
+        character escaped (6, as in `\\u00e9`), plus the envelope. 132 096 by default."""
+        audio = self.max_audio_frame_bytes // 2 * 8
+        return max(audio, self.max_text_chars * 6) + ENVELOPE_CHARS
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest WebSocket message the protocol can need: bytes of a binary one,
+        characters of a text one (Hypercorn counts a text message in characters)."""
+        return max(self.max_audio_frame_bytes, self.max_text_message_chars)
+
+    @property
+    def transport_limit(self) -> int:
+        """The default transport limit: `max_message_size` rounded up to a power of two
+        (256 KiB by default). Anything larger is cut with close 1009 before it is
+        buffered whole; anything between the two gets a `frame_too_large` error."""
+        return 1 << (self.max_message_size - 1).bit_length()
 
 
 # -- client -> server messages --------------------------------------------------------

@@ -3,7 +3,8 @@
 Every rule here belongs to one app: `attach(app, settings)` stores a `Transport` on the
 app, and the patched Hypercorn code finds it from the connection's own app (through
 the `.app` chain of ASGI wrappers), so two apps in one process keep their own values.
-A connection whose app has no `Transport` gets Hypercorn's own behaviour.
+A connection whose app has no `Transport` gets Hypercorn's own behaviour, except the
+fix in `_handle_events` (which only ever drops input after a 1009).
 
 Patches (installed once per process by `attach`, each idempotent):
 
@@ -29,7 +30,18 @@ Patches (installed once per process by `attach`, each idempotent):
   `hypercorn`, which has no such hook, only writes that start after the stop get the
   grace.
 
-Both touch Hypercorn internals, so the supported Hypercorn range is pinned in
+- A message size limit from the protocol. Hypercorn buffers each message whole up to
+  its `websocket_max_message_size` (16 MiB by default, set by whoever runs the
+  server), then sends Close 1009 but keeps appending later data to the same buffer.
+  Here the limit is also the app's `WS_MAX_MESSAGE_BYTES` (default: the protocol's
+  largest message rounded up to a power of two, 256 KiB), under `voiceagent serve` and
+  `hypercorn -k trio voiceagent:app` alike. An over-limit message is discarded as it
+  arrives (never more than the limit plus one 64 KiB read is held), the client gets
+  Close 1009 and `CLOSE_REPLY_GRACE_S` to answer it, then the connection is dropped.
+  Measured before: 24 connections each holding an unfinished 15.9 MiB message added
+  ~386 MB RSS (tests/test_serve_transport.py measures after).
+
+All of these touch Hypercorn internals, so the supported Hypercorn range is pinned in
 pyproject.toml and tests/test_transport.py fails if an upgrade turns a patch into a
 no-op.
 """
@@ -45,7 +57,10 @@ import trio
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
 from hypercorn.protocol import ws_stream
+from hypercorn.protocol.events import StreamClosed
 from hypercorn.trio import tcp_server
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection, Message, Ping
 
 from voiceagent.close_codes import CloseCode
 from voiceagent.logs import log_event
@@ -55,11 +70,13 @@ log = logging.getLogger("voiceagent.transport")
 _PATCHED = "_voiceagent_patched"
 _ATTRIBUTE = "voiceagent_transport"  # where `attach` stores the Transport on the app
 SHUTDOWN_WRITE_GRACE_S = 1.0
+CLOSE_REPLY_GRACE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
 class TransportSettings:
     write_timeout_s: float = 10.0
+    max_message_bytes: int = 1 << 18
 
 
 class Transport:
@@ -86,6 +103,7 @@ def attach(app: Any, settings: TransportSettings) -> Transport:
     """Give `app` its transport rules (and install the patches, once per process)."""
     refuse_permessage_deflate()
     _bound_socket_writes()
+    _limit_messages()
     transport = Transport(settings)
     setattr(app, _ATTRIBUTE, transport)
     return transport
@@ -162,6 +180,62 @@ def _bound_socket_writes() -> None:
 
     server.protocol_send = protocol_send  # type: ignore[method-assign]
     setattr(server, _PATCHED, True)
+
+
+def _limit_messages() -> None:
+    stream = ws_stream.WSStream
+    if getattr(stream, _PATCHED, False):
+        return
+    original_init = stream.__init__
+
+    @functools.wraps(original_init)
+    def init(self: Any, app: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, app, *args, **kwargs)
+        transport = transport_of(app)
+        if transport is not None:
+            self.buffer.max_length = min(
+                self.buffer.max_length, transport.settings.max_message_bytes
+            )
+
+    stream.__init__ = init  # type: ignore[method-assign]
+    stream._handle_events = _handle_events  # type: ignore[method-assign]
+    setattr(stream, _PATCHED, True)
+
+
+async def _handle_events(self: Any) -> None:
+    """Hypercorn 0.18's `WSStream._handle_events`, with the over-limit fix above."""
+    for event in self.connection.events():
+        if isinstance(event, Message):
+            if self.__dict__.get("_voiceagent_too_big"):
+                continue  # after our 1009: discard everything until the client's Close
+            try:
+                self.buffer.extend(event)
+            except ws_stream.FrameTooLargeError:
+                size, limit = self.buffer.length, self.buffer.max_length
+                self.buffer.clear()
+                self._voiceagent_too_big = True
+                log_event(log, "message_too_large", level=logging.WARNING, size=size, limit=limit)
+                await self._send_wsproto_event(
+                    CloseConnection(code=int(CloseCode.TOO_BIG), reason="message too big")
+                )
+                self.task_group.spawn(_drop_after_grace, self)
+                continue
+            if event.message_finished:
+                await self.app_put(self.buffer.to_message())
+                self.buffer.clear()
+        elif isinstance(event, Ping):
+            await self._send_wsproto_event(event.response())
+        elif isinstance(event, CloseConnection):
+            if self.connection.state == ConnectionState.REMOTE_CLOSING:
+                await self._send_wsproto_event(event.response())
+            await self.send(StreamClosed(stream_id=self.stream_id))
+
+
+async def _drop_after_grace(stream: Any) -> None:
+    """A client that does not answer our 1009 within the grace is cut off."""
+    await trio.sleep(CLOSE_REPLY_GRACE_S)
+    if not stream.closed:
+        await stream.send(StreamClosed(stream_id=stream.stream_id))
 
 
 def hypercorn_config(host: str, port: int, *, max_message_bytes: int) -> Config:
