@@ -70,3 +70,21 @@ def test_chunking_keeps_every_byte_in_order() -> None:
 )
 def test_session_ids(session_id: str, ok: bool) -> None:
     assert valid_session_id(session_id) is ok
+
+
+def test_text_messages_longer_than_the_protocol_needs_are_refused_before_parsing() -> None:
+    """The longest allowed message is a full JSON audio frame (8 characters a sample) or
+    a full text with every character escaped; nested-array padding beyond it is refused
+    without being parsed."""
+    longest = LIMITS.max_text_message_chars
+    assert longest == max(LIMITS.max_audio_frame_bytes // 2 * 8, LIMITS.max_text_chars * 6) + 1024
+    samples = [-32768] * (LIMITS.max_audio_frame_bytes // 2)
+    full_frame = '{"type": "audio", "data": [' + ", ".join(map(str, samples)) + "]}"
+    assert isinstance(parse_client_message(full_frame, LIMITS), AudioIn)
+    escaped = orjson.dumps({"type": "text", "text": "\x01" * LIMITS.max_text_chars}).decode()
+    assert isinstance(parse_client_message(escaped, LIMITS), TextIn)
+    padded = '{"type":"text","text":"hi","pad":[' + ",".join(["[[[]]]"] * 36_000) + "]}"
+    assert longest < len(padded) < 262_144
+    with pytest.raises(ProtocolError) as error:
+        parse_client_message(padded, LIMITS)
+    assert error.value.code == "frame_too_large"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import orjson
 import pytest
 import trio
@@ -119,3 +120,33 @@ async def test_two_apps_in_one_process_keep_their_own_write_timeouts() -> None:
             nursery.start_soon(run, "long", long_address, long)
     assert 1.0 - 0.05 <= results["short"][0] and results["short"][1] <= 1.0 + 1.0, results
     assert 4.0 - 0.05 <= results["long"][0] and results["long"][1] <= 4.0 + 1.0, results
+
+
+def errors_counted(metrics_text: str, code: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith(f'voiceagent_errors_total{{code="{code}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_a_padded_text_message_is_refused_unparsed_and_counted() -> None:
+    """Under the transport limit but longer than any message the protocol allows: an
+    `error` event, counted in /metrics, and the session goes on."""
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    padded = '{"type":"text","text":"hi","pad":[' + ",".join(["[[[[[[]]]]]]"] * 20_000) + "]}"
+    assert services.limits.max_text_message_chars < len(padded) < (1 << 18)
+    async with running_app(services) as address, httpx.AsyncClient() as http:
+        before = errors_counted(
+            (await http.get(f"http://{address}/metrics")).text, "frame_too_large"
+        )
+        async with connect(address, "padded") as client:
+            await client.wait_for("session_started")
+            await client.ws.send_message(padded)
+            error = await client.wait_for("error")
+            assert error["code"] == "frame_too_large"
+            await client.send(type="text", text="still there?")
+            await client.wait_for("response_done")
+        after = errors_counted(
+            (await http.get(f"http://{address}/metrics")).text, "frame_too_large"
+        )
+    assert after == before + 1

@@ -110,10 +110,14 @@ def parse_client_message(data: str | bytes, limits: Limits) -> ClientMessage:
     """Parse one WebSocket message; raises `ProtocolError` when it is not allowed."""
     if isinstance(data, bytes | bytearray | memoryview):
         return AudioIn(_check_pcm(bytes(data), limits))
-    if len(data) > limits.max_audio_frame_bytes * 8 + 1024:
-        # An int16 JSON sample takes up to 7 characters: anything longer is oversize
-        # whatever it holds, so do not spend CPU parsing it.
-        raise ProtocolError("frame_too_large", f"message of {len(data)} characters is too large")
+    if len(data) > limits.max_text_message_chars:
+        # Longer than any message the protocol allows, whatever it holds: refused before
+        # parsing (a 252 KB text message padded with nested arrays took ~21 ms of the
+        # event loop to parse, and was then accepted).
+        raise ProtocolError(
+            "frame_too_large",
+            f"message of {len(data)} characters exceeds {limits.max_text_message_chars}",
+        )
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
