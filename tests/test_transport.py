@@ -150,3 +150,16 @@ async def test_a_padded_text_message_is_refused_unparsed_and_counted() -> None:
             (await http.get(f"http://{address}/metrics")).text, "frame_too_large"
         )
     assert after == before + 1
+
+
+async def test_doubled_slashes_never_redirect_to_the_clients_host() -> None:
+    """Werkzeug merged `//` with a 308 whose Location came from the Host header."""
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    async with running_app(services) as address, httpx.AsyncClient() as http:
+        for path in ("/static//app.js", "/ws//room"):
+            response = await http.get(f"http://{address}{path}", headers={"Host": "evil.example"})
+            assert response.status_code == 404, path
+            assert "location" not in response.headers, path
+        stream, head, _ = await raw_handshake(address, "/ws//room")
+        await stream.aclose()
+        assert head.startswith(b"HTTP/1.1 404") and b"location" not in head.lower(), head

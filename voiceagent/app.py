@@ -12,9 +12,11 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import trio
 from quart import Response, jsonify, send_from_directory, websocket
+from quart.routing import QuartMap
 from quart_trio import QuartTrio
 
 from voiceagent import metrics
@@ -23,7 +25,7 @@ from voiceagent.logs import setup_logging
 from voiceagent.protocol import valid_session_id
 from voiceagent.quart_websocket import DirectWebsocketConnection
 from voiceagent.session.services import Services
-from voiceagent.session.session import CLOSE_POLICY, Session
+from voiceagent.session.session import Session
 from voiceagent.transport import TransportSettings, attach
 
 log = logging.getLogger("voiceagent.app")
@@ -42,7 +44,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
         services = build_services(settings or Settings.from_env())
     settings = services.settings
-    app = QuartTrio(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app = _App(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     attach(
         app,
         TransportSettings(
@@ -96,15 +98,30 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         return Response(body, content_type=content_type)
 
     @app.websocket("/ws/<session_id>")
-    async def session_socket(session_id: str) -> None:
-        await websocket.accept()
+    async def session_socket(session_id: str) -> Response | None:
         if not valid_session_id(session_id):
-            await websocket.close(CLOSE_POLICY, "invalid session id")
-            return
+            # Refused at the handshake: no WebSocket, no session.
+            return Response("invalid session id\n", 400, content_type="text/plain")
+        await websocket.accept()
         session = Session(session_id, websocket._get_current_object(), services)
         await session.run()
+        return None
 
     return app
+
+
+class _ExactPaths(QuartMap):
+    """URL rules that never redirect to a merged path: Werkzeug answers `/static//x`
+    with a 308 whose `Location` it builds from the client's own `Host` header. Here
+    such a path is simply not found."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["merge_slashes"] = False
+        super().__init__(*args, **kwargs)
+
+
+class _App(QuartTrio):
+    url_map_class = _ExactPaths
 
 
 async def _warm_up(services: Services, warmed: trio.Event) -> None:
