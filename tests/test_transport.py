@@ -163,3 +163,25 @@ async def test_doubled_slashes_never_redirect_to_the_clients_host() -> None:
         stream, head, _ = await raw_handshake(address, "/ws//room")
         await stream.aclose()
         assert head.startswith(b"HTTP/1.1 404") and b"location" not in head.lower(), head
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (masked_frame(TEXT, b"caf\xc3"), 1007),  # text that is not UTF-8
+        (bytes([0x80 | 0x40 | TEXT, 0x80]) + b"\x00" * 4, 1002),  # RSV1 without extension
+        (bytes([0x80 | TEXT, 2]) + b"hi", 1002),  # a client frame must be masked
+    ],
+    ids=["bad-utf8", "rsv1", "unmasked"],
+)
+async def test_frames_that_break_the_websocket_protocol_get_a_close_frame(
+    frame: bytes, code: int
+) -> None:
+    """wsproto finds the fault; the client is told with a Close frame, not a dropped TCP
+    connection (which it would see as 1006)."""
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    async with running_app(services) as address:
+        stream, head, rest = await raw_handshake(address, "/ws/broken")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        await stream.send_all(frame)
+        assert await read_until_closed(stream, FrameReader(rest), within=10) == code

@@ -4,7 +4,7 @@ Every rule here belongs to one app: `attach(app, settings)` stores a `Transport`
 app, and the patched Hypercorn code finds it from the connection's own app (through
 the `.app` chain of ASGI wrappers), so two apps in one process keep their own values.
 A connection whose app has no `Transport` gets Hypercorn's own behaviour, except the
-fix in `_handle_events` (which only ever drops input after a 1009).
+two fixes in `_handle_events` (which only ever add a Close frame or drop input).
 
 Patches (installed once per process by `attach`, each idempotent):
 
@@ -40,6 +40,11 @@ Patches (installed once per process by `attach`, each idempotent):
   Close 1009 and `CLOSE_REPLY_GRACE_S` to answer it, then the connection is dropped.
   Measured before: 24 connections each holding an unfinished 15.9 MiB message added
   ~386 MB RSS (tests/test_serve_transport.py measures after).
+
+- A Close frame for frames wsproto cannot parse. wsproto reports invalid UTF-8 (1007)
+  and protocol violations (1002) as a `CloseConnection` event without sending
+  anything, and Hypercorn then dropped the TCP connection; here the client gets a
+  Close frame with that code first.
 
 All of these touch Hypercorn internals, so the supported Hypercorn range is pinned in
 pyproject.toml and tests/test_transport.py fails if an upgrade turns a patch into a
@@ -203,7 +208,7 @@ def _limit_messages() -> None:
 
 
 async def _handle_events(self: Any) -> None:
-    """Hypercorn 0.18's `WSStream._handle_events`, with the over-limit fix above."""
+    """Hypercorn 0.18's `WSStream._handle_events`, with the two fixes above."""
     for event in self.connection.events():
         if isinstance(event, Message):
             if self.__dict__.get("_voiceagent_too_big"):
@@ -228,6 +233,11 @@ async def _handle_events(self: Any) -> None:
         elif isinstance(event, CloseConnection):
             if self.connection.state == ConnectionState.REMOTE_CLOSING:
                 await self._send_wsproto_event(event.response())
+            elif self.connection.state == ConnectionState.OPEN:
+                # A frame wsproto could not parse (1007 bad UTF-8, 1002 protocol error).
+                log_event(log, "client_protocol_error", code=event.code, error=event.reason)
+                reason = (event.reason or "").encode()[:120].decode(errors="ignore")
+                await self._send_wsproto_event(CloseConnection(code=event.code, reason=reason))
             await self.send(StreamClosed(stream_id=self.stream_id))
 
 
