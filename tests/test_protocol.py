@@ -88,3 +88,18 @@ def test_text_messages_longer_than_the_protocol_needs_are_refused_before_parsing
     with pytest.raises(ProtocolError) as error:
         parse_client_message(padded, LIMITS)
     assert error.value.code == "frame_too_large"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "60000.5", "1e12", "1e400", "true", '"812"', "null"])
+def test_client_metrics_figures_are_bounded(value: str) -> None:
+    """Any client can send one: it must not skew the client-reported histogram."""
+    message = '{"type":"client_metrics","response_id":"r","e2e_ms":' + value + "}"
+    with pytest.raises(ProtocolError) as error:
+        parse_client_message(message, LIMITS)
+    assert error.value.code in ("invalid_message", "invalid_json")
+
+
+def test_client_metrics_accepts_the_whole_range() -> None:
+    for value in (0.5, 812, 60_000):
+        message = orjson.dumps({"type": "client_metrics", "response_id": "r", "e2e_ms": value})
+        assert parse_client_message(message.decode(), LIMITS) == ClientMetrics("r", float(value))

@@ -185,3 +185,25 @@ async def test_frames_that_break_the_websocket_protocol_get_a_close_frame(
         assert head.startswith(b"HTTP/1.1 101"), head
         await stream.send_all(frame)
         assert await read_until_closed(stream, FrameReader(rest), within=10) == code
+
+
+def metric_value(metrics_text: str, name: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_an_out_of_range_client_metrics_figure_is_refused_not_recorded() -> None:
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    count = "voiceagent_client_e2e_seconds_count"
+    async with running_app(services) as address, httpx.AsyncClient() as http:
+        before = metric_value((await http.get(f"http://{address}/metrics")).text, count)
+        async with connect(address, "skew") as client:
+            await client.send(type="client_metrics", response_id="resp_1", e2e_ms=1e8)
+            assert (await client.wait_for("error"))["code"] == "invalid_message"
+            await client.send(type="client_metrics", response_id="resp_1", e2e_ms=812)
+            await client.send(type="text", text="sync")  # a reply: the figure was handled
+            await client.wait_for("response_done")
+        after = metric_value((await http.get(f"http://{address}/metrics")).text, count)
+    assert after == before + 1

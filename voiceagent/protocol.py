@@ -19,6 +19,7 @@ import orjson
 PROTOCOL_VERSION = 1
 SAMPLE_RATE = 24_000
 MAX_RESPONSE_ID_CHARS = 128
+MAX_CLIENT_E2E_MS = 60_000  # a client_metrics figure above this is refused
 
 
 class ProtocolError(Exception):
@@ -196,7 +197,18 @@ def _playback(obj: dict[str, Any], limits: Limits) -> Playback:
 
 
 def _client_metrics(obj: dict[str, Any], limits: Limits) -> ClientMetrics:
-    return ClientMetrics(_response_id(obj), _non_negative(obj, "e2e_ms"))
+    # The figure is the client's word, unverified: bound it so that no client can push
+    # the `voiceagent_client_e2e_seconds` histogram past what a real turn can take.
+    value = obj.get("e2e_ms")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= MAX_CLIENT_E2E_MS
+    ):
+        raise ProtocolError(
+            "invalid_message", f"'e2e_ms' must be a number > 0 and <= {MAX_CLIENT_E2E_MS}"
+        )
+    return ClientMetrics(_response_id(obj), float(value))
 
 
 _PARSERS = {
