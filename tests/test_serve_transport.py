@@ -4,6 +4,7 @@ child processes on 127.0.0.1, driven by raw sockets (tests/transport_client.py).
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ import httpx
 import orjson
 import pytest
 import trio
+from trio_websocket import open_websocket_url
 
 from tests.test_package import _listening_children, _output_file, _stop, free_port
 from tests.transport_client import FrameReader, masked_frame, raw_handshake, unread_bytes
@@ -26,16 +28,23 @@ HYPERCORN = [sys.executable, "-m", "hypercorn", "-k", "trio", "voiceagent:app", 
 
 @asynccontextmanager
 async def server(
-    command: list[str], log_path: Path, **env: str
+    command: list[str], log_path: Path, *, nofile: int | None = None, **env: str
 ) -> AsyncIterator[tuple[trio.Process, str]]:
-    """`command` + a free port, once /healthz says ready; yields (process, host:port)."""
+    """`command` + a free port, once /healthz says ready; yields (process, host:port).
+    `nofile`: the child's soft open-file limit (`ulimit -n`)."""
+
+    def lower_nofile() -> None:
+        if nofile is not None:
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+
     port = free_port()
     address = f"127.0.0.1:{port}"
     argv = [*command, str(port) if command is SERVE else address]
     environ = {**os.environ, "VOICEAGENT_TTS": "none", "VOICEAGENT_MODEL": "offline", **env}
     with _output_file(log_path) as stderr:
         process = await trio.lowlevel.open_process(
-            argv, env=environ, stdout=subprocess.DEVNULL, stderr=stderr
+            argv, env=environ, stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=lower_nofile
         )
     try:
         async with httpx.AsyncClient() as client:
@@ -185,3 +194,66 @@ async def test_unfinished_huge_messages_do_not_grow_memory_under_plain_hypercorn
         for stream in streams:
             await stream.aclose()
     assert grown < 12 << 20, f"RSS grew by {grown / 2**20:.1f} MiB"
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+async def test_serve_caps_connections_under_its_open_file_limit(tmp_path: Path) -> None:
+    """ulimit -n 128: a cap of 64 WebSockets; the 65th gets HTTP 503 at the handshake,
+    /healthz still answers and says so. Descriptors exhausted anyway (idle TCP
+    connections): Trio's accept retries (every 0.1 s) log one line per 5 s, no
+    traceback, and are counted."""
+    log_path = tmp_path / "serve.log"
+    async with (
+        server(SERVE, log_path, nofile=128) as (_, address),
+        httpx.AsyncClient() as http,
+    ):
+        health = (await http.get(f"http://{address}/healthz")).json()
+        assert health["fd_limit"] == 128 and health["max_connections"] == 64
+        release = trio.Event()
+        opened = 0
+
+        async def room(index: int) -> None:
+            nonlocal opened
+            async with open_websocket_url(f"ws://{address}/ws/cap{index}") as ws:
+                await ws.get_message()  # session_started: the room exists
+                opened += 1
+                await release.wait()
+
+        async with trio.open_nursery() as nursery:
+            for index in range(64):
+                nursery.start_soon(room, index)
+            with trio.fail_after(30):
+                while opened < 64:  # noqa: ASYNC110 (a count, not one event)
+                    await trio.sleep(0.05)
+            stream, head, _ = await raw_handshake(address, "/ws/one-too-many")
+            await stream.aclose()
+            assert head.startswith(b"HTTP/1.1 503"), head
+            assert b"retry-after: 5" in head.lower(), head
+            health = (await http.get(f"http://{address}/healthz")).json()
+            assert health["connections"] == 64 and health["sessions"] == 64
+            # Run the process out of descriptors with idle TCP connections.
+            host, port = address.rsplit(":", 1)
+            idle = [await trio.open_tcp_stream(host, int(port)) for _ in range(80)]
+            await trio.sleep(1.5)  # ~15 failed accepts
+            for stream in idle:
+                await stream.aclose()
+            release.set()
+        with trio.fail_after(20):
+            while True:
+                try:
+                    text = (await http.get(f"http://{address}/metrics")).text
+                    break
+                except httpx.TransportError:
+                    await trio.sleep(0.2)
+        assert metric(text, "voiceagent_connections_refused_total") >= 1
+        assert metric(text, "voiceagent_accept_errors_total") >= 5
+    log = log_path.read_text()
+    accept_lines = [line for line in log.splitlines() if "accept returned" in line]
+    assert 1 <= len(accept_lines) <= 2, log
+    assert "Traceback" not in log, log

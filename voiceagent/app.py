@@ -20,6 +20,7 @@ from quart.routing import QuartMap
 from quart_trio import QuartTrio
 
 from voiceagent import metrics
+from voiceagent.capacity import Capacity, watch_accept_errors
 from voiceagent.config import Settings
 from voiceagent.logs import setup_logging
 from voiceagent.protocol import valid_session_id
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             max_message_bytes=settings.transport_max_message_bytes(),
         ),
     )
+    capacity = Capacity.from_setting(settings.ws_max_connections)
+    watch_accept_errors()
     app.asgi_websocket_class = DirectWebsocketConnection  # one hand-off less per frame
     app.config["SERVICES"] = services
     started = time.monotonic()
@@ -90,6 +93,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             uptime_s=round(time.monotonic() - started, 1),
             model=services.model.name if services.model else None,
             tts=services.tts.name if services.tts else None,
+            connections=capacity.connections,
+            max_connections=capacity.max_connections,
+            fd_limit=capacity.fd_limit,
         )
 
     @app.route("/metrics")
@@ -102,9 +108,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         if not valid_session_id(session_id):
             # Refused at the handshake: no WebSocket, no session.
             return Response("invalid session id\n", 400, content_type="text/plain")
-        await websocket.accept()
-        session = Session(session_id, websocket._get_current_object(), services)
-        await session.run()
+        if not capacity.admit():  # at the cap: refused before a session exists
+            return Response(
+                "server at capacity\n", 503, {"Retry-After": "5"}, content_type="text/plain"
+            )
+        try:
+            await websocket.accept()
+            session = Session(session_id, websocket._get_current_object(), services)
+            await session.run()
+        finally:
+            capacity.release()
         return None
 
     return app

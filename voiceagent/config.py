@@ -76,6 +76,9 @@ class Settings:
     # past it); 0 = from the protocol's own maxima (256 KiB by default).
     ws_max_message_bytes: int = 0
 
+    # WebSockets per process; 0 = min(10000, open-file soft limit - 64), read at start.
+    ws_max_connections: int = 0  # WS_MAX_CONNECTIONS
+
     # Session runtime
     model_idle_timeout_s: float = 300.0  # VOICEAGENT_MODEL_IDLE_TIMEOUT_S
     audio_batch_ms: int = 100  # VOICEAGENT_AUDIO_BATCH_MS (provider-bound append size)
@@ -169,6 +172,7 @@ _ENV_NAMES: dict[str, str] = {
     "ws_write_timeout_s": "WS_WRITE_TIMEOUT_S",
     "ws_max_errors": "WS_MAX_ERRORS",
     "ws_max_message_bytes": "WS_MAX_MESSAGE_BYTES",
+    "ws_max_connections": "WS_MAX_CONNECTIONS",
     "model_idle_timeout_s": "VOICEAGENT_MODEL_IDLE_TIMEOUT_S",
     "audio_batch_ms": "VOICEAGENT_AUDIO_BATCH_MS",
     "tool_threads": "VOICEAGENT_TOOL_THREADS",
@@ -277,6 +281,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "ws_write_timeout_s": _float_range(0.1, 600.0),
     "ws_max_errors": _int_range(1, 100_000),
     "ws_max_message_bytes": _int_range(0, 1 << 30),
+    "ws_max_connections": _int_range(0, 10_000_000),
     "model_idle_timeout_s": _float_range(1.0, 86_400.0),
     "audio_batch_ms": _int_range(20, 1000),
     "tool_threads": _int_range(1, 1024),
