@@ -155,10 +155,12 @@ def rss_bytes(pid: int) -> int:
 @pytest.mark.parametrize("command", [SERVE, HYPERCORN], ids=["voiceagent-serve", "hypercorn"])
 async def test_an_over_limit_message_is_cut_with_1009(command: list[str], tmp_path: Path) -> None:
     """The transport limit comes from the protocol (256 KiB by default), under both
-    ways of serving; Hypercorn's own default is 16 MiB."""
+    ways of serving; Hypercorn's own default is 16 MiB. (And both refuse deflate.)"""
     async with server(command, tmp_path / "server.log") as (_, address):
-        stream, head, rest = await raw_handshake(address, "/ws/huge")
+        offer = "permessage-deflate; client_max_window_bits"
+        stream, head, rest = await raw_handshake(address, "/ws/huge", offer)
         assert head.startswith(b"HTTP/1.1 101"), head
+        assert b"sec-websocket-extensions" not in head.lower(), head  # deflate refused
         async with trio.open_nursery() as nursery:
             nursery.start_soon(send_part_of_a_huge_message, stream, 1 << 20)
             frames = FrameReader(rest)
