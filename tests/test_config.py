@@ -63,3 +63,16 @@ def test_every_setting_is_documented_in_env_example() -> None:
     example = (Path(__file__).parent.parent / ".env.example").read_text()
     missing = [name for name in _ENV_NAMES.values() if f"{name}=" not in example]
     assert missing == []
+
+
+def test_transport_message_limit_follows_the_protocol_maxima() -> None:
+    # Empty: derived from the protocol (the largest message, to a power of two).
+    assert Settings.from_env({}).transport_max_message_bytes() == 262144
+    bigger = Settings.from_env({"WS_MAX_AUDIO_FRAME_BYTES": "200000"})
+    assert bigger.transport_max_message_bytes() == 1 << 20
+    assert Settings.from_env({"WS_MAX_MESSAGE_BYTES": "140000"}).transport_max_message_bytes() == (
+        140000
+    )
+    # Below what the protocol itself allows: refused, naming the variable.
+    with pytest.raises(ConfigError, match="WS_MAX_MESSAGE_BYTES"):
+        Settings.from_env({"WS_MAX_MESSAGE_BYTES": "65536"})

@@ -70,3 +70,36 @@ def test_chunking_keeps_every_byte_in_order() -> None:
 )
 def test_session_ids(session_id: str, ok: bool) -> None:
     assert valid_session_id(session_id) is ok
+
+
+def test_text_messages_longer_than_the_protocol_needs_are_refused_before_parsing() -> None:
+    """The longest allowed message is a full JSON audio frame (8 characters a sample) or
+    a full text with every character escaped; nested-array padding beyond it is refused
+    without being parsed."""
+    longest = LIMITS.max_text_message_chars
+    assert longest == max(LIMITS.max_audio_frame_bytes // 2 * 8, LIMITS.max_text_chars * 6) + 1024
+    samples = [-32768] * (LIMITS.max_audio_frame_bytes // 2)
+    full_frame = '{"type": "audio", "data": [' + ", ".join(map(str, samples)) + "]}"
+    assert isinstance(parse_client_message(full_frame, LIMITS), AudioIn)
+    escaped = orjson.dumps({"type": "text", "text": "\x01" * LIMITS.max_text_chars}).decode()
+    assert isinstance(parse_client_message(escaped, LIMITS), TextIn)
+    padded = '{"type":"text","text":"hi","pad":[' + ",".join(["[[[]]]"] * 36_000) + "]}"
+    assert longest < len(padded) < 262_144
+    with pytest.raises(ProtocolError) as error:
+        parse_client_message(padded, LIMITS)
+    assert error.value.code == "frame_too_large"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "60000.5", "1e12", "1e400", "true", '"812"', "null"])
+def test_client_metrics_figures_are_bounded(value: str) -> None:
+    """Any client can send one: it must not skew the client-reported histogram."""
+    message = '{"type":"client_metrics","response_id":"r","e2e_ms":' + value + "}"
+    with pytest.raises(ProtocolError) as error:
+        parse_client_message(message, LIMITS)
+    assert error.value.code in ("invalid_message", "invalid_json")
+
+
+def test_client_metrics_accepts_the_whole_range() -> None:
+    for value in (0.5, 812, 60_000):
+        message = orjson.dumps({"type": "client_metrics", "response_id": "r", "e2e_ms": value})
+        assert parse_client_message(message.decode(), LIMITS) == ClientMetrics("r", float(value))

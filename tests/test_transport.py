@@ -1,46 +1,209 @@
-"""The transport rules of transport.py, checked on a real Hypercorn socket."""
+"""The transport rules of transport.py and quart_websocket.py, on a real Hypercorn socket.
+
+These are the contract tests of the patches on Hypercorn and Quart internals
+(pyproject.toml pins both ranges): each fails if an upgrade turns a patch into a no-op.
+"""
 
 from __future__ import annotations
 
-import base64
-import os
+import logging
 
+import httpx
+import orjson
+import pytest
 import trio
 
-from tests.conftest import make_services, running_app
+from tests.conftest import connect, make_services, running_app
 from tests.session.helpers import front_desk
-from voiceagent.models.scripted import ScriptedModel
+from tests.transport_client import (
+    FrameReader,
+    masked_frame,
+    raw_handshake,
+    read_until_closed,
+    unread_bytes,
+)
+from voiceagent.config import Settings
+from voiceagent.models.scripted import ScriptedModel, ScriptedReply
+from voiceagent.quart_websocket import reads_directly
+from voiceagent.session.services import Services
 from voiceagent.tts.scripted import ScriptedTTS
 
-
-async def handshake(address: str, extensions: str | None) -> bytes:
-    host, port = address.rsplit(":", 1)
-    stream = await trio.open_tcp_stream(host, int(port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    lines = [
-        "GET /ws/deflate-check HTTP/1.1",
-        f"Host: {address}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-    ]
-    if extensions:
-        lines.append(f"Sec-WebSocket-Extensions: {extensions}")
-    await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
-    response = b""
-    with trio.fail_after(5):
-        while b"\r\n\r\n" not in response:
-            response += await stream.receive_some(4096)
-    await stream.aclose()
-    return response.split(b"\r\n\r\n")[0].lower()
+LONG_REPLY = " ".join(f"word{i}" for i in range(200))
+TEXT = 0x1
 
 
 async def test_permessage_deflate_offered_by_browsers_is_not_negotiated() -> None:
     services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
     async with running_app(services) as address:
         offer = "permessage-deflate; client_max_window_bits"
-        headers = await handshake(address, offer)
+        stream, head, _ = await raw_handshake(address, "/ws/deflate-check", offer)
+        await stream.aclose()
+        headers = head.lower()
         assert headers.startswith(b"http/1.1 101")
         assert b"sec-websocket-extensions" not in headers
         assert b"permessage-deflate" not in headers
+
+
+async def test_sessions_read_through_the_direct_quart_hook() -> None:
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    async with running_app(services) as address, connect(address, "hooked") as client:
+        await client.wait_for("session_started")
+        session = services.registry.get("hooked")
+        assert session is not None
+        assert reads_directly(session._socket)
+
+
+def flooding_services(write_timeout_s: float) -> Services:
+    """A room that answers "flood me" with ~50 MB of unpaced audio; the session's own
+    1013 rule (WS_SEND_TIMEOUT_S) is set out of reach, so only the write deadline acts."""
+    settings = Settings(ws_write_timeout_s=write_timeout_s, ws_send_timeout_s=120.0)
+    model = ScriptedModel(default=ScriptedReply(LONG_REPLY))
+    tts = ScriptedTTS(ms_per_char=2000)
+    return make_services(model, tts, agent=front_desk, settings=settings)
+
+
+async def deaf_peer(address: str, services: Services, session_id: str) -> tuple[float, float, int]:
+    """Flood a peer that never reads; returns when the session is gone:
+    (seconds since data first reached us, seconds since our receive buffer last grew,
+    the close code seen once we read again).
+
+    The server's write blocks at the earliest once data reached us and at the latest
+    once our receive buffer stopped growing: the drop must come `timeout` after that.
+    """
+    stream, head, rest = await raw_handshake(address, f"/ws/{session_id}", rcvbuf=4096)
+    assert head.startswith(b"HTTP/1.1 101")
+    await stream.send_all(masked_frame(TEXT, orjson.dumps({"type": "text", "text": "flood me"})))
+    first_data_at = last_growth_at = None
+    seen = -1
+    with trio.fail_after(30):
+        while services.registry.get(session_id) is not None or first_data_at is None:
+            unread = unread_bytes(stream)
+            if unread != seen:
+                last_growth_at, seen = trio.current_time(), unread
+                first_data_at = first_data_at or last_growth_at
+            await trio.sleep(0.01)
+    gone_at = trio.current_time()
+    assert first_data_at is not None and last_growth_at is not None
+    code = await read_until_closed(stream, FrameReader(rest), within=30)
+    return gone_at - first_data_at, gone_at - last_growth_at, code
+
+
+async def test_a_peer_that_never_reads_is_dropped_within_the_write_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No Close frame can reach a peer that does not read, so once it reads again it
+    finds the stream ended without one: 1006 (docs/protocol.md). The server says why."""
+    timeout = 1.5
+    services = flooding_services(timeout)
+    with caplog.at_level(logging.INFO):
+        async with running_app(services) as address:
+            since_first, since_full, code = await deaf_peer(address, services, "deaf")
+    assert since_first >= timeout - 0.05
+    assert since_full <= timeout + 1.0, since_full
+    assert code == 1006
+    slow = [r for r in caplog.records if r.getMessage() == "client_too_slow"]
+    assert len(slow) == 1 and slow[0].code == 1013  # type: ignore[attr-defined]
+
+
+async def test_two_apps_in_one_process_keep_their_own_write_timeouts() -> None:
+    """The timeout travels with the app: building a second app changes nothing for
+    the first (it used to be one process-wide value, the last app built won)."""
+    short, long = flooding_services(1.0), flooding_services(4.0)
+    results: dict[str, tuple[float, float, int]] = {}
+    async with running_app(short) as short_address, running_app(long) as long_address:
+
+        async def run(name: str, address: str, services: Services) -> None:
+            results[name] = await deaf_peer(address, services, name)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, "short", short_address, short)
+            nursery.start_soon(run, "long", long_address, long)
+    assert 1.0 - 0.05 <= results["short"][0] and results["short"][1] <= 1.0 + 1.0, results
+    assert 4.0 - 0.05 <= results["long"][0] and results["long"][1] <= 4.0 + 1.0, results
+
+
+def errors_counted(metrics_text: str, code: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith(f'voiceagent_errors_total{{code="{code}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_a_padded_text_message_is_refused_unparsed_and_counted() -> None:
+    """Under the transport limit but longer than any message the protocol allows: an
+    `error` event, counted in /metrics, and the session goes on."""
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    padded = '{"type":"text","text":"hi","pad":[' + ",".join(["[[[[[[]]]]]]"] * 20_000) + "]}"
+    assert services.limits.max_text_message_chars < len(padded) < (1 << 18)
+    async with running_app(services) as address, httpx.AsyncClient() as http:
+        before = errors_counted(
+            (await http.get(f"http://{address}/metrics")).text, "frame_too_large"
+        )
+        async with connect(address, "padded") as client:
+            await client.wait_for("session_started")
+            await client.ws.send_message(padded)
+            error = await client.wait_for("error")
+            assert error["code"] == "frame_too_large"
+            await client.send(type="text", text="still there?")
+            await client.wait_for("response_done")
+        after = errors_counted(
+            (await http.get(f"http://{address}/metrics")).text, "frame_too_large"
+        )
+    assert after == before + 1
+
+
+async def test_doubled_slashes_never_redirect_to_the_clients_host() -> None:
+    """Werkzeug merged `//` with a 308 whose Location came from the Host header."""
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    async with running_app(services) as address, httpx.AsyncClient() as http:
+        for path in ("/static//app.js", "/ws//room"):
+            response = await http.get(f"http://{address}{path}", headers={"Host": "evil.example"})
+            assert response.status_code == 404, path
+            assert "location" not in response.headers, path
+        stream, head, _ = await raw_handshake(address, "/ws//room")
+        await stream.aclose()
+        assert head.startswith(b"HTTP/1.1 404") and b"location" not in head.lower(), head
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (masked_frame(TEXT, b"caf\xc3"), 1007),  # text that is not UTF-8
+        (bytes([0x80 | 0x40 | TEXT, 0x80]) + b"\x00" * 4, 1002),  # RSV1 without extension
+        (bytes([0x80 | TEXT, 2]) + b"hi", 1002),  # a client frame must be masked
+    ],
+    ids=["bad-utf8", "rsv1", "unmasked"],
+)
+async def test_frames_that_break_the_websocket_protocol_get_a_close_frame(
+    frame: bytes, code: int
+) -> None:
+    """wsproto finds the fault; the client is told with a Close frame, not a dropped TCP
+    connection (which it would see as 1006)."""
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    async with running_app(services) as address:
+        stream, head, rest = await raw_handshake(address, "/ws/broken")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        await stream.send_all(frame)
+        assert await read_until_closed(stream, FrameReader(rest), within=10) == code
+
+
+def metric_value(metrics_text: str, name: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_an_out_of_range_client_metrics_figure_is_refused_not_recorded() -> None:
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    count = "voiceagent_client_e2e_seconds_count"
+    async with running_app(services) as address, httpx.AsyncClient() as http:
+        before = metric_value((await http.get(f"http://{address}/metrics")).text, count)
+        async with connect(address, "skew") as client:
+            await client.send(type="client_metrics", response_id="resp_1", e2e_ms=1e8)
+            assert (await client.wait_for("error"))["code"] == "invalid_message"
+            await client.send(type="client_metrics", response_id="resp_1", e2e_ms=812)
+            await client.send(type="text", text="sync")  # a reply: the figure was handled
+            await client.wait_for("response_done")
+        after = metric_value((await http.get(f"http://{address}/metrics")).text, count)
+    assert after == before + 1

@@ -43,6 +43,12 @@ class _LazyApp:
     def __init__(self) -> None:
         self._app: Any = None
 
+    @property
+    def app(self) -> Any:
+        """The app once built (ASGI wrappers expose what they wrap as `.app`: this is
+        how voiceagent.transport finds the app's transport rules)."""
+        return self._app
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self._app is None:
             from voiceagent.app import app_from_env

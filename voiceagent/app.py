@@ -12,19 +12,22 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import trio
 from quart import Response, jsonify, send_from_directory, websocket
+from quart.routing import QuartMap
 from quart_trio import QuartTrio
 
 from voiceagent import metrics
+from voiceagent.capacity import Capacity, watch_accept_errors
 from voiceagent.config import Settings
 from voiceagent.logs import setup_logging
 from voiceagent.protocol import valid_session_id
 from voiceagent.quart_websocket import DirectWebsocketConnection
 from voiceagent.session.services import Services
-from voiceagent.session.session import CLOSE_POLICY, Session
-from voiceagent.transport import bound_socket_writes, refuse_permessage_deflate
+from voiceagent.session.session import Session
+from voiceagent.transport import TransportSettings, attach
 
 log = logging.getLogger("voiceagent.app")
 
@@ -37,14 +40,21 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     Building is cheap: no model is loaded and nothing connects until the app serves
     (engines warm up in the background at startup) and a session needs them.
     """
-    refuse_permessage_deflate()
     if services is None:
         from voiceagent.providers import build_services
 
         services = build_services(settings or Settings.from_env())
     settings = services.settings
-    bound_socket_writes(settings.ws_write_timeout_s)
-    app = QuartTrio(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app = _App(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    attach(
+        app,
+        TransportSettings(
+            write_timeout_s=settings.ws_write_timeout_s,
+            max_message_bytes=settings.transport_max_message_bytes(),
+        ),
+    )
+    capacity = Capacity.from_setting(settings.ws_max_connections)
+    watch_accept_errors()
     app.asgi_websocket_class = DirectWebsocketConnection  # one hand-off less per frame
     app.config["SERVICES"] = services
     started = time.monotonic()
@@ -83,6 +93,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             uptime_s=round(time.monotonic() - started, 1),
             model=services.model.name if services.model else None,
             tts=services.tts.name if services.tts else None,
+            connections=capacity.connections,
+            max_connections=capacity.max_connections,
+            fd_limit=capacity.fd_limit,
         )
 
     @app.route("/metrics")
@@ -91,15 +104,37 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         return Response(body, content_type=content_type)
 
     @app.websocket("/ws/<session_id>")
-    async def session_socket(session_id: str) -> None:
-        await websocket.accept()
+    async def session_socket(session_id: str) -> Response | None:
         if not valid_session_id(session_id):
-            await websocket.close(CLOSE_POLICY, "invalid session id")
-            return
-        session = Session(session_id, websocket._get_current_object(), services)
-        await session.run()
+            # Refused at the handshake: no WebSocket, no session.
+            return Response("invalid session id\n", 400, content_type="text/plain")
+        if not capacity.admit():  # at the cap: refused before a session exists
+            return Response(
+                "server at capacity\n", 503, {"Retry-After": "5"}, content_type="text/plain"
+            )
+        try:
+            await websocket.accept()
+            session = Session(session_id, websocket._get_current_object(), services)
+            await session.run()
+        finally:
+            capacity.release()
+        return None
 
     return app
+
+
+class _ExactPaths(QuartMap):
+    """URL rules that never redirect to a merged path: Werkzeug answers `/static//x`
+    with a 308 whose `Location` it builds from the client's own `Host` header. Here
+    such a path is simply not found."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["merge_slashes"] = False
+        super().__init__(*args, **kwargs)
+
+
+class _App(QuartTrio):
+    url_map_class = _ExactPaths
 
 
 async def _warm_up(services: Services, warmed: trio.Event) -> None:

@@ -7,7 +7,8 @@ order their event loops happen to wake, and measured here 200 connections arrivi
 10 ms apart landed 183 / 27 on two workers (`voiceagent serve --workers 2`: even).
 
 SIGTERM or Ctrl-C stops it gracefully: every live room gets an `error` event
-`server_shutting_down` and a close with 1001, then the process exits 0.
+`server_shutting_down` and a close with 1001, then the process exits 0. A client that
+has stopped reading gets no more than a second to take its last frames.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ def _serve(host: str, port: int, workers: int) -> None:
 
         settings = Settings.from_env()
         setup_logging(settings.log_level, settings.log_format)
-        config = hypercorn_config(host, port, max_message_bytes=settings.ws_max_message_bytes)
+        config = hypercorn_config(
+            host, port, max_message_bytes=settings.transport_max_message_bytes()
+        )
         config.workers = workers  # > 1 makes Hypercorn set SO_REUSEPORT on this socket
         # ... and `serve` warns that it starts no workers itself: we start them.
         warnings.filterwarnings("ignore", "The config `workers` has no affect")
@@ -125,6 +128,7 @@ async def _serve_until_signalled(
     its turn instead of breaking the lifespan start-up.
     """
     from voiceagent.session.session import CLOSE_GOING_AWAY
+    from voiceagent.transport import transport_of
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
 
@@ -132,6 +136,10 @@ async def _serve_until_signalled(
             async for _ in signals:
                 closed = registry.close_all(CLOSE_GOING_AWAY, "server shutting down")
                 log_event(log, "shutting_down", sessions_closed=closed)
+                # A client that stopped reading cannot hold the stop up for long.
+                transport = transport_of(app)
+                if transport is not None:
+                    transport.stop_writes()
                 return
 
         await serve(app, config, shutdown_trigger=first_signal)

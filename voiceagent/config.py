@@ -87,7 +87,12 @@ class Settings:
     ws_send_timeout_s: float = 5.0  # WS_SEND_TIMEOUT_S
     ws_write_timeout_s: float = 10.0  # WS_WRITE_TIMEOUT_S (one socket write, transport level)
     ws_max_errors: int = 20  # WS_MAX_ERRORS (bad messages per 10 s before close 1008)
-    ws_max_message_bytes: int = 16 * 1024 * 1024  # WS_MAX_MESSAGE_BYTES (transport limit)
+    # WS_MAX_MESSAGE_BYTES: largest browser message the transport buffers (close 1009
+    # past it); 0 = from the protocol's own maxima (256 KiB by default).
+    ws_max_message_bytes: int = 0
+
+    # WebSockets per process; 0 = min(10000, open-file soft limit - 64), read at start.
+    ws_max_connections: int = 0  # WS_MAX_CONNECTIONS
 
     # Session runtime
     model_idle_timeout_s: float = 300.0  # VOICEAGENT_MODEL_IDLE_TIMEOUT_S
@@ -125,6 +130,13 @@ class Settings:
         if self.openai_api_key:
             return "openai"
         return "offline"
+
+    def transport_max_message_bytes(self) -> int:
+        """WS_MAX_MESSAGE_BYTES, or (0) the limit derived from the protocol's maxima."""
+        from voiceagent.protocol import Limits  # numpy: not at `import voiceagent`
+
+        limits = Limits(self.ws_max_audio_frame_bytes, self.ws_max_text_chars)
+        return self.ws_max_message_bytes or limits.transport_limit
 
     def resolved_tts(self) -> str:
         """`auto` picks Cartesia when its key is set, else the local voice."""
@@ -195,6 +207,7 @@ _ENV_NAMES: dict[str, str] = {
     "ws_write_timeout_s": "WS_WRITE_TIMEOUT_S",
     "ws_max_errors": "WS_MAX_ERRORS",
     "ws_max_message_bytes": "WS_MAX_MESSAGE_BYTES",
+    "ws_max_connections": "WS_MAX_CONNECTIONS",
     "model_idle_timeout_s": "VOICEAGENT_MODEL_IDLE_TIMEOUT_S",
     "audio_batch_ms": "VOICEAGENT_AUDIO_BATCH_MS",
     "tool_threads": "VOICEAGENT_TOOL_THREADS",
@@ -302,7 +315,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "ws_send_timeout_s": _float_range(0.05, 600.0),
     "ws_write_timeout_s": _float_range(0.1, 600.0),
     "ws_max_errors": _int_range(1, 100_000),
-    "ws_max_message_bytes": _int_range(1024, 1 << 30),
+    "ws_max_message_bytes": _int_range(0, 1 << 30),
+    "ws_max_connections": _int_range(0, 10_000_000),
     "model_idle_timeout_s": _float_range(1.0, 86_400.0),
     "audio_batch_ms": _int_range(20, 1000),
     "tool_threads": _int_range(1, 1024),
@@ -348,5 +362,15 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError("VOICEAGENT_MODEL=openai needs OPENAI_API_KEY")
     if settings.tts == "cartesia" and not settings.cartesia_api_key:
         raise ConfigError("VOICEAGENT_TTS=cartesia needs CARTESIA_API_KEY")
+    if settings.ws_max_message_bytes:
+        from voiceagent.protocol import Limits
+
+        needed = Limits(settings.ws_max_audio_frame_bytes, settings.ws_max_text_chars)
+        if settings.ws_max_message_bytes < needed.max_message_size:
+            raise ConfigError(
+                f"WS_MAX_MESSAGE_BYTES={settings.ws_max_message_bytes} is below the largest"
+                f" message the protocol allows ({needed.max_message_size}, from"
+                " WS_MAX_AUDIO_FRAME_BYTES and WS_MAX_TEXT_CHARS); leave it empty for that"
+            )
     if settings.ws_tts_chunk_bytes % 2:
         raise ConfigError("WS_TTS_CHUNK_BYTES must be even (whole 16-bit samples)")

@@ -25,7 +25,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -139,6 +139,37 @@ class _SkipPrintedByHypercorn(logging.Filter):
         if not record.name.startswith("hypercorn."):
             return True  # the common case: no logger lookup
         return not logging.getLogger(record.name).handlers
+
+
+class RateLimitFilter(logging.Filter):
+    """Lets one record through per `interval_s`; the next one passed carries
+    `suppressed=N`, the number held back since. Tracebacks are dropped: a failure that
+    repeats (Trio retries a failed `accept()` every 0.1 s, each logged with its stack)
+    needs one line now and then, not a stack per retry. `count(record)`, if given, sees
+    every record, passed or not (e.g. to feed a Prometheus counter)."""
+
+    def __init__(
+        self, interval_s: float = 5.0, *, count: Callable[[logging.LogRecord], None] | None = None
+    ) -> None:
+        super().__init__()
+        self._interval = interval_s
+        self._count = count
+        self._next = 0.0
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._count is not None:
+            self._count(record)
+        now = time.monotonic()
+        if now < self._next:
+            self._suppressed += 1
+            return False
+        self._next = now + self._interval
+        record.suppressed = self._suppressed
+        self._suppressed = 0
+        record.exc_info = None
+        record.exc_text = None
+        return True
 
 
 class _VoiceagentHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -145,7 +145,8 @@ TURN_LATENCY = Histogram(
 )
 CLIENT_E2E = Histogram(
     "voiceagent_client_e2e_seconds",
-    "Clients' own figure: local end of speech to first audio played (client_metrics)",
+    "Client-reported, unverified: local end of speech to first audio played"
+    " (client_metrics; 0 < e2e_ms <= 60000)",
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )

@@ -19,6 +19,7 @@ import orjson
 PROTOCOL_VERSION = 1
 SAMPLE_RATE = 24_000
 MAX_RESPONSE_ID_CHARS = 128
+MAX_CLIENT_E2E_MS = 60_000  # a client_metrics figure above this is refused
 
 
 class ProtocolError(Exception):
@@ -30,10 +31,35 @@ class ProtocolError(Exception):
         self.message = message
 
 
+# The JSON around a message's payload (type, field names, quotes), with room to spare.
+ENVELOPE_CHARS = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_audio_frame_bytes: int = 32768
     max_text_chars: int = 4000
+
+    @property
+    def max_text_message_chars(self) -> int:
+        """The longest text message the protocol can need: JSON audio of a full frame
+        (up to 8 characters a sample, as in `-32768, `) or a full `text` with every
+        character escaped (6, as in `\\u00e9`), plus the envelope. 132 096 by default."""
+        audio = self.max_audio_frame_bytes // 2 * 8
+        return max(audio, self.max_text_chars * 6) + ENVELOPE_CHARS
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest WebSocket message the protocol can need: bytes of a binary one,
+        characters of a text one (Hypercorn counts a text message in characters)."""
+        return max(self.max_audio_frame_bytes, self.max_text_message_chars)
+
+    @property
+    def transport_limit(self) -> int:
+        """The default transport limit: `max_message_size` rounded up to a power of two
+        (256 KiB by default). Anything larger is cut with close 1009 before it is
+        buffered whole; anything between the two gets a `frame_too_large` error."""
+        return 1 << (self.max_message_size - 1).bit_length()
 
 
 # -- client -> server messages --------------------------------------------------------
@@ -85,10 +111,14 @@ def parse_client_message(data: str | bytes, limits: Limits) -> ClientMessage:
     """Parse one WebSocket message; raises `ProtocolError` when it is not allowed."""
     if isinstance(data, bytes | bytearray | memoryview):
         return AudioIn(_check_pcm(bytes(data), limits))
-    if len(data) > limits.max_audio_frame_bytes * 8 + 1024:
-        # An int16 JSON sample takes up to 7 characters: anything longer is oversize
-        # whatever it holds, so do not spend CPU parsing it.
-        raise ProtocolError("frame_too_large", f"message of {len(data)} characters is too large")
+    if len(data) > limits.max_text_message_chars:
+        # Longer than any message the protocol allows, whatever it holds: refused before
+        # parsing (a 252 KB text message padded with nested arrays took ~21 ms of the
+        # event loop to parse, and was then accepted).
+        raise ProtocolError(
+            "frame_too_large",
+            f"message of {len(data)} characters exceeds {limits.max_text_message_chars}",
+        )
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -167,7 +197,18 @@ def _playback(obj: dict[str, Any], limits: Limits) -> Playback:
 
 
 def _client_metrics(obj: dict[str, Any], limits: Limits) -> ClientMetrics:
-    return ClientMetrics(_response_id(obj), _non_negative(obj, "e2e_ms"))
+    # The figure is the client's word, unverified: bound it so that no client can push
+    # the `voiceagent_client_e2e_seconds` histogram past what a real turn can take.
+    value = obj.get("e2e_ms")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= MAX_CLIENT_E2E_MS
+    ):
+        raise ProtocolError(
+            "invalid_message", f"'e2e_ms' must be a number > 0 and <= {MAX_CLIENT_E2E_MS}"
+        )
+    return ClientMetrics(_response_id(obj), float(value))
 
 
 _PARSERS = {

@@ -102,7 +102,6 @@ def build_model(settings: Settings) -> RealtimeModel:
         transcription_language=settings.transcription_language or None,
         noise_reduction=settings.noise_reduction or None,  # type: ignore[arg-type]
         connect_timeout=settings.model_connect_timeout_s,
-        max_message_bytes=settings.ws_max_message_bytes,
     )
     try:
         return RealtimeAPIModel(config.validate())

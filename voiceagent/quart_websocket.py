@@ -51,6 +51,12 @@ class _DirectReceive:
         raise ClientDisconnected
 
 
+def reads_directly(websocket: Any) -> bool:
+    """Whether Quart's `websocket` object reads through `_DirectReceive` (tests use this)."""
+    receive = getattr(websocket, "_receive", None)
+    return isinstance(getattr(receive, "__self__", None), _DirectReceive)
+
+
 class DirectWebsocketConnection(TrioASGIWebsocketConnection):
     def __init__(self, app: Any, scope: WebsocketScope) -> None:
         super().__init__(app, scope)

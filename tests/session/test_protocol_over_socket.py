@@ -133,15 +133,19 @@ async def test_client_that_keeps_sending_garbage_is_closed_1008() -> None:
 
 
 @pytest.mark.parametrize("session_id", ["has space", "x" * 65, "semi;colon", "ümlaut"])
-async def test_invalid_session_id_is_closed_1008(session_id: str) -> None:
-    async with running_app(services()) as address:
+async def test_invalid_session_id_is_refused_at_the_handshake(session_id: str) -> None:
+    """HTTP 400 instead of the WebSocket: no session is ever made for it."""
+    from trio_websocket import ConnectionRejected
+
+    svc = services()
+    async with running_app(svc) as address:
         from urllib.parse import quote
 
-        async with open_websocket_url(f"ws://{address}/ws/{quote(session_id)}") as ws:
-            with pytest.raises(ConnectionClosed) as closed:
-                with trio.fail_after(5):
-                    await ws.get_message()
-            assert closed.value.reason.code == 1008
+        with pytest.raises(ConnectionRejected) as rejected, trio.fail_after(5):
+            async with open_websocket_url(f"ws://{address}/ws/{quote(session_id)}"):
+                pass
+        assert rejected.value.status_code == 400
+    assert len(svc.registry) == 0
 
 
 async def test_no_provider_gives_clear_error_not_a_crash() -> None:
