@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from quart import Response, jsonify, send_from_directory, websocket
+from quart import Response, jsonify, request, send_from_directory, websocket
 from quart.routing import QuartMap
 from quart_trio import QuartTrio
 
 from voiceagent import metrics
+from voiceagent.access.gate import Gate, Handshake, gate_from_settings
+from voiceagent.access.tokens import AccessRefused, RoomGrant, mint_token
+from voiceagent.admin import add_admin_routes, bearer_ok
 from voiceagent.capacity import Capacity, watch_accept_errors
 from voiceagent.config import Settings
 from voiceagent.logs import setup_logging
@@ -54,6 +57,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         ),
     )
     capacity = Capacity.from_setting(settings.ws_max_connections)
+    gate = build_gate(settings)
+    app.config["GATE"] = gate
     watch_accept_errors()
     app.asgi_websocket_class = DirectWebsocketConnection  # one hand-off less per frame
     app.config["SERVICES"] = services
@@ -100,27 +105,80 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @app.route("/metrics")
     async def metrics_route() -> Response:
+        if settings.admin_token and not bearer_ok(
+            request.headers.get("Authorization"), settings.admin_token
+        ):
+            return Response("admin bearer token required\n", 401, content_type="text/plain")
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
+
+    if settings.admin_token:
+        add_admin_routes(app, services, settings.admin_token)
+
+    if settings.demo_tokens:
+        # Development only (docs/security.md): anyone may fetch a token for any room.
+        @app.route("/demo/token")
+        async def demo_token() -> Response:
+            room = request.args.get("room", "")
+            if not valid_session_id(room):
+                return Response("room must be a valid session id\n", 400)
+            token = mint_token(settings.auth_secret, sub=f"demo:{room}", room=room, ttl_s=600)
+            return jsonify(token=token, expires_in=600)
+
+    def owner_of(session_id: str) -> RoomGrant | None:
+        live = services.registry.get(session_id)
+        return live.grant if live is not None else None
 
     @app.websocket("/ws/<session_id>")
     async def session_socket(session_id: str) -> Response | None:
         if not valid_session_id(session_id):
             # Refused at the handshake: no WebSocket, no session.
             return Response("invalid session id\n", 400, content_type="text/plain")
+        try:
+            admission = gate.admit(_handshake(session_id), owner_of)
+        except AccessRefused as refusal:
+            return Response(f"{refusal.message}\n", refusal.status, content_type="text/plain")
         if not capacity.admit():  # at the cap: refused before a session exists
+            admission.release()
             return Response(
                 "server at capacity\n", 503, {"Retry-After": "5"}, content_type="text/plain"
             )
         try:
-            await websocket.accept()
-            session = Session(session_id, websocket._get_current_object(), services)
+            await websocket.accept(subprotocol=admission.subprotocol)
+            session = Session(
+                session_id, websocket._get_current_object(), services, grant=admission.grant
+            )
             await session.run()
         finally:
+            admission.release()
             capacity.release()
         return None
 
     return app
+
+
+def build_gate(settings: Settings) -> Gate:
+    return gate_from_settings(
+        auth_secret=settings.auth_secret,
+        auth_public_key=settings.auth_public_key,
+        allowed_origins=settings.allowed_origins,
+        trusted_proxies=settings.trusted_proxies,
+        max_sessions_per_ip=settings.max_sessions_per_ip,
+        max_sessions_per_user=settings.max_sessions_per_user,
+    )
+
+
+def _handshake(session_id: str) -> Handshake:
+    headers = websocket.headers
+    return Handshake(
+        session_id=session_id,
+        origin=headers.get("Origin"),
+        host=headers.get("Host"),
+        peer=websocket.remote_addr,
+        forwarded_for=headers.get("X-Forwarded-For"),
+        subprotocols=websocket.requested_subprotocols,
+        query_token=websocket.args.get("token"),
+    )
 
 
 class _ExactPaths(QuartMap):

@@ -109,6 +109,25 @@ class Settings:
     log_level: str = "INFO"  # VOICEAGENT_LOG_LEVEL
     log_format: str = "kv"  # VOICEAGENT_LOG_FORMAT (kv or json)
 
+    # Access control and limits (docs/security.md)
+    auth_secret: str = ""  # VOICEAGENT_AUTH_SECRET (HS256 room tokens)
+    auth_public_key: str = ""  # VOICEAGENT_AUTH_PUBLIC_KEY (PEM or its path: RS256/ES256)
+    allowed_origins: str = ""  # VOICEAGENT_ALLOWED_ORIGINS (besides same host and localhost)
+    trusted_proxies: str = ""  # VOICEAGENT_TRUSTED_PROXIES (their X-Forwarded-For counts)
+    max_sessions_per_ip: int = 20  # VOICEAGENT_MAX_SESSIONS_PER_IP (0: no limit)
+    max_sessions_per_user: int = 5  # VOICEAGENT_MAX_SESSIONS_PER_USER (0: no limit)
+    max_audio_rate: float = 2.0  # VOICEAGENT_MAX_AUDIO_RATE (x real time; 0: no limit)
+    max_messages_per_s: float = 20.0  # VOICEAGENT_MAX_MESSAGES_PER_S (JSON; 0: no limit)
+    max_session_s: float = 3600.0  # VOICEAGENT_MAX_SESSION_S (0: no limit)
+    max_session_tokens: int = 0  # VOICEAGENT_MAX_SESSION_TOKENS (0: no limit)
+    max_session_cost_usd: float = 0.0  # VOICEAGENT_MAX_SESSION_COST_USD (0: no limit)
+    admin_token: str = ""  # VOICEAGENT_ADMIN_TOKEN (guards /metrics and /admin)
+    demo_tokens: bool = False  # VOICEAGENT_DEMO_TOKENS (development only)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.auth_secret or self.auth_public_key)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
         """Read settings from `environ` (default: the process environment plus the env
@@ -219,6 +238,19 @@ _ENV_NAMES: dict[str, str] = {
     "price_cached_in": "VOICEAGENT_PRICE_CACHED_IN",
     "log_level": "VOICEAGENT_LOG_LEVEL",
     "log_format": "VOICEAGENT_LOG_FORMAT",
+    "auth_secret": "VOICEAGENT_AUTH_SECRET",
+    "auth_public_key": "VOICEAGENT_AUTH_PUBLIC_KEY",
+    "allowed_origins": "VOICEAGENT_ALLOWED_ORIGINS",
+    "trusted_proxies": "VOICEAGENT_TRUSTED_PROXIES",
+    "max_sessions_per_ip": "VOICEAGENT_MAX_SESSIONS_PER_IP",
+    "max_sessions_per_user": "VOICEAGENT_MAX_SESSIONS_PER_USER",
+    "max_audio_rate": "VOICEAGENT_MAX_AUDIO_RATE",
+    "max_messages_per_s": "VOICEAGENT_MAX_MESSAGES_PER_S",
+    "max_session_s": "VOICEAGENT_MAX_SESSION_S",
+    "max_session_tokens": "VOICEAGENT_MAX_SESSION_TOKENS",
+    "max_session_cost_usd": "VOICEAGENT_MAX_SESSION_COST_USD",
+    "admin_token": "VOICEAGENT_ADMIN_TOKEN",
+    "demo_tokens": "VOICEAGENT_DEMO_TOKENS",
 }
 
 
@@ -328,6 +360,14 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "price_cached_in": _float_range(0.0, 1e6),
     "log_level": _log_level,
     "log_format": _choice(*LOG_FORMATS),
+    "max_sessions_per_ip": _int_range(0, 1_000_000),
+    "max_sessions_per_user": _int_range(0, 1_000_000),
+    "max_audio_rate": _float_range(0.0, 1000.0),
+    "max_messages_per_s": _float_range(0.0, 100_000.0),
+    "max_session_s": _float_range(0.0, 30 * 86_400.0),
+    "max_session_tokens": _int_range(0, 10**12),
+    "max_session_cost_usd": _float_range(0.0, 1e6),
+    "demo_tokens": _bool,
 }
 
 
@@ -372,5 +412,34 @@ def _check_consistency(settings: Settings) -> None:
                 f" message the protocol allows ({needed.max_message_size}, from"
                 " WS_MAX_AUDIO_FRAME_BYTES and WS_MAX_TEXT_CHARS); leave it empty for that"
             )
+    if settings.auth_secret and settings.auth_public_key:
+        raise ConfigError("set VOICEAGENT_AUTH_SECRET or VOICEAGENT_AUTH_PUBLIC_KEY, not both")
+    if settings.auth_secret and len(settings.auth_secret) < 32:
+        raise ConfigError("VOICEAGENT_AUTH_SECRET must be at least 32 characters (HS256)")
+    if settings.demo_tokens and not settings.auth_secret:
+        raise ConfigError("VOICEAGENT_DEMO_TOKENS=1 needs VOICEAGENT_AUTH_SECRET to sign with")
+    _check_access(settings)
     if settings.ws_tts_chunk_bytes % 2:
         raise ConfigError("WS_TTS_CHUNK_BYTES must be even (whole 16-bit samples)")
+
+
+def _check_access(settings: Settings) -> None:
+    """A bad key, origin pattern or proxy network fails at start-up, naming its variable."""
+    if not (settings.auth_public_key or settings.allowed_origins or settings.trusted_proxies):
+        return
+    from voiceagent.access.gate import read_public_key, split_list
+    from voiceagent.access.origins import OriginPolicy, parse_networks
+    from voiceagent.access.tokens import TokenVerifier
+
+    checks: list[tuple[str, Callable[[str], object]]] = [
+        ("auth_public_key", lambda v: TokenVerifier(public_key=read_public_key(v))),
+        ("allowed_origins", lambda v: OriginPolicy(split_list(v))),
+        ("trusted_proxies", lambda v: parse_networks(split_list(v))),
+    ]
+    for field_name, check in checks:
+        value = getattr(settings, field_name)
+        if value:
+            try:
+                check(value)
+            except ValueError as exc:
+                raise ConfigError(f"{_ENV_NAMES[field_name]}: {exc}") from None

@@ -1,0 +1,185 @@
+"""The handshake gate: who may open which room, decided before a session exists.
+
+Order of checks (each refusal is an `AccessRefused` with an HTTP status and a reason,
+counted in `voiceagent_handshakes_refused_total{reason}`):
+
+1. the page's `Origin` (403 `origin_not_allowed`; see origins.py);
+2. the room token when authentication is on (401/403; see tokens.py); with it off
+   every client gets `OPEN_GRANT`;
+3. room ownership: a live room may be replaced only by the same `sub` or an admin
+   grant (403 `room_owned`);
+4. concurrent rooms per client address and per user (429): slots are taken here and
+   given back by `Admission.release()` when the session ends, whatever way it ends.
+
+Loopback peers are not limited per address: they are this machine (the operator's own
+tools, a local proxy whose forwarded addresses are believed once listed in
+`VOICEAGENT_TRUSTED_PROXIES`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client import Counter
+
+from voiceagent import metrics
+from voiceagent.access.limits import LocalSlots, SlotCounter
+from voiceagent.access.origins import Network, OriginPolicy, client_address, parse_networks
+from voiceagent.access.tokens import (
+    APP_SUBPROTOCOL,
+    OPEN_GRANT,
+    AccessRefused,
+    RoomGrant,
+    TokenVerifier,
+    token_from_handshake,
+)
+
+REFUSED = Counter(
+    "voiceagent_handshakes_refused",
+    "WebSocket handshakes refused by access control, by reason",
+    ["reason"],
+    registry=metrics.REGISTRY,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """What the gate reads of a WebSocket handshake."""
+
+    session_id: str
+    origin: str | None
+    host: str | None
+    peer: str | None
+    forwarded_for: str | None
+    subprotocols: Sequence[str]
+    query_token: str | None
+
+
+@dataclass(slots=True)
+class Admission:
+    """A handshake that may proceed: the grant, and the slots it holds."""
+
+    grant: RoomGrant
+    address: str
+    subprotocol: str | None  # what to answer in Sec-WebSocket-Protocol
+    _release: list[Callable[[], None]] = field(default_factory=list)
+
+    def release(self) -> None:
+        """Give back the slots (idempotent)."""
+        while self._release:
+            self._release.pop()()
+
+
+class Gate:
+    def __init__(
+        self,
+        *,
+        verifier: TokenVerifier | None = None,
+        origins: OriginPolicy | None = None,
+        trusted_proxies: Sequence[Network] = (),
+        max_sessions_per_ip: int = 0,
+        max_sessions_per_user: int = 0,
+        slots: SlotCounter | None = None,
+    ) -> None:
+        self.verifier = verifier
+        self._origins = origins or OriginPolicy()
+        self._trusted = tuple(trusted_proxies)
+        self._per_ip = max_sessions_per_ip
+        self._per_user = max_sessions_per_user
+        self._slots = slots or LocalSlots()
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.verifier is not None
+
+    def admit(self, handshake: Handshake, owner_of: Callable[[str], RoomGrant | None]) -> Admission:
+        """Admit `handshake` or raise `AccessRefused`; `owner_of(id)` is a live room's grant."""
+        try:
+            return self._admit(handshake, owner_of)
+        except AccessRefused as refusal:
+            REFUSED.labels(refusal.reason).inc()
+            raise
+
+    def _admit(
+        self, handshake: Handshake, owner_of: Callable[[str], RoomGrant | None]
+    ) -> Admission:
+        if not self._origins.allows(handshake.origin, handshake.host):
+            raise AccessRefused(
+                "origin_not_allowed", "this page may not open rooms here", status=403
+            )
+        grant = OPEN_GRANT
+        if self.verifier is not None:
+            token = token_from_handshake(handshake.subprotocols, handshake.query_token)
+            grant = self.verifier.verify(token, handshake.session_id)
+            owner = owner_of(handshake.session_id)
+            if owner is not None and owner.sub != grant.sub and not grant.admin:
+                raise AccessRefused("room_owned", "this room belongs to another user", status=403)
+        address = client_address(handshake.peer, handshake.forwarded_for, self._trusted)
+        answer = APP_SUBPROTOCOL if APP_SUBPROTOCOL in handshake.subprotocols else None
+        admission = Admission(grant, address, answer)
+        if self._per_ip and not _is_loopback(address):
+            key = f"ip:{address}"
+            if not self._slots.acquire(key, self._per_ip):
+                raise AccessRefused(
+                    "too_many_sessions_ip", "too many rooms from this address", status=429
+                )
+            admission._release.append(lambda: self._slots.release(key))
+        if self._per_user and grant.sub:
+            key = f"sub:{grant.sub}"
+            if not self._slots.acquire(key, self._per_user):
+                admission.release()
+                raise AccessRefused(
+                    "too_many_sessions_user", "too many rooms for this user", status=429
+                )
+            admission._release.append(lambda: self._slots.release(key))
+        return admission
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def read_public_key(value: str) -> str:
+    """`VOICEAGENT_AUTH_PUBLIC_KEY` holds the PEM text itself, or the path of a PEM file."""
+    if "-----BEGIN" in value:
+        return value.replace("\\n", "\n")  # a one-line .env value with escaped newlines
+    try:
+        return Path(value).expanduser().read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read the public key file {value!r}: {exc.strerror}") from None
+
+
+def gate_from_settings(
+    *,
+    auth_secret: str,
+    auth_public_key: str,
+    allowed_origins: str,
+    trusted_proxies: str,
+    max_sessions_per_ip: int,
+    max_sessions_per_user: int,
+) -> Gate:
+    """The gate the settings describe (raises ValueError on a bad key or list)."""
+    verifier = None
+    if auth_secret and auth_public_key:
+        raise ValueError("set VOICEAGENT_AUTH_SECRET or VOICEAGENT_AUTH_PUBLIC_KEY, not both")
+    if auth_secret:
+        verifier = TokenVerifier(secret=auth_secret)
+    elif auth_public_key:
+        verifier = TokenVerifier(public_key=read_public_key(auth_public_key))
+    return Gate(
+        verifier=verifier,
+        origins=OriginPolicy(split_list(allowed_origins)),
+        trusted_proxies=parse_networks(split_list(trusted_proxies)),
+        max_sessions_per_ip=max_sessions_per_ip,
+        max_sessions_per_user=max_sessions_per_user,
+    )
+
+
+def split_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
