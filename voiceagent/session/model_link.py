@@ -1,0 +1,331 @@
+"""The session's link to its speech model: lazy connect, reconnect, idle close, pumps.
+
+Rules:
+1. Lazy: nothing is opened until the first audio or text (`start()`); an idle room
+   costs only its socket and a few objects.
+2. Inbound audio has one owner, the `AudioBatcher`: the reader appends frames, and
+   each ~100 ms batch (`VOICEAGENT_AUDIO_BATCH_MS`) goes to the `audio` channel
+   (fixed capacity; when full the newest batch is dropped and counted as `audio_in`).
+   The audio pump sends batches to the provider in order, and asks the batcher to
+   flush a batch the client stopped filling once it is 1.5 batch periods old. A
+   commit travels in the same channel, behind the audio it commits. Batching in the
+   reader means one channel hop and one provider append per batch, not per 20 ms
+   frame.
+3. Everything else for the provider is a typed control message (`SendText`,
+   `ToolOutput`, `UpdateAgent`, `CancelResponse`) on one small `control` channel,
+   sent in order by the control pump, so the reader never waits for the provider.
+4. A failed or dropped connection becomes an `error` event and ends the responses
+   it left open; the link then waits for new input (with a growing pause after
+   repeated failures) before it connects again. Input queued meanwhile is sent on
+   the next connection. A connection with no input for `model_idle_timeout_s`, and
+   nothing audible, is closed quietly.
+
+Cancellation: the session's work scope cancels the model loop; leaving the
+connection's `async with` closes the provider connection within a bounded time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from voiceagent import metrics
+from voiceagent.conversation import AgentSetup, Heard
+from voiceagent.events import ModelEvent
+from voiceagent.logs import log_event
+from voiceagent.models.base import ModelConnection, ModelConnectionError
+from voiceagent.pcm import BYTES_PER_MS
+from voiceagent.protocol import error_event
+from voiceagent.session.room import Room
+
+log = logging.getLogger("voiceagent.session")
+
+CONTROL_CAPACITY = 32
+RECONNECT_BACKOFF_S = (0.0, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class SendText:
+    """A typed user message; the model answers it."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutput:
+    """A function call's output; `respond` asks for the follow-up response."""
+
+    call_id: str
+    output: str
+    respond: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateAgent:
+    """A handoff: the new agent's instructions and tools."""
+
+    setup: AgentSetup
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResponse:
+    """A barge-in: stop the response and keep only what the user heard."""
+
+    heard: Heard
+
+
+Control = SendText | ToolOutput | UpdateAgent | CancelResponse
+
+
+class EventSink(Protocol):
+    """Where model events go (responses.py), passed to `start()` and held by its task."""
+
+    async def on_event(self, ev: ModelEvent) -> None: ...
+
+    async def abandon_responses(self) -> None: ...
+
+
+class InputActivity:
+    """When the client last sent input for the model, and a wake-up for the link."""
+
+    __slots__ = ("arrived", "last")
+
+    def __init__(self) -> None:
+        self.last = trio.current_time()
+        self.arrived = trio.Event()
+
+    def note(self) -> None:
+        self.last = trio.current_time()
+        self.arrived.set()
+
+
+class AudioBatcher:
+    """The one owner of the inbound audio batch (rule 2)."""
+
+    __slots__ = (
+        "_activity",
+        "_batch_bytes",
+        "_flush_after",
+        "_pending",
+        "_since",
+        "_tally",
+        "_tx",
+        "rx",
+    )
+
+    def __init__(
+        self,
+        batch_ms: int,
+        capacity: int,
+        tally: metrics.TrafficTally,
+        activity: InputActivity,
+    ) -> None:
+        self._pending = bytearray()  # frames not yet handed to the audio pump
+        self._since = 0.0  # when the first of them arrived
+        self._batch_bytes = batch_ms * BYTES_PER_MS
+        self._flush_after = 1.5 * batch_ms / 1000
+        self._tally = tally
+        self._activity = activity
+        # None: commit the audio sent so far
+        self._tx, self.rx = trio.open_memory_channel[bytes | None](capacity)
+
+    def append(self, pcm: bytes) -> None:
+        """Add a frame (the reader, per frame: keep it cheap); hand over full batches."""
+        pending = self._pending
+        if not pending:
+            self._since = trio.current_time()
+        pending += pcm
+        if len(pending) >= self._batch_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the pending frames to the audio pump as one batch (dropped when full)."""
+        pending = self._pending
+        if not pending:
+            return
+        batch = bytes(pending)
+        pending.clear()
+        try:
+            self._tx.send_nowait(batch)
+        except trio.WouldBlock:
+            self._tally.drop("audio_in")
+        self._activity.note()
+
+    def commit(self) -> bool:
+        """Flush, then queue a commit behind that audio; False when the channel is full."""
+        self.flush()
+        try:
+            self._tx.send_nowait(None)
+        except trio.WouldBlock:
+            return False
+        self._activity.note()
+        return True
+
+    def flush_due(self) -> float | None:
+        """When the pending batch must go even if unfilled; None when nothing is pending."""
+        return self._since + self._flush_after if self._pending else None
+
+    def waiting(self) -> bool:
+        """Audio that has not reached the provider yet."""
+        return bool(self._pending or self.rx.statistics().current_buffer_used)
+
+    def depth(self) -> int:
+        return self.rx.statistics().current_buffer_used
+
+
+class ModelLink:
+    audio: AudioBatcher  # from start() on
+    _control_tx: trio.MemorySendChannel[Control]
+    _control_rx: trio.MemoryReceiveChannel[Control]
+
+    def __init__(self, room: Room) -> None:
+        self._room = room
+        self.started = False
+        self.connection: ModelConnection | None = None
+        self._activity = InputActivity()
+
+    def start(self, sink: EventSink) -> None:
+        """Open the input channels and start the model loop in the session's work."""
+        room = self._room
+        assert room.work is not None and not self.started
+        self.started = True
+        settings = room.settings
+        self.audio = AudioBatcher(
+            settings.audio_batch_ms, settings.ws_incoming_audio_max, room.tally, self._activity
+        )
+        self._control_tx, self._control_rx = trio.open_memory_channel[Control](CONTROL_CAPACITY)
+        room.work.start_soon(self._model_loop, sink)
+
+    def audio_depth(self) -> int:
+        return self.audio.depth() if self.started else 0
+
+    def request(self, message: Control) -> bool:
+        """Queue a message the client asked for; False when the control channel is full."""
+        try:
+            self._control_tx.send_nowait(message)
+        except trio.WouldBlock:
+            return False
+        self._activity.note()
+        return True
+
+    def send_nowait(self, message: Control) -> bool:
+        """Queue a message of the server's own (no new input); False when full."""
+        try:
+            self._control_tx.send_nowait(message)
+        except trio.WouldBlock:
+            return False
+        return True
+
+    async def send(self, message: Control) -> None:
+        await self._control_tx.send(message)
+
+    # -- the connection ---------------------------------------------------------------
+
+    async def _model_loop(self, sink: EventSink) -> None:
+        """Keep a provider connection while there is input; reconnect lazily (rule 4)."""
+        room = self._room
+        model = room.services.model
+        assert model is not None
+        failures = 0
+        while True:
+            if failures:
+                await trio.sleep(RECONNECT_BACKOFF_S[min(failures, len(RECONNECT_BACKOFF_S) - 1)])
+            started = time.monotonic()
+            failure: ModelConnectionError | None = None
+            try:
+                setup = room.agent.setup()
+                async with model.connect(setup, output=room.services.output_mode) as conn:
+                    metrics.observe_provider(model.name, "connect", time.monotonic() - started)
+                    failures = 0
+                    await self._serve(conn, sink)
+            except* ModelConnectionError as group:
+                # Providers' own nurseries wrap their errors in groups; one is enough.
+                failure = _first(group)
+            if failure is not None:
+                failures += 1
+                log_event(
+                    log,
+                    "model_failed",
+                    level=logging.WARNING,
+                    code=failure.code,
+                    error=str(failure),
+                )
+                metrics.count_error(failure.code)
+                await room.put(error_event(failure.code, str(failure)))
+                await sink.abandon_responses()
+            # Lazy: reconnect only when the user says or sends something new.
+            if not (self.audio.waiting() or self._control_rx.statistics().current_buffer_used):
+                self._activity.arrived = trio.Event()
+                await self._activity.arrived.wait()
+
+    async def _serve(self, conn: ModelConnection, sink: EventSink) -> None:
+        registry = self._room.services.registry
+        self.connection = conn
+        registry.model_opened()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._pump_audio, conn)
+                nursery.start_soon(self._pump_control, conn)
+                nursery.start_soon(self._close_when_idle, nursery.cancel_scope)
+                on_event = sink.on_event
+                async for model_event in conn:
+                    await on_event(model_event)
+                raise ModelConnectionError("the model closed the connection", code="model_closed")
+            # Only the idle watch cancels this nursery: a quiet close, not an error.
+        finally:
+            self.connection = None
+            registry.model_closed()
+
+    async def _close_when_idle(self, scope: trio.CancelScope) -> None:
+        idle = self._room.settings.model_idle_timeout_s
+        activity, turns = self._activity, self._room.turns
+        while True:
+            await trio.sleep_until(activity.last + idle)
+            now = trio.current_time()
+            if now >= activity.last + idle and turns.audible(now) is None:
+                log_event(log, "model_idle_close")
+                scope.cancel()
+                return
+
+    async def _pump_audio(self, conn: ModelConnection) -> None:
+        """Send audio batches and commits to the provider, in arrival order (rule 2)."""
+        batcher = self.audio
+        receive = batcher.rx.receive
+        while True:
+            due = batcher.flush_due()
+            if due is not None:
+                with trio.move_on_at(due) as waited:
+                    item = await receive()
+                if waited.cancelled_caught:
+                    batcher.flush()  # the client stopped filling it: send what there is
+                    continue
+            else:
+                item = await receive()
+            if item is None:
+                await conn.commit_audio()
+            else:
+                await conn.send_audio(item)
+
+    async def _pump_control(self, conn: ModelConnection) -> None:
+        async for message in self._control_rx:
+            match message:
+                case SendText(text):
+                    await conn.send_text(text)
+                case ToolOutput(call_id, output, respond):
+                    await conn.send_tool_result(call_id, output, respond=respond)
+                case UpdateAgent(setup):
+                    await conn.update_agent(setup)
+                case CancelResponse(heard):
+                    await conn.cancel_response(heard)
+
+
+def _first(group: BaseExceptionGroup[ModelConnectionError]) -> ModelConnectionError:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    assert isinstance(error, ModelConnectionError)
+    return error
