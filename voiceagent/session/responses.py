@@ -78,6 +78,7 @@ class ResponseRouter:
 
     async def _on_response_started(self, ev: ResponseStarted) -> None:
         room = self._room
+        room.text_pending = False  # the model took up the typed message (if any)
         agent = room.agent
         response = room.turns.begin(ev.response_id, agent.name)
         room.outbox.begin_epoch(room.turns.epoch)
@@ -156,6 +157,7 @@ class ResponseRouter:
 
     async def abandon_responses(self) -> None:
         """The provider went away mid-response: end what it left open."""
+        self._room.text_pending = False
         response = self._room.turns.current
         if response is not None and not response.model_done:
             response.model_done = True
@@ -215,6 +217,7 @@ class ResponseRouter:
     async def _on_model_error(self, ev: ModelError) -> None:
         metrics.count_error(ev.code)
         log_event(log, "model_error", level=logging.WARNING, code=ev.code, error=ev.message)
+        self._room.text_pending = False  # a refused message will not be answered
         await self._room.put(error_event(ev.code, ev.message))
         if ev.fatal:
             raise ModelConnectionError(ev.message, code=ev.code)

@@ -12,6 +12,9 @@ Rules:
 2. `close()` records the first close code only (a later reason never overwrites the
    first) and announces it with an `error` event when close_codes.py names one.
 3. `agent` is the agent that speaks now; a handoff (tool_runner.py) replaces it.
+4. `text_pending`: a typed message was sent to the model and no response has started
+   since (nor has the model failed). While it is set, a new typed message is answered
+   `busy` instead of being queued behind it.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class Room:
         self.close_code: int = CloseCode.NORMAL
         self.close_reason = ""
         self.timer: TurnTimer | None = None  # the turn in progress
+        self.text_pending = False  # rule 4
         self._ids = itertools.count(1)
 
     def next_id(self) -> int:

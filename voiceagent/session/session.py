@@ -242,8 +242,13 @@ class Session:
         elif isinstance(message, TextIn):
             if self._ensure_model():
                 room = self._room
+                if room.text_pending:  # one typed turn at a time: no unbounded queue
+                    self._client_error("busy", "the previous message is still unanswered")
+                    return
                 room.new_turn().user_text()
-                if not self._link.request(SendText(message.text)):
+                if self._link.request(SendText(message.text)):
+                    room.text_pending = True
+                else:
                     self._client_error("busy", "too many requests are waiting for the model")
                 room.history.put(
                     ConversationItem(f"text_{room.next_id()}", "user", text=message.text)
