@@ -3,14 +3,12 @@
 Rules:
 1. Lazy: nothing is opened until the first audio or text (`start()`); an idle room
    costs only its socket and a few objects.
-2. Inbound audio has one owner, the `AudioBatcher`: the reader appends frames, and
-   each ~100 ms batch (`VOICEAGENT_AUDIO_BATCH_MS`) goes to the `audio` channel
-   (fixed capacity; when full the newest batch is dropped and counted as `audio_in`).
-   The audio pump sends batches to the provider in order, and asks the batcher to
-   flush a batch the client stopped filling once it is 1.5 batch periods old. A
-   commit travels in the same channel, behind the audio it commits. Batching in the
-   reader means one channel hop and one provider append per batch, not per 20 ms
-   frame.
+2. Inbound audio has one owner, the `AudioBatcher` (audio_batch.py): the reader
+   appends frames and each ~100 ms batch goes to the `audio` channel (full: the
+   newest batch is dropped and counted). The audio pump sends batches and commits
+   to the provider in order, and flushes a batch the client stopped filling once it
+   is 1.5 batch periods old. One channel hop and one provider append per batch, not
+   per 20 ms frame.
 3. Everything else for the provider is a typed control message (`SendText`,
    `ToolOutput`, `UpdateAgent`, `CancelResponse`) on one small `control` channel,
    sent in order by the control pump, so the reader never waits for the provider.
@@ -38,8 +36,8 @@ from voiceagent.conversation import AgentSetup, Heard
 from voiceagent.events import ModelEvent
 from voiceagent.logs import log_event
 from voiceagent.models.base import ModelConnection, ModelConnectionError
-from voiceagent.pcm import BYTES_PER_MS
 from voiceagent.protocol import error_event
+from voiceagent.session.audio_batch import AudioBatcher, InputActivity
 from voiceagent.session.room import Room
 
 log = logging.getLogger("voiceagent.session")
@@ -87,94 +85,6 @@ class EventSink(Protocol):
     async def on_event(self, ev: ModelEvent) -> None: ...
 
     async def abandon_responses(self) -> None: ...
-
-
-class InputActivity:
-    """When the client last sent input for the model, and a wake-up for the link."""
-
-    __slots__ = ("arrived", "last")
-
-    def __init__(self) -> None:
-        self.last = trio.current_time()
-        self.arrived = trio.Event()
-
-    def note(self) -> None:
-        self.last = trio.current_time()
-        self.arrived.set()
-
-
-class AudioBatcher:
-    """The one owner of the inbound audio batch (rule 2)."""
-
-    __slots__ = (
-        "_activity",
-        "_batch_bytes",
-        "_flush_after",
-        "_pending",
-        "_since",
-        "_tally",
-        "_tx",
-        "rx",
-    )
-
-    def __init__(
-        self,
-        batch_ms: int,
-        capacity: int,
-        tally: metrics.TrafficTally,
-        activity: InputActivity,
-    ) -> None:
-        self._pending = bytearray()  # frames not yet handed to the audio pump
-        self._since = 0.0  # when the first of them arrived
-        self._batch_bytes = batch_ms * BYTES_PER_MS
-        self._flush_after = 1.5 * batch_ms / 1000
-        self._tally = tally
-        self._activity = activity
-        # None: commit the audio sent so far
-        self._tx, self.rx = trio.open_memory_channel[bytes | None](capacity)
-
-    def append(self, pcm: bytes) -> None:
-        """Add a frame (the reader, per frame: keep it cheap); hand over full batches."""
-        pending = self._pending
-        if not pending:
-            self._since = trio.current_time()
-        pending += pcm
-        if len(pending) >= self._batch_bytes:
-            self.flush()
-
-    def flush(self) -> None:
-        """Hand the pending frames to the audio pump as one batch (dropped when full)."""
-        pending = self._pending
-        if not pending:
-            return
-        batch = bytes(pending)
-        pending.clear()
-        try:
-            self._tx.send_nowait(batch)
-        except trio.WouldBlock:
-            self._tally.drop("audio_in")
-        self._activity.note()
-
-    def commit(self) -> bool:
-        """Flush, then queue a commit behind that audio; False when the channel is full."""
-        self.flush()
-        try:
-            self._tx.send_nowait(None)
-        except trio.WouldBlock:
-            return False
-        self._activity.note()
-        return True
-
-    def flush_due(self) -> float | None:
-        """When the pending batch must go even if unfilled; None when nothing is pending."""
-        return self._since + self._flush_after if self._pending else None
-
-    def waiting(self) -> bool:
-        """Audio that has not reached the provider yet."""
-        return bool(self._pending or self.rx.statistics().current_buffer_used)
-
-    def depth(self) -> int:
-        return self.rx.statistics().current_buffer_used
 
 
 class ModelLink:

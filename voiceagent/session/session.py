@@ -4,8 +4,8 @@ The session owns its parts and wires them together; they share a `Room` (room.py
 
     session.py      lifetime, the reader and its dispatch, the writer, close codes,
                     the error budget
-    model_link.py   the model connection (lazy, reconnect, idle close), the inbound
-                    audio batch and the audio and control pumps
+    model_link.py   the model connection (lazy, reconnect, idle close), the audio
+                    and control pumps; audio_batch.py the inbound audio batch
     responses.py    model events → responses, barge-in, guardrails, turn metrics
     speaker.py      TTS per response, in order
     tool_runner.py  tool calls and handoffs
