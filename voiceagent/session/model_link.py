@@ -12,7 +12,9 @@ Rules:
 3. Everything else for the provider is a typed control message (`SendText`,
    `ToolOutput`, `UpdateAgent`, `CancelResponse`) on one small `control` channel,
    sent in order by the control pump, so the reader never waits for the provider.
-4. A failed or dropped connection becomes an `error` event and ends the responses
+4. A model that goes quiet (no response after a request, or a response that stops
+   mid-way) is given up on by the deadlines of deadlines.py; the connection stays.
+5. A failed or dropped connection becomes an `error` event and ends the responses
    it left open; the link then waits for new input (with a growing pause after
    repeated failures) before it connects again. Input queued meanwhile is sent on
    the next connection. A connection with no input for `model_idle_timeout_s`, and
@@ -25,6 +27,7 @@ connection's `async with` closes the provider connection within a bounded time.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -38,6 +41,7 @@ from voiceagent.logs import log_event
 from voiceagent.models.base import ModelConnection, ModelConnectionError
 from voiceagent.protocol import error_event
 from voiceagent.session.audio_batch import AudioBatcher, InputActivity
+from voiceagent.session.deadlines import TIMEOUT_CODE, ModelWatch
 from voiceagent.session.room import Room
 
 log = logging.getLogger("voiceagent.session")
@@ -174,21 +178,60 @@ class ModelLink:
 
     async def _serve(self, conn: ModelConnection, sink: EventSink) -> None:
         registry = self._room.services.registry
+        settings = self._room.settings
+        watch = ModelWatch(settings.model_first_event_timeout_s, settings.model_stall_timeout_s)
         self.connection = conn
         registry.model_opened()
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._pump_audio, conn)
-                nursery.start_soon(self._pump_control, conn)
+                nursery.start_soon(self._pump_audio, conn, watch)
+                nursery.start_soon(self._pump_control, conn, watch)
                 nursery.start_soon(self._close_when_idle, nursery.cancel_scope)
-                on_event = sink.on_event
+                nursery.start_soon(self._watch_deadlines, conn, watch, sink)
+                on_event, saw = sink.on_event, watch.saw
                 async for model_event in conn:
+                    saw(model_event)
                     await on_event(model_event)
                 raise ModelConnectionError("the model closed the connection", code="model_closed")
             # Only the idle watch cancels this nursery: a quiet close, not an error.
         finally:
             self.connection = None
             registry.model_closed()
+
+    async def _watch_deadlines(
+        self, conn: ModelConnection, watch: ModelWatch, sink: EventSink
+    ) -> None:
+        """Give up on a response the model does not deliver in time (rule 4)."""
+        while True:
+            watch.changed = changed = trio.Event()
+            deadline = watch.deadline()
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                await changed.wait()
+            stage = watch.expired()
+            if stage is not None:
+                await self._give_up(conn, stage, sink)
+
+    async def _give_up(self, conn: ModelConnection, stage: str, sink: EventSink) -> None:
+        room = self._room
+        settings = room.settings
+        if stage == "stall":
+            limit = settings.model_stall_timeout_s
+            message = f"the model stopped mid-response for {limit:g} s"
+        else:
+            limit = settings.model_first_event_timeout_s
+            message = f"the model did not start a response within {limit:g} s"
+        log_event(log, TIMEOUT_CODE, level=logging.WARNING, stage=stage, limit_s=limit)
+        metrics.count_error(TIMEOUT_CODE)
+        await room.put(error_event(TIMEOUT_CODE, message))
+        response = room.turns.current
+        now = trio.current_time()
+        if response is not None and not response.model_done:
+            heard = response.heard(now)
+        else:
+            heard = Heard(response_id="")
+        with trio.move_on_after(settings.teardown_timeout_s):
+            await conn.cancel_response(heard)  # the provider may be stuck: bounded
+        await sink.abandon_responses()
 
     async def _close_when_idle(self, scope: trio.CancelScope) -> None:
         idle = self._room.settings.model_idle_timeout_s
@@ -201,7 +244,7 @@ class ModelLink:
                 scope.cancel()
                 return
 
-    async def _pump_audio(self, conn: ModelConnection) -> None:
+    async def _pump_audio(self, conn: ModelConnection, watch: ModelWatch) -> None:
         """Send audio batches and commits to the provider, in arrival order (rule 2)."""
         batcher = self.audio
         receive = batcher.rx.receive
@@ -217,16 +260,20 @@ class ModelLink:
                 item = await receive()
             if item is None:
                 await conn.commit_audio()
+                watch.requested()
             else:
                 await conn.send_audio(item)
 
-    async def _pump_control(self, conn: ModelConnection) -> None:
+    async def _pump_control(self, conn: ModelConnection, watch: ModelWatch) -> None:
         async for message in self._control_rx:
             match message:
                 case SendText(text):
                     await conn.send_text(text)
+                    watch.requested()
                 case ToolOutput(call_id, output, respond):
                     await conn.send_tool_result(call_id, output, respond=respond)
+                    if respond:
+                        watch.requested()
                 case UpdateAgent(setup):
                     await conn.update_agent(setup)
                 case CancelResponse(heard):

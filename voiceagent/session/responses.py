@@ -142,6 +142,8 @@ class ResponseRouter:
 
     async def _on_response_done(self, ev: ResponseDone) -> None:
         response = self._room.turns.get(ev.response_id)
+        if response is not None and response.model_done:
+            return  # ended already: given up on after a model timeout
         if response is not None:
             response.model_done = True
             if ev.usage is not None and response.timer is not None:

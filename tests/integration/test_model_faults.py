@@ -1,0 +1,140 @@
+"""A misbehaving speech model, over real sockets: the room reports it and stays usable.
+
+The server talks to the Realtime emulator (its fault knobs: stalls, drops, refused
+handshakes) or, where the emulator has no such fault, to a scripted model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import trio
+
+from tests.conftest import connect, make_services, running_app
+from tests.session.helpers import front_desk
+from voiceagent.config import Settings
+from voiceagent.conversation import AgentSetup, Heard
+from voiceagent.emulators.realtime import EmulatorConfig, Faults, serve_realtime
+from voiceagent.events import ModelEvent
+from voiceagent.metrics import REGISTRY
+from voiceagent.models.base import ModelConnection, OutputMode
+from voiceagent.models.scripted import ScriptedModel, ScriptedReply
+from voiceagent.providers import build_services
+from voiceagent.session.services import Services
+from voiceagent.tts.scripted import ScriptedTTS
+
+
+@asynccontextmanager
+async def realtime_stack(
+    faults: Faults, env: Mapping[str, str] | None = None
+) -> AsyncIterator[tuple[str, Services, EmulatorConfig]]:
+    """The app on 127.0.0.1 with the Realtime emulator as its model; the model speaks."""
+    config = EmulatorConfig(faults=faults)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve_realtime, "127.0.0.1", 0, config)
+        settings = Settings.from_env(
+            {
+                "AZURE_OPENAI_API_KEY": "test-key",
+                "AZURE_OPENAI_REALTIME_URL": (
+                    f"ws://127.0.0.1:{port}/openai/v1/realtime?model=voice-demo"
+                ),
+                "VOICEAGENT_TTS": "none",
+                **(env or {}),
+            }
+        )
+        services = build_services(settings)
+        async with running_app(services) as address:
+            yield address, services, config
+        nursery.cancel_scope.cancel()
+
+
+def errors_counted(code: str) -> float:
+    return REGISTRY.get_sample_value("voiceagent_errors_total", {"code": code}) or 0.0
+
+
+# -- deadlines --------------------------------------------------------------------------
+
+
+async def test_a_response_that_stalls_is_given_up_and_the_room_goes_on() -> None:
+    faults = Faults(stall_on_response=1, after_deltas=1)
+    env = {"VOICEAGENT_MODEL_STALL_TIMEOUT_S": "0.5"}
+    before = errors_counted("model_timeout")
+    async with realtime_stack(faults, env) as (address, _, _), connect(address) as client:
+        await client.send(type="text", text="Hello there")
+        started = await client.wait_for("response_start")
+        error = await client.wait_for("error", within=5)
+        assert error["code"] == "model_timeout"
+        done = await client.wait_for("response_done")
+        assert (done["response_id"], done["status"]) == (started["response_id"], "failed")
+        # The next turn goes through the same connection.
+        await client.send(type="text", text="What is the baggage allowance?")
+        end = await client.wait_for("audio_end", within=10)
+        assert end["audio_ms"] > 0
+        await client.drain(0.3)
+        assert [e["code"] for e in client.of_type("error")] == ["model_timeout"]
+        dones = [e["response_id"] for e in client.of_type("response_done")]
+        assert len(dones) == len(set(dones))  # the cancelled one is not reported twice
+    assert errors_counted("model_timeout") - before == 1
+
+
+class _IgnoresFirstText(ModelConnection):
+    """A scripted connection that silently loses the first typed message."""
+
+    def __init__(self, inner: ModelConnection) -> None:
+        self._inner = inner
+        self.lost = 0
+        self.cancels: list[Heard] = []
+
+    async def send_audio(self, pcm: bytes) -> None:
+        await self._inner.send_audio(pcm)
+
+    async def commit_audio(self) -> None:
+        await self._inner.commit_audio()
+
+    async def send_text(self, text: str) -> None:
+        if self.lost == 0:
+            self.lost = 1
+            return
+        await self._inner.send_text(text)
+
+    async def send_tool_result(self, call_id: str, output: str, *, respond: bool = True) -> None:
+        await self._inner.send_tool_result(call_id, output, respond=respond)
+
+    async def update_agent(self, setup: AgentSetup) -> None:
+        await self._inner.update_agent(setup)
+
+    async def cancel_response(self, heard: Heard) -> None:
+        self.cancels.append(heard)
+        await self._inner.cancel_response(heard)
+
+    def __aiter__(self) -> AsyncIterator[ModelEvent]:
+        return self._inner.__aiter__()
+
+
+class LosesFirstText(ScriptedModel):
+    connection: _IgnoresFirstText | None = None
+
+    @asynccontextmanager
+    async def connect(
+        self, setup: AgentSetup, *, output: OutputMode
+    ) -> AsyncIterator[ModelConnection]:
+        async with ScriptedModel.connect(self, setup, output=output) as inner:
+            self.connection = _IgnoresFirstText(inner)
+            yield self.connection
+
+
+async def test_a_request_the_model_never_answers_times_out() -> None:
+    model = LosesFirstText(default=ScriptedReply("Here I am."))
+    settings = Settings(model_first_event_timeout_s=0.5)
+    services = make_services(model, ScriptedTTS(), agent=front_desk, settings=settings)
+    async with running_app(services) as address, connect(address) as client:
+        await client.send(type="text", text="anyone there?")
+        with trio.fail_after(5):
+            error = await client.wait_for("error")
+        assert error["code"] == "model_timeout"
+        assert model.connection is not None and len(model.connection.cancels) == 1
+        # The room is usable: no `busy` for the next text, and it is answered.
+        await client.send(type="text", text="hello?")
+        assert (await client.wait_for("text_done"))["text"] == "Here I am."
+        assert [e["code"] for e in client.of_type("error")] == ["model_timeout"]
