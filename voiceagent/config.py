@@ -98,6 +98,8 @@ class Settings:
     model_idle_timeout_s: float = 300.0  # VOICEAGENT_MODEL_IDLE_TIMEOUT_S
     model_first_event_timeout_s: float = 15.0  # VOICEAGENT_MODEL_FIRST_EVENT_TIMEOUT_S
     model_stall_timeout_s: float = 10.0  # VOICEAGENT_MODEL_STALL_TIMEOUT_S
+    model_reconnect_backoff_s: float = 0.5  # VOICEAGENT_MODEL_RECONNECT_BACKOFF_S
+    model_reconnect_max_s: float = 30.0  # VOICEAGENT_MODEL_RECONNECT_MAX_S
     audio_batch_ms: int = 100  # VOICEAGENT_AUDIO_BATCH_MS (provider-bound append size)
     tool_threads: int = 8  # VOICEAGENT_TOOL_THREADS (sync tools at once, whole process)
     teardown_timeout_s: float = 2.0  # VOICEAGENT_TEARDOWN_TIMEOUT_S
@@ -213,6 +215,8 @@ _ENV_NAMES: dict[str, str] = {
     "model_idle_timeout_s": "VOICEAGENT_MODEL_IDLE_TIMEOUT_S",
     "model_first_event_timeout_s": "VOICEAGENT_MODEL_FIRST_EVENT_TIMEOUT_S",
     "model_stall_timeout_s": "VOICEAGENT_MODEL_STALL_TIMEOUT_S",
+    "model_reconnect_backoff_s": "VOICEAGENT_MODEL_RECONNECT_BACKOFF_S",
+    "model_reconnect_max_s": "VOICEAGENT_MODEL_RECONNECT_MAX_S",
     "audio_batch_ms": "VOICEAGENT_AUDIO_BATCH_MS",
     "tool_threads": "VOICEAGENT_TOOL_THREADS",
     "teardown_timeout_s": "VOICEAGENT_TEARDOWN_TIMEOUT_S",
@@ -324,6 +328,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "model_idle_timeout_s": _float_range(1.0, 86_400.0),
     "model_first_event_timeout_s": _float_range(0.1, 600.0),
     "model_stall_timeout_s": _float_range(0.1, 600.0),
+    "model_reconnect_backoff_s": _float_range(0.0, 60.0),
+    "model_reconnect_max_s": _float_range(0.0, 3600.0),
     "audio_batch_ms": _int_range(20, 1000),
     "tool_threads": _int_range(1, 1024),
     "teardown_timeout_s": _float_range(0.1, 60.0),

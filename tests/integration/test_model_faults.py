@@ -6,9 +6,11 @@ handshakes) or, where the emulator has no such fault, to a scripted model.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+import orjson
 import trio
 
 from tests.conftest import connect, make_services, running_app
@@ -28,9 +30,19 @@ from voiceagent.tts.scripted import ScriptedTTS
 @asynccontextmanager
 async def realtime_stack(
     faults: Faults, env: Mapping[str, str] | None = None
-) -> AsyncIterator[tuple[str, Services, EmulatorConfig]]:
-    """The app on 127.0.0.1 with the Realtime emulator as its model; the model speaks."""
-    config = EmulatorConfig(faults=faults)
+) -> AsyncIterator[tuple[str, Services, list[str]]]:
+    """The app on 127.0.0.1 with the Realtime emulator as its model; the model speaks.
+
+    Yields the app's address, its services and the user texts the emulator received.
+    """
+    texts: list[str] = []
+
+    def trace(direction: str, frame: str) -> None:
+        event = orjson.loads(frame)
+        if direction == "in" and event.get("type") == "conversation.item.create":
+            texts.extend(c.get("text", "") for c in event["item"].get("content", []))
+
+    config = EmulatorConfig(faults=faults, trace=trace)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(serve_realtime, "127.0.0.1", 0, config)
         settings = Settings.from_env(
@@ -45,7 +57,7 @@ async def realtime_stack(
         )
         services = build_services(settings)
         async with running_app(services) as address:
-            yield address, services, config
+            yield address, services, texts
         nursery.cancel_scope.cancel()
 
 
@@ -138,3 +150,48 @@ async def test_a_request_the_model_never_answers_times_out() -> None:
         await client.send(type="text", text="hello?")
         assert (await client.wait_for("text_done"))["text"] == "Here I am."
         assert [e["code"] for e in client.of_type("error")] == ["model_timeout"]
+
+
+# -- reconnecting -----------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_an_unreachable_provider_gives_one_error_per_message_and_no_retry_loop() -> None:
+    settings = Settings.from_env(
+        {
+            "AZURE_OPENAI_API_KEY": "test-key",
+            "AZURE_OPENAI_REALTIME_URL": (
+                f"ws://127.0.0.1:{closed_port()}/openai/v1/realtime?model=voice-demo"
+            ),
+            "VOICEAGENT_TTS": "none",
+            "VOICEAGENT_MODEL_RECONNECT_BACKOFF_S": "0.1",
+            "VOICEAGENT_MODEL_RECONNECT_MAX_S": "0.2",
+        }
+    )
+    services = build_services(settings)
+    async with running_app(services) as address, connect(address) as client:
+        await client.send(type="text", text="hello?")
+        await client.drain(2.0)  # room for ten retries at this backoff
+        assert [e["code"] for e in client.of_type("error")] == ["model_unavailable"]
+        # New input is worth one new try (and one error), no more.
+        await client.send(type="text", text="still there?")
+        await client.drain(1.0)
+        assert [e["code"] for e in client.of_type("error")] == ["model_unavailable"] * 2
+
+
+async def test_a_message_refused_at_connect_is_dropped_and_only_the_next_is_answered() -> None:
+    faults = Faults(reject_status=429, reject_first=1)
+    async with realtime_stack(faults) as (address, _, texts), connect(address) as client:
+        await client.send(type="text", text="Is my flight on time?")
+        error = await client.wait_for("error")
+        assert error["code"] == "rate_limited"
+        await client.send(type="text", text="What is the baggage allowance?")
+        await client.wait_for("audio_end", within=10)
+        await client.drain(0.5)
+        assert texts == ["What is the baggage allowance?"]
+        assert [e["code"] for e in client.of_type("error")] == ["rate_limited"]

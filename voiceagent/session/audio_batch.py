@@ -102,6 +102,17 @@ class AudioBatcher:
         """When the pending batch must go even if unfilled; None when nothing is pending."""
         return self._since + self._flush_after if self._pending else None
 
+    def discard(self) -> int:
+        """Forget the pending batch and the queued ones; returns how many items went."""
+        dropped = 1 if self._pending else 0
+        self._pending.clear()
+        while True:
+            try:
+                self.rx.receive_nowait()
+            except trio.WouldBlock:
+                return dropped
+            dropped += 1
+
     def waiting(self) -> bool:
         """Audio that has not reached the provider yet."""
         return bool(self._pending or self.rx.statistics().current_buffer_used)

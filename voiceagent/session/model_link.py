@@ -14,11 +14,14 @@ Rules:
    sent in order by the control pump, so the reader never waits for the provider.
 4. A model that goes quiet (no response after a request, or a response that stops
    mid-way) is given up on by the deadlines of deadlines.py; the connection stays.
-5. A failed or dropped connection becomes an `error` event and ends the responses
-   it left open; the link then waits for new input (with a growing pause after
-   repeated failures) before it connects again. Input queued meanwhile is sent on
-   the next connection. A connection with no input for `model_idle_timeout_s`, and
-   nothing audible, is closed quietly.
+5. A failed or dropped connection becomes one `error` event and ends the responses
+   it left open. The input it did not take (a typed message, audio, tool outputs)
+   is dropped with that error, never sent later next to a new turn. The link then
+   connects again only on new input, and not before a pause that doubles with each
+   failure in a row (`VOICEAGENT_MODEL_RECONNECT_BACKOFF_S`, at most
+   `VOICEAGENT_MODEL_RECONNECT_MAX_S`, with jitter so rooms do not retry in step).
+   A connection with no input for `model_idle_timeout_s`, and nothing audible, is
+   closed quietly; input that arrives meanwhile goes to the next connection.
 
 Cancellation: the session's work scope cancels the model loop; leaving the
 connection's `async with` closes the provider connection within a bounded time.
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -47,7 +51,6 @@ from voiceagent.session.room import Room
 log = logging.getLogger("voiceagent.session")
 
 CONTROL_CAPACITY = 32
-RECONNECT_BACKOFF_S = (0.0, 0.5, 1.0, 2.0, 5.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +143,14 @@ class ModelLink:
     # -- the connection ---------------------------------------------------------------
 
     async def _model_loop(self, sink: EventSink) -> None:
-        """Keep a provider connection while there is input; reconnect lazily (rule 4)."""
+        """Keep a provider connection while there is input; reconnect lazily (rule 5)."""
         room = self._room
         model = room.services.model
         assert model is not None
         failures = 0
+        retry_at = 0.0
         while True:
-            if failures:
-                await trio.sleep(RECONNECT_BACKOFF_S[min(failures, len(RECONNECT_BACKOFF_S) - 1)])
+            await trio.sleep_until(retry_at)
             started = time.monotonic()
             failure: ModelConnectionError | None = None
             try:
@@ -161,12 +164,15 @@ class ModelLink:
                 failure = _first(group)
             if failure is not None:
                 failures += 1
+                retry_at = trio.current_time() + self._backoff(failures)
+                dropped = self._drop_pending()
                 log_event(
                     log,
                     "model_failed",
                     level=logging.WARNING,
                     code=failure.code,
                     error=str(failure),
+                    dropped_input=dropped,
                 )
                 metrics.count_error(failure.code)
                 await room.put(error_event(failure.code, str(failure)))
@@ -175,6 +181,26 @@ class ModelLink:
             if not (self.audio.waiting() or self._control_rx.statistics().current_buffer_used):
                 self._activity.arrived = trio.Event()
                 await self._activity.arrived.wait()
+
+    def _backoff(self, failures: int) -> float:
+        """Capped exponential pause after `failures` failures in a row, with jitter."""
+        settings = self._room.settings
+        pause = settings.model_reconnect_backoff_s * 2 ** min(failures - 1, 16)
+        return min(settings.model_reconnect_max_s, pause) * random.uniform(0.5, 1.0)
+
+    def _drop_pending(self) -> int:
+        """Forget input the failed connection did not take (rule 5); returns how much.
+
+        It has had its error: sending it with the user's next turn would answer a
+        question the user has given up on, next to the new one.
+        """
+        dropped = self.audio.discard()
+        while True:
+            try:
+                self._control_rx.receive_nowait()
+            except trio.WouldBlock:
+                return dropped
+            dropped += 1
 
     async def _serve(self, conn: ModelConnection, sink: EventSink) -> None:
         registry = self._room.services.registry

@@ -217,10 +217,12 @@ class ResponseRouter:
         await self._tools.on_function_call(ev)
 
     async def _on_model_error(self, ev: ModelError) -> None:
-        metrics.count_error(ev.code)
         log_event(log, "model_error", level=logging.WARNING, code=ev.code, error=ev.message)
         self._room.text_pending = False  # a refused message will not be answered
-        await self._room.put(error_event(ev.code, ev.message))
+        code, message = _CLIENT_ERRORS.get(ev.code, (ev.code, ev.message))
+        if code:
+            metrics.count_error(code)
+            await self._room.put(error_event(code, message))
         if ev.fatal:
             raise ModelConnectionError(ev.message, code=ev.code)
 
@@ -300,6 +302,17 @@ class ResponseRouter:
         else:
             safe.speech_done = True
         await room.put(event("response_done", response_id=safe_id, status="completed"))
+
+
+# Provider errors that are races inside the server's own use of the provider, not
+# news for the user: what the client gets instead ("" code: nothing; the log has it).
+_CLIENT_ERRORS = {
+    "conversation_already_has_active_response": (
+        "busy",
+        "the model is still answering; the message was not taken",
+    ),
+    "response_cancel_not_active": ("", ""),  # a cancel that crossed the response's end
+}
 
 
 def _end_text(response: Response) -> None:
