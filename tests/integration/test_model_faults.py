@@ -195,3 +195,18 @@ async def test_a_message_refused_at_connect_is_dropped_and_only_the_next_is_answ
         await client.drain(0.5)
         assert texts == ["What is the baggage allowance?"]
         assert [e["code"] for e in client.of_type("error")] == ["rate_limited"]
+
+
+# -- drops ------------------------------------------------------------------------------
+
+
+async def test_a_realtime_socket_dropped_mid_response_is_model_dropped() -> None:
+    faults = Faults(drop_on_response=1, after_deltas=1)
+    async with realtime_stack(faults) as (address, _, _), connect(address) as client:
+        await client.send(type="text", text="Hello there")
+        error = await client.wait_for("error", within=10)
+        assert error["code"] == "model_dropped"
+        done = await client.wait_for("response_done")
+        assert done["status"] == "failed"
+        # (Recovery on the next input: test_cloud_stack.py; this fault drops the first
+        # response of every connection.)
