@@ -103,7 +103,7 @@ class ModelLink:
         self._room = room
         self.started = False
         self.connection: ModelConnection | None = None
-        self._activity = InputActivity()
+        self.activity = InputActivity()  # when the client last sent audio or text
 
     def start(self, sink: EventSink) -> None:
         """Open the input channels and start the model loop in the session's work."""
@@ -112,7 +112,7 @@ class ModelLink:
         self.started = True
         settings = room.settings
         self.audio = AudioBatcher(
-            settings.audio_batch_ms, settings.ws_incoming_audio_max, room.tally, self._activity
+            settings.audio_batch_ms, settings.ws_incoming_audio_max, room.tally, self.activity
         )
         self._control_tx, self._control_rx = trio.open_memory_channel[Control](CONTROL_CAPACITY)
         room.work.start_soon(self._model_loop, sink)
@@ -126,7 +126,7 @@ class ModelLink:
             self._control_tx.send_nowait(message)
         except trio.WouldBlock:
             return False
-        self._activity.note()
+        self.activity.note()
         return True
 
     def send_nowait(self, message: Control) -> bool:
@@ -179,8 +179,8 @@ class ModelLink:
                 await sink.abandon_responses()
             # Lazy: reconnect only when the user says or sends something new.
             if not (self.audio.waiting() or self._control_rx.statistics().current_buffer_used):
-                self._activity.arrived = trio.Event()
-                await self._activity.arrived.wait()
+                self.activity.arrived = trio.Event()
+                await self.activity.arrived.wait()
 
     def _backoff(self, failures: int) -> float:
         """Capped exponential pause after `failures` failures in a row, with jitter."""
@@ -261,7 +261,7 @@ class ModelLink:
 
     async def _close_when_idle(self, scope: trio.CancelScope) -> None:
         idle = self._room.settings.model_idle_timeout_s
-        activity, turns = self._activity, self._room.turns
+        activity, turns = self.activity, self._room.turns
         while True:
             await trio.sleep_until(activity.last + idle)
             now = trio.current_time()

@@ -17,7 +17,8 @@ Task tree (every task has this session as its owner; nothing outlives `run()`):
     run()
     ├── writer                     the only task that sends on the socket (outbox.py)
     └── work nursery (cancel scope: close() cancels it, the writer finishes last)
-        ├── reader                 this task: parses client messages; never blocks
+        ├── reader                 this task: parses client messages; never blocks;
+        │                          closes the room after WS_IDLE_TIMEOUT_S without input
         ├── model loop             lazy: started by the first audio or text
         │   └── connection nursery: audio pump, control pump, idle watch, events
         ├── TTS holder             lazy: the session's TTS connection (speaker.py)
@@ -153,7 +154,7 @@ class Session:
                 async with trio.open_nursery() as work:
                     room.work = work
                     try:
-                        await self._read_loop()  # in this task: one task fewer per room
+                        await self._read_until_idle()  # in this task: one task fewer per room
                     except ClientDisconnected:
                         # A normal end: our own scopes stop our own tasks, and nothing
                         # is raised into the framework.
@@ -221,6 +222,32 @@ class Session:
         return tts.name if tts is not None else "none"
 
     # -- reading the client -----------------------------------------------------------
+
+    async def _read_until_idle(self) -> None:
+        """Read; close the room normally after `ws_idle_timeout_s` without input.
+
+        Input is audio, text or a commit (the model link's clock of them); a response
+        the user may still be hearing keeps the room open. The idle watch costs no
+        task and nothing per frame: one cancel scope around the reader per idle
+        period (a memory-channel receive loses nothing when cancelled).
+        """
+        idle = self._settings.ws_idle_timeout_s
+        if not idle:
+            await self._read_loop()
+            return
+        activity = self._link.activity
+        deadline = activity.last + idle
+        while True:
+            with trio.move_on_at(deadline):
+                await self._read_loop()
+            now = trio.current_time()
+            if now >= activity.last + idle and self._room.turns.audible(now) is None:
+                break
+            deadline = max(activity.last + idle, now + min(idle, 1.0))
+        log_event(log, "idle_timeout", idle_s=idle)
+        metrics.count_error("idle_timeout")
+        self._outbox.urgent(error_event("idle_timeout", f"no audio or text for {idle:g} s"))
+        self.close(CloseCode.NORMAL, "idle")
 
     async def _read_loop(self) -> None:
         receive = self._socket.receive
