@@ -5,7 +5,8 @@ The session owns its parts and wires them together; they share a `Room` (room.py
     session.py      lifetime, the reader and its dispatch, the writer, close codes,
                     the error budget
     model_link.py   the model connection (lazy, reconnect, idle close), the audio
-                    and control pumps; audio_batch.py the inbound audio batch
+                    and control pumps; audio_batch.py the inbound audio batch;
+                    deadlines.py when a quiet model is given up on
     responses.py    model events → responses, barge-in, guardrails, turn metrics
     speaker.py      TTS per response, in order
     tool_runner.py  tool calls and handoffs
@@ -20,7 +21,8 @@ Task tree (every task has this session as its owner; nothing outlives `run()`):
         ├── reader                 this task: parses client messages; never blocks;
         │                          closes the room after WS_IDLE_TIMEOUT_S without input
         ├── model loop             lazy: started by the first audio or text
-        │   └── connection nursery: audio pump, control pump, idle watch, events
+        │   └── connection nursery: audio pump, control pump, idle watch,
+        │                           deadline watch (deadlines.py), events
         ├── TTS holder             lazy: the session's TTS connection (speaker.py)
         ├── speak(response)        one per response with TTS, in the response's scope
         └── tool call              one per function call, in its own scope
