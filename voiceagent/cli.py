@@ -127,14 +127,14 @@ async def _serve_until_signalled(
     before start-up, so a signal that arrives while the app is still warming up waits
     its turn instead of breaking the lifespan start-up.
     """
-    from voiceagent.session.session import CLOSE_GOING_AWAY
+    from voiceagent.close_codes import CloseCode
     from voiceagent.transport import transport_of
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
 
         async def first_signal() -> None:
             async for _ in signals:
-                closed = registry.close_all(CLOSE_GOING_AWAY, "server shutting down")
+                closed = registry.close_all(CloseCode.GOING_AWAY, "server shutting down")
                 log_event(log, "shutting_down", sessions_closed=closed)
                 # A client that stopped reading cannot hold the stop up for long.
                 transport = transport_of(app)

@@ -87,6 +87,7 @@ class Settings:
     ws_send_timeout_s: float = 5.0  # WS_SEND_TIMEOUT_S
     ws_write_timeout_s: float = 10.0  # WS_WRITE_TIMEOUT_S (one socket write, transport level)
     ws_max_errors: int = 20  # WS_MAX_ERRORS (bad messages per 10 s before close 1008)
+    ws_idle_timeout_s: float = 60.0  # WS_IDLE_TIMEOUT_S (no audio/text this long: close; 0 off)
     # WS_MAX_MESSAGE_BYTES: largest browser message the transport buffers (close 1009
     # past it); 0 = from the protocol's own maxima (256 KiB by default).
     ws_max_message_bytes: int = 0
@@ -96,6 +97,10 @@ class Settings:
 
     # Session runtime
     model_idle_timeout_s: float = 300.0  # VOICEAGENT_MODEL_IDLE_TIMEOUT_S
+    model_first_event_timeout_s: float = 15.0  # VOICEAGENT_MODEL_FIRST_EVENT_TIMEOUT_S
+    model_stall_timeout_s: float = 10.0  # VOICEAGENT_MODEL_STALL_TIMEOUT_S
+    model_reconnect_backoff_s: float = 0.5  # VOICEAGENT_MODEL_RECONNECT_BACKOFF_S
+    model_reconnect_max_s: float = 30.0  # VOICEAGENT_MODEL_RECONNECT_MAX_S
     audio_batch_ms: int = 100  # VOICEAGENT_AUDIO_BATCH_MS (provider-bound append size)
     tool_threads: int = 8  # VOICEAGENT_TOOL_THREADS (sync tools at once, whole process)
     teardown_timeout_s: float = 2.0  # VOICEAGENT_TEARDOWN_TIMEOUT_S
@@ -225,9 +230,14 @@ _ENV_NAMES: dict[str, str] = {
     "ws_send_timeout_s": "WS_SEND_TIMEOUT_S",
     "ws_write_timeout_s": "WS_WRITE_TIMEOUT_S",
     "ws_max_errors": "WS_MAX_ERRORS",
+    "ws_idle_timeout_s": "WS_IDLE_TIMEOUT_S",
     "ws_max_message_bytes": "WS_MAX_MESSAGE_BYTES",
     "ws_max_connections": "WS_MAX_CONNECTIONS",
     "model_idle_timeout_s": "VOICEAGENT_MODEL_IDLE_TIMEOUT_S",
+    "model_first_event_timeout_s": "VOICEAGENT_MODEL_FIRST_EVENT_TIMEOUT_S",
+    "model_stall_timeout_s": "VOICEAGENT_MODEL_STALL_TIMEOUT_S",
+    "model_reconnect_backoff_s": "VOICEAGENT_MODEL_RECONNECT_BACKOFF_S",
+    "model_reconnect_max_s": "VOICEAGENT_MODEL_RECONNECT_MAX_S",
     "audio_batch_ms": "VOICEAGENT_AUDIO_BATCH_MS",
     "tool_threads": "VOICEAGENT_TOOL_THREADS",
     "teardown_timeout_s": "VOICEAGENT_TEARDOWN_TIMEOUT_S",
@@ -347,9 +357,14 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "ws_send_timeout_s": _float_range(0.05, 600.0),
     "ws_write_timeout_s": _float_range(0.1, 600.0),
     "ws_max_errors": _int_range(1, 100_000),
+    "ws_idle_timeout_s": _float_range(0.0, 86_400.0),
     "ws_max_message_bytes": _int_range(0, 1 << 30),
     "ws_max_connections": _int_range(0, 10_000_000),
     "model_idle_timeout_s": _float_range(1.0, 86_400.0),
+    "model_first_event_timeout_s": _float_range(0.1, 600.0),
+    "model_stall_timeout_s": _float_range(0.1, 600.0),
+    "model_reconnect_backoff_s": _float_range(0.0, 60.0),
+    "model_reconnect_max_s": _float_range(0.0, 3600.0),
     "audio_batch_ms": _int_range(20, 1000),
     "tool_threads": _int_range(1, 1024),
     "teardown_timeout_s": _float_range(0.1, 60.0),

@@ -5,7 +5,9 @@ Rules:
    enqueues into one fixed-capacity memory channel.
 2. Three classes of traffic:
    - *droppable* (text deltas, metrics, history snapshots): `post()` uses
-     `send_nowait`; when the channel is full the message is dropped and counted.
+     `send_nowait`; when the channel is full the message is dropped and counted in
+     the session's tally (`voiceagent_drops_total{class="droppable_out"}` and the
+     `dropped` figure of `metrics` events).
    - *reliable* (done, errors, handoffs, ...): `put()` waits for room, at most
      `send_timeout` seconds; then the client is too slow and `SlowClient` is raised
      (the session closes the socket with 1013).
@@ -29,11 +31,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import trio
 
-from voiceagent.metrics import INTERRUPT_LATENCY, RELAY_LATENCY
+from voiceagent.metrics import INTERRUPT_LATENCY, RELAY_LATENCY, TrafficTally
 
 NO_EPOCH = -1  # items that belong to no response: always sent
 _WAKE = (NO_EPOCH, "", 0.0)  # nudges an idle writer to look at the urgent queue
@@ -45,22 +46,14 @@ class SlowClient(Exception):
     """The client did not read reliable traffic within the send timeout."""
 
 
-@dataclass(slots=True)
-class OutboxStats:
-    sent_frames: int = 0
-    sent_bytes: int = 0
-    dropped: int = 0  # droppable messages skipped because the client was slow
-    stale_discarded: int = 0  # audio of an interrupted response discarded by the writer
-
-
 class Outbox:
-    def __init__(self, capacity: int, send_timeout: float) -> None:
+    def __init__(self, capacity: int, send_timeout: float, tally: TrafficTally) -> None:
         # (epoch, message, provider arrival time or 0.0)
         self._tx, self._rx = trio.open_memory_channel[tuple[int, str | bytes, float]](capacity)
         self._urgent: deque[tuple[str, float]] = deque()  # (message, barge-in time or 0.0)
         self._send_timeout = send_timeout
+        self._tally = tally  # counts what post() drops
         self.current_epoch = NO_EPOCH
-        self.stats = OutboxStats()
 
     # -- producers --------------------------------------------------------------------
 
@@ -69,7 +62,7 @@ class Outbox:
         try:
             self._tx.send_nowait((NO_EPOCH, message, 0.0))
         except trio.WouldBlock:
-            self.stats.dropped += 1
+            self._tally.drop("droppable_out")
             return False
         except trio.ClosedResourceError:
             return False
@@ -127,16 +120,14 @@ class Outbox:
         On cancellation it stops at once; a frame being sent may be cut off (the
         transport is then closed by the caller). Socket errors propagate.
         """
-        stats = self.stats
         async for epoch, message, arrived in self._rx:
             if self._urgent:
                 await self._send_urgent(send)
             if epoch != NO_EPOCH and epoch != self.current_epoch:
-                stats.stale_discarded += 1
-                continue
+                continue  # audio of an interrupted response
             if message == "":
                 continue  # a wake-up
-            await self._send_counted(send, message)
+            await send(message)
             if arrived:
                 RELAY_LATENCY.observe(trio.current_time() - arrived)
         await self._send_urgent(send)
@@ -144,14 +135,9 @@ class Outbox:
     async def _send_urgent(self, send: SendFn) -> None:
         while self._urgent:
             message, since = self._urgent.popleft()
-            await self._send_counted(send, message)
+            await send(message)
             if since:
                 INTERRUPT_LATENCY.observe(trio.current_time() - since)
-
-    async def _send_counted(self, send: SendFn, message: str | bytes) -> None:
-        await send(message)
-        self.stats.sent_frames += 1
-        self.stats.sent_bytes += len(message)
 
     def drain_nowait(self) -> None:
         """Forget everything queued (used when closing: nothing more will be sent)."""

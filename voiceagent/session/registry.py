@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from voiceagent import metrics
+from voiceagent.close_codes import CloseCode
 
 if TYPE_CHECKING:
     from voiceagent.session.session import Session
-
-CLOSE_REPLACED = 1012
 
 
 class SessionRegistry:
@@ -26,7 +25,7 @@ class SessionRegistry:
         self._live[session.session_id] = session
         metrics.SESSIONS_OPEN.set(len(self._live))
         if previous is not None and previous is not session:
-            previous.close(CLOSE_REPLACED, "replaced")
+            previous.close(CloseCode.REPLACED, "replaced")
 
     def unregister(self, session: Session) -> None:
         # Only the live session may remove its id: a replaced one must not evict its

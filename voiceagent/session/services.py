@@ -9,7 +9,7 @@ import trio
 
 from voiceagent.config import Settings
 from voiceagent.metrics import PriceTable
-from voiceagent.models.base import RealtimeModel
+from voiceagent.models.base import OutputMode, RealtimeModel
 from voiceagent.protocol import Limits
 from voiceagent.tts.base import TTS
 
@@ -50,6 +50,14 @@ class Services:
     tts: TTS | None = None
     tool_limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(8))
     prices: PriceTable = field(default_factory=PriceTable)
+
+    @property
+    def output_mode(self) -> OutputMode:
+        """Text when a TTS voices replies (or the model cannot speak), else the model's audio."""
+        model = self.model
+        if self.tts is not None or model is None or not model.audio_output:
+            return "text"
+        return "audio"
 
     @property
     def limits(self) -> Limits:

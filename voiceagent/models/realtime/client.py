@@ -12,10 +12,10 @@ The socket edge of `protocol.RealtimeProtocol`. One `RealtimeConnection` per ses
 
 Errors: connecting raises `ModelConnectionError` with code ``model_unavailable``
 (timeout, refused, bad handshake), ``rate_limited`` (HTTP 429) or ``model_auth``
-(401/403). A dropped socket makes the iterator raise `ModelConnectionError` and every
-later send raise `ModelClosed`. An error's message is what the client sees: it never
-holds the URL, a host, a port or a key; the technical cause goes, redacted, into its
-`detail` for the log.
+(401/403). A dropped socket makes the iterator raise `ModelConnectionError` with code
+``model_dropped`` and every later send raise `ModelClosed`. An error's message is what
+the client sees: it never holds the URL, a host, a port or a key; the technical cause
+goes, redacted, into its `detail` for the log.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class RealtimeConnection(ModelConnection):
                     code = exc.reason.code
                     self._failure = ModelConnectionError(
                         f"realtime socket closed (code {code})",
+                        code="model_dropped",
                         detail=redact_text(str(exc.reason)),
                     )
                     raise ModelClosed(f"model connection closed (code {code})") from None
@@ -119,6 +120,7 @@ class RealtimeConnection(ModelConnection):
                 self._failure = ModelConnectionError(
                     f"realtime socket closed (code {reason.code}"
                     f"{', mid-response' if mid_response else ''})",
+                    code="model_dropped",
                     detail=redact_text(str(reason)),
                 )
                 if self._closed or (reason.code == 1000 and not mid_response):

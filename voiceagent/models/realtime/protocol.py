@@ -442,10 +442,6 @@ class RealtimeProtocol:
     def response_in_progress(self) -> bool:
         return self.current is not None
 
-    def audio_ms_received(self, item_id: str) -> int:
-        item = self._items.get(item_id)
-        return item.audio_bytes // PCM_BYTES_PER_MS if item else 0
-
     def _interrupt_enabled(self) -> bool:
         return self.config.turn_detection != "none" and self.config.interrupt_response
 

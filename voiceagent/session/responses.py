@@ -1,0 +1,342 @@
+"""Model events → what the client sees and hears: responses, barge-in, guardrails.
+
+Rules:
+1. Each model event type has one handler (`_HANDLERS`, looked up by `type(ev)`: one
+   dict lookup per event, audio deltas included). Events of unknown types are ignored.
+2. A response starts a new entry in `Turns` (turns.py) in the current epoch; with a
+   TTS it is voiced by its own `speak` task (speaker.py), else the model's own audio
+   deltas are relayed. Text of a response the user cut off is dropped.
+3. A barge-in (the client's `interrupt` or VAD, the model's VAD, a guardrail) never
+   waits: it makes the epoch stale and queues `audio_interrupted` ahead of everything
+   (outbox.py), cancels the speaking responses' scopes and the interruptible tool
+   calls, asks the model to cancel and keep only what was heard, and records the
+   heard text in the history.
+4. An output guardrail that trips cuts the response (a barge-in) and says the agent's
+   safe line instead, as a response of its own (`<id>_safe`).
+5. When both the model and the voice are done with a response, `audio_end` and the
+   turn's `metrics` event are sent (once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from voiceagent import metrics
+from voiceagent.conversation import ConversationItem, Heard
+from voiceagent.events import (
+    AudioDelta,
+    FunctionCall,
+    InputCommitted,
+    ModelError,
+    ModelEvent,
+    ResponseDone,
+    ResponseStarted,
+    SpeechStarted,
+    SpeechStopped,
+    TextDelta,
+    TextDone,
+    TranscriptCompleted,
+    TranscriptDelta,
+    TranscriptFailed,
+)
+from voiceagent.graph import GuardrailMonitor
+from voiceagent.logs import log_event
+from voiceagent.models.base import ModelConnectionError
+from voiceagent.protocol import error_event, event
+from voiceagent.session.model_link import CancelResponse, ModelLink
+from voiceagent.session.room import Room
+from voiceagent.session.speaker import Speaker
+from voiceagent.session.tool_runner import ToolRunner
+from voiceagent.session.turns import Response
+
+log = logging.getLogger("voiceagent.session")
+
+
+class ResponseRouter:
+    def __init__(self, room: Room, link: ModelLink, tools: ToolRunner) -> None:
+        self._room = room
+        self._link = link
+        self._tools = tools
+        self._speaker = Speaker(room)
+        self._speaking = False  # the model heard the user start and not yet stop
+
+    async def on_event(self, ev: ModelEvent) -> None:
+        handler = _HANDLERS.get(type(ev))
+        if handler is not None:
+            await handler(self, ev)
+
+    def user_speaking(self, speaking: bool) -> None:
+        if speaking != self._speaking:
+            self._speaking = speaking
+            metrics.SESSIONS_SPEAKING.inc() if speaking else metrics.SESSIONS_SPEAKING.dec()
+
+    # -- responses --------------------------------------------------------------------
+
+    async def _on_response_started(self, ev: ResponseStarted) -> None:
+        room = self._room
+        room.text_pending = False  # the model took up the typed message (if any)
+        agent = room.agent
+        response = room.turns.begin(ev.response_id, agent.name)
+        room.outbox.begin_epoch(room.turns.epoch)
+        if room.timer is None:
+            room.new_turn().response_requested()
+        # Every response until the user's next input (a tool call's follow-up, the
+        # new agent's answer after a handoff) belongs to the same turn and timer.
+        response.timer = room.timer
+        if agent.output_guardrails:
+            response.guardrails = GuardrailMonitor(agent.output_guardrails)
+        await room.put(event("response_start", response_id=ev.response_id, agent=response.agent))
+        if self._speaker.enabled:
+            self._speaker.start(response, self._finish_response)
+        else:
+            response.speech_done = True
+
+    async def _on_text_delta(self, ev: TextDelta) -> None:
+        response = self._room.turns.get(ev.response_id)
+        if response is None or response.interrupted:
+            return  # text of a response the user already cut off
+        response.item_id = response.item_id or ev.item_id
+        response.text += ev.delta
+        if response.timer is not None:
+            response.timer.model_first_text()
+        self._room.outbox.post(
+            event("text_delta", response_id=ev.response_id, item_id=ev.item_id, delta=ev.delta)
+        )
+        if response.guardrails is not None:
+            tripped = response.guardrails.feed(ev.delta)
+            if tripped is not None:
+                await self._trip_guardrail(response, tripped)
+                return
+        if response.text_tx is not None:
+            if response.timer is not None:
+                response.timer.tts_first_text()
+            try:
+                await response.text_tx.send(ev.delta)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the TTS stopped (failed or cancelled); the text still reached the UI
+
+    async def _on_audio_delta(self, ev: AudioDelta) -> None:
+        response = self._room.turns.get(ev.response_id)
+        if response is None or response.interrupted:
+            return
+        response.item_id = response.item_id or ev.item_id
+        await self._speaker.send_audio(response, ev.pcm)
+
+    async def _on_text_done(self, ev: TextDone) -> None:
+        room = self._room
+        response = room.turns.get(ev.response_id)
+        if response is not None:
+            response.text = ev.text or response.text
+            response.item_id = response.item_id or ev.item_id
+            _end_text(response)
+            room.history.put(
+                ConversationItem(ev.item_id, "assistant", text=response.text, agent=response.agent)
+            )
+        await room.put(
+            event("text_done", response_id=ev.response_id, item_id=ev.item_id, text=ev.text)
+        )
+
+    async def _on_response_done(self, ev: ResponseDone) -> None:
+        response = self._room.turns.get(ev.response_id)
+        if response is not None and response.model_done:
+            return  # ended already: given up on after a model timeout
+        if response is not None:
+            response.model_done = True
+            if ev.usage is not None and response.timer is not None:
+                response.timer.usage(ev.usage)
+            if response.guardrails is not None and not response.interrupted:
+                tripped = response.guardrails.finish()
+                if tripped is not None:
+                    await self._trip_guardrail(response, tripped)
+            _end_text(response)
+        await self._room.put(event("response_done", response_id=ev.response_id, status=ev.status))
+        if response is not None and response.speech_done:
+            await self._finish_response(response)
+
+    async def abandon_responses(self) -> None:
+        """The provider went away mid-response: end what it left open."""
+        self._room.text_pending = False
+        response = self._room.turns.current
+        if response is not None and not response.model_done:
+            response.model_done = True
+            _end_text(response)
+            await self._room.put(
+                event("response_done", response_id=response.response_id, status="failed")
+            )
+
+    async def _finish_response(self, response: Response) -> None:
+        """Both the model and the voice are done with `response`: report its metrics."""
+        if response.reported:
+            return
+        response.reported = True
+        room = self._room
+        if response.audio_bytes and not response.interrupted:
+            await room.put(
+                event("audio_end", response_id=response.response_id, audio_ms=response.audio_ms),
+                epoch=response.epoch,
+            )
+        # Responses that only called tools said nothing: no turn figures for them.
+        if response.timer is not None and (response.text or response.audio_bytes):
+            report = response.timer.report(response.response_id, room.tally.dropped)
+            room.outbox.post(event(report.pop("type"), **report))
+
+    # -- the user's side --------------------------------------------------------------
+
+    async def _on_speech_started(self, ev: SpeechStarted) -> None:
+        self.user_speaking(True)
+        await self._room.put(event("input_speech_started", audio_start_ms=ev.audio_start_ms))
+        self.barge_in("model_vad")
+
+    async def _on_speech_stopped(self, ev: SpeechStopped) -> None:
+        self.user_speaking(False)
+        self._room.new_turn().speech_end()
+        await self._room.put(event("input_speech_stopped", audio_end_ms=ev.audio_end_ms))
+
+    async def _on_input_committed(self, ev: InputCommitted) -> None:
+        self._room.history.put(ConversationItem(ev.item_id, "user", status="in_progress"))
+
+    async def _on_transcript_delta(self, ev: TranscriptDelta) -> None:
+        self._room.outbox.post(event("user_transcript_delta", item_id=ev.item_id, delta=ev.delta))
+
+    async def _on_transcript_completed(self, ev: TranscriptCompleted) -> None:
+        room = self._room
+        if room.timer is not None:
+            room.timer.transcript_final()
+        await room.put(event("user_transcript", item_id=ev.item_id, text=ev.transcript))
+        room.history.put(ConversationItem(ev.item_id, "user", text=ev.transcript))
+
+    async def _on_transcript_failed(self, ev: TranscriptFailed) -> None:
+        await self._room.put(error_event("transcription_failed", ev.message))
+        self._room.history.put(ConversationItem(ev.item_id, "user", status="failed"))
+
+    async def _on_function_call(self, ev: FunctionCall) -> None:
+        await self._tools.on_function_call(ev)
+
+    async def _on_model_error(self, ev: ModelError) -> None:
+        log_event(log, "model_error", level=logging.WARNING, code=ev.code, error=ev.message)
+        self._room.text_pending = False  # a refused message will not be answered
+        code, message = _CLIENT_ERRORS.get(ev.code, (ev.code, ev.message))
+        if code:
+            metrics.count_error(code)
+            await self._room.put(error_event(code, message))
+        if ev.fatal:
+            raise ModelConnectionError(ev.message, code=ev.code)
+
+    # -- barge-in and guardrails ------------------------------------------------------
+
+    def barge_in(self, source: str) -> None:
+        """Stop what the user is hearing; keep only what they heard. Never waits."""
+        room = self._room
+        now = trio.current_time()
+        self._tools.cancel_interruptible()
+        speaking = room.turns.interrupt(now)
+        if not speaking:
+            return
+        current = speaking[-1]
+        room.outbox.interrupt(
+            event(
+                "audio_interrupted",
+                response_id=current.response_id,
+                played_ms=current.estimated_played_ms(now),
+            )
+        )
+        for response in speaking:
+            if response.tts_scope is not None:
+                response.tts_scope.cancel()
+            _end_text(response)
+        heard = current.heard(now)
+        log_event(
+            log,
+            "barge_in",
+            source=source,
+            response_id=current.response_id,
+            played_ms=heard.audio_ms,
+        )
+        if self._link.connection is not None:
+            if not self._link.send_nowait(CancelResponse(heard)):
+                log_event(log, "cancel_not_queued", level=logging.WARNING)
+        if current.item_id is not None:
+            room.history.put(
+                ConversationItem(
+                    current.item_id,
+                    "assistant",
+                    text=heard.text or "",
+                    status="interrupted",
+                    agent=current.agent,
+                )
+            )
+
+    async def _trip_guardrail(self, response: Response, tripped: Any) -> None:
+        """An output guardrail fired: cut the response and say the safe line instead."""
+        room = self._room
+        name = getattr(tripped, "guardrail", None) or getattr(tripped, "name", "guardrail")
+        safe_line = room.agent.guardrail_safe_line
+        self.barge_in("guardrail")
+        response.guardrails = None
+        await room.put(
+            event(
+                "guardrail_tripped",
+                guardrail=str(name),
+                response_id=response.response_id,
+                message=str(getattr(tripped, "message", "") or ""),
+            )
+        )
+        safe_id = f"{response.response_id}_safe"
+        safe = room.turns.begin(safe_id, response.agent)
+        room.outbox.begin_epoch(room.turns.epoch)
+        safe.model_done = True
+        safe.text = safe_line
+        item_id = f"item_safe_{room.next_id()}"
+        await room.put(event("response_start", response_id=safe_id, agent=safe.agent))
+        await room.put(event("text_done", response_id=safe_id, item_id=item_id, text=safe_line))
+        room.history.put(ConversationItem(item_id, "assistant", text=safe_line, agent=safe.agent))
+        if self._link.connection is not None:
+            heard = Heard(response.response_id, response.item_id, 0, safe_line)
+            await self._link.send(CancelResponse(heard))
+        if self._speaker.enabled:
+            self._speaker.say(safe, safe_line, self._finish_response)
+        else:
+            safe.speech_done = True
+        await room.put(event("response_done", response_id=safe_id, status="completed"))
+
+
+# Provider errors that are races inside the server's own use of the provider, not
+# news for the user: what the client gets instead ("" code: nothing; the log has it).
+_CLIENT_ERRORS = {
+    "conversation_already_has_active_response": (
+        "busy",
+        "the model is still answering; the message was not taken",
+    ),
+    "response_cancel_not_active": ("", ""),  # a cancel that crossed the response's end
+}
+
+
+def _end_text(response: Response) -> None:
+    """No more text for `response`'s voice: its `speak` task finishes what it has."""
+    if response.text_tx is not None:
+        response.text_tx.close()
+
+
+# Rule 1. Unbound functions, not bound methods: a table of bound methods held by the
+# router would be a reference cycle. RateLimits (reported at every response) has no
+# handler: nothing for the client.
+_Handler = Callable[[ResponseRouter, Any], Awaitable[None]]
+_HANDLERS: dict[type, _Handler] = {
+    AudioDelta: ResponseRouter._on_audio_delta,
+    TextDelta: ResponseRouter._on_text_delta,
+    ResponseStarted: ResponseRouter._on_response_started,
+    TextDone: ResponseRouter._on_text_done,
+    ResponseDone: ResponseRouter._on_response_done,
+    FunctionCall: ResponseRouter._on_function_call,
+    SpeechStarted: ResponseRouter._on_speech_started,
+    SpeechStopped: ResponseRouter._on_speech_stopped,
+    InputCommitted: ResponseRouter._on_input_committed,
+    TranscriptDelta: ResponseRouter._on_transcript_delta,
+    TranscriptCompleted: ResponseRouter._on_transcript_completed,
+    TranscriptFailed: ResponseRouter._on_transcript_failed,
+    ModelError: ResponseRouter._on_model_error,
+}

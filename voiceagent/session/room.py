@@ -1,0 +1,86 @@
+"""What the parts of one session share: the outbox, the turns, the history, the agent.
+
+The session's parts (model_link.py, responses.py, speaker.py, tool_runner.py) each
+hold the `Room`, never the `Session` or each other in both directions, so a finished
+session leaves no reference cycle and is freed by reference counting (a cycle costs
+the collector a pass over every open room; tests/session/test_lifecycle.py checks).
+
+Rules:
+1. `put()` is how every part queues reliable traffic. A client too slow to take it
+   (`SlowClient`, see outbox.py) closes the session with 1013: `put()` then raises
+   `Cancelled` in its caller, because the work scope around every part is cancelled.
+2. `close()` records the first close code only (a later reason never overwrites the
+   first) and announces it with an `error` event when close_codes.py names one.
+3. `agent` is the agent that speaks now; a handoff (tool_runner.py) replaces it.
+4. `text_pending`: a typed message was sent to the model and no response has started
+   since (nor has the model failed). While it is set, a new typed message is answered
+   `busy` instead of being queued behind it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import trio
+
+from voiceagent.close_codes import CLOSE_ERRORS, CloseCode
+from voiceagent.graph import Agent
+from voiceagent.logs import log_event
+from voiceagent.metrics import TrafficTally, TurnTimer
+from voiceagent.protocol import error_event
+from voiceagent.session.history import History
+from voiceagent.session.outbox import NO_EPOCH, Outbox, SlowClient
+from voiceagent.session.services import Services
+from voiceagent.session.turns import Turns
+
+log = logging.getLogger("voiceagent.session")
+
+
+class Room:
+    def __init__(
+        self, session_id: str, services: Services, outbox: Outbox, tally: TrafficTally
+    ) -> None:
+        self.session_id = session_id
+        self.services = services
+        self.settings = services.settings
+        self.outbox = outbox
+        self.tally = tally
+        self.turns = Turns()
+        self.history = History(outbox)
+        self.agent: Agent = services.agent
+        self.work_scope = trio.CancelScope()
+        self.work: trio.Nursery | None = None  # set while the session's work runs
+        self.close_code: int = CloseCode.NORMAL
+        self.close_reason = ""
+        self.timer: TurnTimer | None = None  # the turn in progress
+        self.text_pending = False  # rule 4
+        self._ids = itertools.count(1)
+
+    def next_id(self) -> int:
+        """A number unique in this session (for item ids the server makes up)."""
+        return next(self._ids)
+
+    def new_turn(self) -> TurnTimer:
+        self.timer = TurnTimer(self.services.prices)
+        return self.timer
+
+    def close(self, code: int, reason: str) -> None:
+        """Cancel the session's work; the socket then closes with `code` (rule 2)."""
+        if self.close_code == CloseCode.NORMAL:
+            self.close_code, self.close_reason = code, reason
+            error_code = CLOSE_ERRORS.get(code)
+            if error_code is not None:
+                self.outbox.urgent(error_event(error_code, reason))
+        self.work_scope.cancel()
+
+    async def put(
+        self, message: str | bytes, *, epoch: int = NO_EPOCH, arrived: float = 0.0
+    ) -> None:
+        """Queue reliable traffic; a client too slow to take it is closed with 1013."""
+        try:
+            await self.outbox.put(message, epoch, arrived)
+        except SlowClient as exc:
+            log_event(log, "client_too_slow", level=logging.WARNING, error=str(exc))
+            self.close(CloseCode.TRY_AGAIN, "client too slow")
+            await trio.lowlevel.checkpoint()  # raises Cancelled: the work scope is cancelled
