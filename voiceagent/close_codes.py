@@ -19,6 +19,9 @@ class CloseCode(IntEnum):
     INTERNAL = 1011  # a bug ended this session (and only this one)
     REPLACED = 1012  # another connection took over this session id
     TRY_AGAIN = 1013  # the client read too slowly; reconnect
+    KICKED = 4000  # an operator ended the session (the reason is in the error event)
+    TIME_LIMIT = 4001  # the session reached its longest allowed duration
+    BUDGET = 4002  # the session reached its token or cost limit
 
 
 # The `error` code a client receives just before the socket closes with a given code,
@@ -27,4 +30,7 @@ CLOSE_ERRORS: dict[int, str] = {
     CloseCode.GOING_AWAY: "server_shutting_down",
     CloseCode.POLICY: "too_many_errors",
     CloseCode.REPLACED: "replaced",
+    CloseCode.KICKED: "kicked",
+    CloseCode.TIME_LIMIT: "session_time_limit",
+    CloseCode.BUDGET: "session_budget",
 }

@@ -199,7 +199,8 @@ async def test_provider_drop_mid_response_ends_response_and_session_recovers() -
 
 async def test_full_audio_channel_drops_newest_and_reader_stays_responsive() -> None:
     model = ScriptedModel(default=ScriptedReply(LONG_REPLY), delta_delay=0.01, audio_delay=0.2)
-    settings = Settings(ws_incoming_audio_max=4)
+    # Audio far faster than real time, on purpose: the rate limit would refuse it first.
+    settings = Settings(ws_incoming_audio_max=4, max_audio_rate=0)
     services = make_services(
         model, ScriptedTTS(realtime_factor=0.5), agent=front_desk, settings=settings
     )

@@ -12,7 +12,10 @@ code runs under Trio's clock in the session and under a fake clock in tests.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Protocol
+
+from voiceagent.pcm import BYTES_PER_MS
 
 
 class SlotCounter(Protocol):
@@ -66,3 +69,33 @@ class TokenBucket:
             return False
         self._tokens = tokens - amount
         return True
+
+
+# Audio may arrive in bursts (a tab that was in the background sends what it buffered):
+# the bucket holds this many seconds of audio at the allowed rate.
+AUDIO_BURST_S = 2.0
+
+
+@dataclass(slots=True)
+class MessageRates:
+    """A room's two buckets: audio bytes, and JSON messages (None: no limit)."""
+
+    audio: TokenBucket | None
+    messages: TokenBucket | None
+
+    @classmethod
+    def from_settings(cls, settings: RateSettings, now: float) -> MessageRates:
+        audio = None
+        if settings.max_audio_rate:
+            rate = settings.max_audio_rate * BYTES_PER_MS * 1000
+            audio = TokenBucket(rate, rate * AUDIO_BURST_S, now)
+        messages = None
+        if settings.max_messages_per_s:
+            per_s = settings.max_messages_per_s
+            messages = TokenBucket(per_s, 2 * per_s, now)
+        return cls(audio, messages)
+
+
+class RateSettings(Protocol):
+    max_audio_rate: float
+    max_messages_per_s: float

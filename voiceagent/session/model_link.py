@@ -172,6 +172,7 @@ class ModelLink:
                     level=logging.WARNING,
                     code=failure.code,
                     error=str(failure),
+                    detail=failure.detail,
                     dropped_input=dropped,
                 )
                 metrics.count_error(failure.code)

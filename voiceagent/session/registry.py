@@ -44,6 +44,9 @@ class SessionRegistry:
     def get(self, session_id: str) -> Session | None:
         return self._live.get(session_id)
 
+    def sessions(self) -> list[Session]:
+        return list(self._live.values())
+
     def model_opened(self) -> None:
         self.with_model += 1
         metrics.SESSIONS_WITH_MODEL.set(self.with_model)

@@ -26,6 +26,7 @@ from typing import Any
 import trio
 
 from voiceagent import metrics
+from voiceagent.close_codes import CloseCode
 from voiceagent.conversation import ConversationItem, Heard
 from voiceagent.events import (
     AudioDelta,
@@ -54,6 +55,8 @@ from voiceagent.session.tool_runner import ToolRunner
 from voiceagent.session.turns import Response
 
 log = logging.getLogger("voiceagent.session")
+
+GOODBYE = "I'm sorry, this conversation has reached its limit. Goodbye."
 
 
 class ResponseRouter:
@@ -142,12 +145,15 @@ class ResponseRouter:
 
     async def _on_response_done(self, ev: ResponseDone) -> None:
         response = self._room.turns.get(ev.response_id)
+        budget_reached = False
         if response is not None and response.model_done:
             return  # ended already: given up on after a model timeout
         if response is not None:
             response.model_done = True
-            if ev.usage is not None and response.timer is not None:
-                response.timer.usage(ev.usage)
+            if ev.usage is not None:
+                if response.timer is not None:
+                    response.timer.usage(ev.usage)
+                budget_reached = self._room.charge(ev.usage)
             if response.guardrails is not None and not response.interrupted:
                 tripped = response.guardrails.finish()
                 if tripped is not None:
@@ -156,6 +162,8 @@ class ResponseRouter:
         await self._room.put(event("response_done", response_id=ev.response_id, status=ev.status))
         if response is not None and response.speech_done:
             await self._finish_response(response)
+        if budget_reached:
+            await self.end_for_budget()
 
     async def abandon_responses(self) -> None:
         """The provider went away mid-response: end what it left open."""
@@ -233,6 +241,8 @@ class ResponseRouter:
         room = self._room
         now = trio.current_time()
         self._tools.cancel_interruptible()
+        if room.ending:  # a barge-in over the goodbye: the room has nothing more to say
+            room.close(CloseCode.BUDGET, "session usage limit reached")
         speaking = room.turns.interrupt(now)
         if not speaking:
             return
@@ -285,23 +295,54 @@ class ResponseRouter:
                 message=str(getattr(tripped, "message", "") or ""),
             )
         )
-        safe_id = f"{response.response_id}_safe"
-        safe = room.turns.begin(safe_id, response.agent)
-        room.outbox.begin_epoch(room.turns.epoch)
-        safe.model_done = True
-        safe.text = safe_line
-        item_id = f"item_safe_{room.next_id()}"
-        await room.put(event("response_start", response_id=safe_id, agent=safe.agent))
-        await room.put(event("text_done", response_id=safe_id, item_id=item_id, text=safe_line))
-        room.history.put(ConversationItem(item_id, "assistant", text=safe_line, agent=safe.agent))
         if self._link.connection is not None:
             heard = Heard(response.response_id, response.item_id, 0, safe_line)
             await self._link.send(CancelResponse(heard))
+        await self._say_line(f"{response.response_id}_safe", response.agent, safe_line)
+
+    async def end_for_budget(self) -> None:
+        """The room reached its token or cost cap: say goodbye, then close with 4002.
+
+        Nothing more reaches the model (`room.ending`); a barge-in over the goodbye
+        closes at once.
+        """
+        room = self._room
+        log_event(log, "session_budget_reached", tokens=room.spent_tokens, usd=room.spent_usd)
+        metrics.count_error("session_budget")
+        await room.put(error_event("session_budget", "this session reached its usage limit"))
+        await self._say_line(
+            f"budget_{room.next_id()}", room.agent.name, GOODBYE, self._close_after
+        )
+
+    async def _close_after(self, response: Response) -> None:
+        await self._finish_response(response)
+        self._room.close(CloseCode.BUDGET, "session usage limit reached")
+
+    async def _say_line(
+        self,
+        response_id: str,
+        agent: str,
+        line: str,
+        finish: Callable[[Response], Awaitable[None]] | None = None,
+    ) -> None:
+        """Say a line of the server's own as a response (a safe line, a goodbye)."""
+        room = self._room
+        finish = finish or self._finish_response
+        said = room.turns.begin(response_id, agent)
+        room.outbox.begin_epoch(room.turns.epoch)
+        said.model_done = True
+        said.text = line
+        item_id = f"item_{response_id}"
+        await room.put(event("response_start", response_id=response_id, agent=agent))
+        await room.put(event("text_done", response_id=response_id, item_id=item_id, text=line))
+        room.history.put(ConversationItem(item_id, "assistant", text=line, agent=agent))
         if self._speaker.enabled:
-            self._speaker.say(safe, safe_line, self._finish_response)
+            self._speaker.say(said, line, finish)
         else:
-            safe.speech_done = True
-        await room.put(event("response_done", response_id=safe_id, status="completed"))
+            said.speech_done = True
+        await room.put(event("response_done", response_id=response_id, status="completed"))
+        if not self._speaker.enabled:
+            await finish(said)
 
 
 # Provider errors that are races inside the server's own use of the provider, not

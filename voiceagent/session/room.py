@@ -15,6 +15,10 @@ Rules:
 4. `text_pending`: a typed message was sent to the model and no response has started
    since (nor has the model failed). While it is set, a new typed message is answered
    `busy` instead of being queued behind it.
+5. `charge()` adds a response's usage to what the room has spent; once a token or cost
+   cap (`VOICEAGENT_MAX_SESSION_TOKENS`, `VOICEAGENT_MAX_SESSION_COST_USD`) is reached
+   the room is `ending`: nothing more goes to the model, the agent says goodbye
+   (responses.py) and the room closes with 4002.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import logging
 import trio
 
 from voiceagent.close_codes import CLOSE_ERRORS, CloseCode
+from voiceagent.events import Usage
 from voiceagent.graph import Agent
 from voiceagent.logs import log_event
 from voiceagent.metrics import TrafficTally, TurnTimer
@@ -55,6 +60,9 @@ class Room:
         self.close_reason = ""
         self.timer: TurnTimer | None = None  # the turn in progress
         self.text_pending = False  # rule 4
+        self.spent_usd = 0.0  # rule 5
+        self.spent_tokens = 0
+        self.ending = False
         self._ids = itertools.count(1)
 
     def next_id(self) -> int:
@@ -64,6 +72,19 @@ class Room:
     def new_turn(self) -> TurnTimer:
         self.timer = TurnTimer(self.services.prices)
         return self.timer
+
+    def charge(self, usage: Usage) -> bool:
+        """Add one usage report (rule 5); True when it reaches a cap for the first time."""
+        self.spent_tokens += usage.input_tokens + usage.output_tokens
+        self.spent_usd += self.services.prices.cost_usd(usage)
+        settings = self.settings
+        over = (
+            settings.max_session_tokens and self.spent_tokens >= settings.max_session_tokens
+        ) or (settings.max_session_cost_usd and self.spent_usd >= settings.max_session_cost_usd)
+        if over and not self.ending:
+            self.ending = True
+            return True
+        return False
 
     def close(self, code: int, reason: str) -> None:
         """Cancel the session's work; the socket then closes with `code` (rule 2)."""

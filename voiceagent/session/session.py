@@ -38,11 +38,14 @@ and outbox.py say what reaches the client). A bug ends this session only, with 1
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 
 import trio
 
 from voiceagent import metrics
+from voiceagent.access.limits import MessageRates
+from voiceagent.access.tokens import OPEN_GRANT, RoomGrant
 from voiceagent.close_codes import CloseCode
 from voiceagent.conversation import ConversationItem
 from voiceagent.logs import bind_session, log_event
@@ -75,8 +78,17 @@ ERROR_WINDOW_S = 10.0
 
 
 class Session:
-    def __init__(self, session_id: str, socket: ClientSocket, services: Services) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        socket: ClientSocket,
+        services: Services,
+        *,
+        grant: RoomGrant = OPEN_GRANT,
+    ) -> None:
         self.session_id = session_id
+        self.grant = grant  # who opened the room, and what their token allows
+        self.opened_at = time.time()
         self._socket = socket
         self._services = services
         settings = services.settings
@@ -95,6 +107,9 @@ class Session:
         self._tools = ToolRunner(room, self._link)
         self._router = ResponseRouter(room, self._link, self._tools)
         self._errors: deque[float] | None = None  # times of recent bad messages (lazy)
+        self._rates = MessageRates.from_settings(settings, trio.current_time())
+        self._muted = False  # an operator muted the microphone (admin.py)
+        self._audio_refused = False  # told once that the token allows no audio
         self.finished = trio.Event()
 
     # -- lifetime ---------------------------------------------------------------------
@@ -152,6 +167,9 @@ class Session:
             )
             self._outbox.urgent(event("agent_start", agent=room.agent.name))
             client_gone = False
+            limit = self._duration_limit()
+            if limit is not None:
+                room.work_scope.deadline = trio.current_time() + limit
             with room.work_scope:
                 async with trio.open_nursery() as work:
                     room.work = work
@@ -163,6 +181,10 @@ class Session:
                         client_gone = True
                         work.cancel_scope.cancel()
             room.work = None
+            if room.work_scope.cancelled_caught and not client_gone and room.close_code == 1000:
+                if limit is not None and trio.current_time() >= room.work_scope.deadline:
+                    log_event(log, "session_time_limit", limit_s=limit)
+                    room.close(CloseCode.TIME_LIMIT, f"the session reached {limit:g} s")
             # The reader ended or close() was called: nothing new will be queued.
             if client_gone:
                 room.close_reason = room.close_reason or "client left"
@@ -190,6 +212,39 @@ class Session:
                     await self._socket.receive()
             except Exception:  # ClientDisconnected, or the connection broke
                 return
+
+    def _duration_limit(self) -> float | None:
+        limits = [self._settings.max_session_s or None, self.grant.max_duration_s]
+        present = [limit for limit in limits if limit]
+        return min(present) if present else None
+
+    # -- the operator's handles (admin.py) ----------------------------------------------
+
+    def describe(self) -> dict[str, object]:
+        room = self._room
+        return {
+            "session_id": self.session_id,
+            "sub": self.grant.sub or None,
+            "agent": room.agent.name,
+            "age_s": round(time.time() - self.opened_at, 1),
+            "model": self._model_name,
+            "tts": self._tts_name,
+            "tokens": room.spent_tokens,
+            "cost_usd": round(room.spent_usd, 6),
+            "muted": self._muted,
+        }
+
+    def kick(self, reason: str) -> None:
+        """End the session for the operator: `error` `kicked` with `reason`, close 4000."""
+        log_event(log, "session_kicked", reason=reason)
+        self.close(CloseCode.KICKED, reason)
+
+    def set_muted(self, muted: bool) -> None:
+        """Drop (or take again) the microphone audio; the client is told with `muted`."""
+        if muted != self._muted:
+            self._muted = muted
+            log_event(log, "session_muted" if muted else "session_unmuted")
+            self._outbox.urgent(event("muted", muted=muted))
 
     def close(self, code: int, reason: str) -> None:
         """Stop the session: cancel its work; the socket closes with `code`.
@@ -266,10 +321,19 @@ class Session:
     def _dispatch(self, message: ClientMessage) -> None:
         """Act on one client message without waiting for anything."""
         if isinstance(message, AudioIn):
-            if message.pcm and self._ensure_model():
+            if self._accept_audio(message.pcm) and self._ensure_model():
                 self._link.audio.append(message.pcm)
-        elif isinstance(message, TextIn):
-            if self._ensure_model():
+            return
+        rates = self._rates
+        if rates.messages is not None and not rates.messages.take(1, trio.current_time()):
+            self._client_error("rate_limited", "too many messages: slow down")
+            return
+        if isinstance(message, TextIn):
+            if not self.grant.text:
+                self._client_error("not_allowed", "this room's token does not allow typing")
+            elif self._room.ending:
+                pass  # the room is saying goodbye: nothing more reaches the model
+            elif self._ensure_model():
                 room = self._room
                 if room.text_pending:  # one typed turn at a time: no unbounded queue
                     self._client_error("busy", "the previous message is still unanswered")
@@ -283,7 +347,7 @@ class Session:
                     ConversationItem(f"text_{room.next_id()}", "user", text=message.text)
                 )
         elif isinstance(message, CommitAudio):
-            if self._ensure_model():
+            if not self._room.ending and self._ensure_model():
                 self._room.new_turn().commit()
                 if not self._link.audio.commit():
                     self._client_error("busy", "too much audio is waiting for the model")
@@ -295,6 +359,21 @@ class Session:
                 response.played_ms = max(response.played_ms or 0, message.played_ms)
         elif isinstance(message, ClientMetrics):
             metrics.observe_client_e2e(message.e2e_ms / 1000)
+
+    def _accept_audio(self, pcm: bytes) -> bool:
+        """False for audio the room must not pass on: muted, not granted, too fast."""
+        if not pcm or self._muted or self._room.ending:
+            return False
+        if not self.grant.audio:
+            if not self._audio_refused:
+                self._audio_refused = True
+                self._client_error("not_allowed", "this room's token does not allow audio")
+            return False
+        bucket = self._rates.audio
+        if bucket is not None and not bucket.take(len(pcm), trio.current_time()):
+            self._client_error("rate_limited", "audio is arriving faster than real time")
+            return False
+        return True
 
     def _ensure_model(self) -> bool:
         """Start the model link on first use; False (and an error) without a model."""

@@ -78,7 +78,12 @@ class Speaker:
                 except TTSError as exc:
                     metrics.count_error(exc.code)
                     log_event(
-                        log, "tts_failed", level=logging.WARNING, code=exc.code, error=str(exc)
+                        log,
+                        "tts_failed",
+                        level=logging.WARNING,
+                        code=exc.code,
+                        error=str(exc),
+                        detail=exc.detail,
                     )
                     await self._room.put(error_event(exc.code, f"{self._tts_name}: {exc}"))
         response.speech_done = True
@@ -112,7 +117,14 @@ class Speaker:
 
     def _fell_back(self, error: TTSError) -> None:
         metrics.count_error(error.code)
-        log_event(log, "tts_fallback", level=logging.WARNING, code=error.code, error=str(error))
+        log_event(
+            log,
+            "tts_fallback",
+            level=logging.WARNING,
+            code=error.code,
+            error=str(error),
+            detail=error.detail,
+        )
         self._room.outbox.urgent(error_event(error.code, f"{error}; speaking with the local voice"))
 
     async def send_audio(self, response: Response, pcm: bytes) -> None:
