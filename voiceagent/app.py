@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             tts=services.tts.name if services.tts else None,
             connections=capacity.connections,
             max_connections=capacity.max_connections,
+            full=capacity.connections >= capacity.max_connections,
             fd_limit=capacity.fd_limit,
         )
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from voiceagent.access.token_command import add_token_command, run_token_command
 from voiceagent.config import ENV_FILE_VARIABLE, ConfigError, Settings
 from voiceagent.logs import log_event
 
@@ -47,7 +48,15 @@ def main(argv: list[str] | None = None) -> int:
         help="read settings from this file instead of ./.env (same as VOICEAGENT_ENV_FILE); "
         "real environment variables still win",
     )
+    add_token_command(commands)
     args = parser.parse_args(argv)
+    if args.command == "token":
+        try:
+            settings = Settings.from_env()
+        except ConfigError as exc:
+            print(f"voiceagent: configuration error: {exc}", file=sys.stderr)
+            return 2
+        return run_token_command(args, settings.auth_secret)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
 
@@ -55,10 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         # Through the environment, so every worker process loads the same file.
         os.environ[ENV_FILE_VARIABLE] = os.path.abspath(args.env_file)
     try:
-        Settings.from_env()  # fail fast, naming the bad variable, before any worker starts
+        settings = Settings.from_env()  # fail fast, naming the bad variable, before workers
     except ConfigError as exc:
         print(f"voiceagent: configuration error: {exc}", file=sys.stderr)
         return 2
+    warning = exposure_warning(args.host, settings)
+    if warning:
+        print(f"voiceagent: WARNING: {warning}", file=sys.stderr)
 
     print(
         f"voiceagent: serving on http://{args.host}:{args.port} ({args.workers} worker(s))",
@@ -90,6 +102,18 @@ def main(argv: list[str] | None = None) -> int:
             if worker.is_alive():
                 worker.terminate()
     return 0
+
+
+def exposure_warning(host: str, settings: Settings) -> str | None:
+    """One warning when anyone who reaches a public address could spend provider keys."""
+    has_keys = bool(settings.azure_api_key or settings.openai_api_key or settings.cartesia_api_key)
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if loopback or not has_keys or settings.auth_enabled:
+        return None
+    return (
+        f"serving on {host} with provider keys and no room tokens: anyone who reaches this"
+        " port can spend them. Set VOICEAGENT_AUTH_SECRET (docs/security.md)."
+    )
 
 
 def _serve(host: str, port: int, workers: int) -> None:

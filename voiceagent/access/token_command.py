@@ -13,7 +13,9 @@ import re
 import sys
 from pathlib import Path
 
-from voiceagent.access.tokens import ASYMMETRIC_ALGORITHMS, mint_token
+# The algorithms tokens.py accepts with a public key; named here so that building the
+# command line does not import the JWT and crypto libraries (tests/access checks both agree).
+KEY_ALGORITHMS = ("RS256", "ES256")
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -37,7 +39,7 @@ def add_token_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     token.add_argument("--no-audio", action="store_true", help="the holder may not speak")
     token.add_argument("--admin", action="store_true", help="may replace anyone's room")
     token.add_argument("--private-key", type=Path, help="PEM private key (RS256/ES256)")
-    token.add_argument("--algorithm", choices=ASYMMETRIC_ALGORITHMS, default="RS256")
+    token.add_argument("--algorithm", choices=KEY_ALGORITHMS, default="RS256")
 
 
 def run_token_command(args: argparse.Namespace, secret: str) -> int:
@@ -58,6 +60,8 @@ def run_token_command(args: argparse.Namespace, secret: str) -> int:
             file=sys.stderr,
         )
         return 2
+    from voiceagent.access.tokens import mint_token
+
     try:
         token = mint_token(
             key,

@@ -2,8 +2,9 @@
 
 The session owns its parts and wires them together; they share a `Room` (room.py):
 
-    session.py      lifetime, the reader and its dispatch, the writer, close codes,
-                    the error budget
+    session.py      lifetime, the reader, the writer, close codes, the duration
+                    limit, the operator's handles (describe, kick, mute)
+    client_input.py what client messages do: grants, rate limits, error budget
     model_link.py   the model connection (lazy, reconnect, idle close), the audio
                     and control pumps; audio_batch.py the inbound audio batch;
                     deadlines.py when a quiet model is given up on
@@ -39,33 +40,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 
 import trio
 
 from voiceagent import metrics
-from voiceagent.access.limits import MessageRates
 from voiceagent.access.tokens import OPEN_GRANT, RoomGrant
 from voiceagent.close_codes import CloseCode
-from voiceagent.conversation import ConversationItem
 from voiceagent.logs import bind_session, log_event
 from voiceagent.models.base import OutputMode
 from voiceagent.protocol import (
-    AudioIn,
-    ClientMessage,
-    ClientMetrics,
-    ClientVadSpeechStart,
-    CommitAudio,
-    Interrupt,
-    Playback,
     ProtocolError,
-    TextIn,
     error_event,
     event,
     parse_client_message,
     session_started,
 )
-from voiceagent.session.model_link import ModelLink, SendText
+from voiceagent.session.client_input import ClientInput
+from voiceagent.session.model_link import ModelLink
 from voiceagent.session.outbox import Outbox
 from voiceagent.session.responses import ResponseRouter
 from voiceagent.session.room import Room
@@ -106,10 +97,7 @@ class Session:
         self._link = ModelLink(room)
         self._tools = ToolRunner(room, self._link)
         self._router = ResponseRouter(room, self._link, self._tools)
-        self._errors: deque[float] | None = None  # times of recent bad messages (lazy)
-        self._rates = MessageRates.from_settings(settings, trio.current_time())
-        self._muted = False  # an operator muted the microphone (admin.py)
-        self._audio_refused = False  # told once that the token allows no audio
+        self._client = ClientInput(room, self._link, self._router, grant)
         self.finished = trio.Event()
 
     # -- lifetime ---------------------------------------------------------------------
@@ -231,7 +219,7 @@ class Session:
             "tts": self._tts_name,
             "tokens": room.spent_tokens,
             "cost_usd": round(room.spent_usd, 6),
-            "muted": self._muted,
+            "muted": self._client.muted,
         }
 
     def kick(self, reason: str) -> None:
@@ -241,8 +229,8 @@ class Session:
 
     def set_muted(self, muted: bool) -> None:
         """Drop (or take again) the microphone audio; the client is told with `muted`."""
-        if muted != self._muted:
-            self._muted = muted
+        if muted != self._client.muted:
+            self._client.muted = muted
             log_event(log, "session_muted" if muted else "session_unmuted")
             self._outbox.urgent(event("muted", muted=muted))
 
@@ -308,95 +296,14 @@ class Session:
 
     async def _read_loop(self) -> None:
         receive = self._socket.receive
+        client = self._client
+        dispatch, refuse = client.dispatch, client.error
         while True:
             data = await receive()
             self._tally.frame_in(len(data))
             try:
                 message = parse_client_message(data, self._limits)
             except ProtocolError as exc:
-                self._client_error(exc.code, exc.message)
+                refuse(exc.code, exc.message)
                 continue
-            self._dispatch(message)
-
-    def _dispatch(self, message: ClientMessage) -> None:
-        """Act on one client message without waiting for anything."""
-        if isinstance(message, AudioIn):
-            if self._accept_audio(message.pcm) and self._ensure_model():
-                self._link.audio.append(message.pcm)
-            return
-        rates = self._rates
-        if rates.messages is not None and not rates.messages.take(1, trio.current_time()):
-            self._client_error("rate_limited", "too many messages: slow down")
-            return
-        if isinstance(message, TextIn):
-            if not self.grant.text:
-                self._client_error("not_allowed", "this room's token does not allow typing")
-            elif self._room.ending:
-                pass  # the room is saying goodbye: nothing more reaches the model
-            elif self._ensure_model():
-                room = self._room
-                if room.text_pending:  # one typed turn at a time: no unbounded queue
-                    self._client_error("busy", "the previous message is still unanswered")
-                    return
-                room.new_turn().user_text()
-                if self._link.request(SendText(message.text)):
-                    room.text_pending = True
-                else:
-                    self._client_error("busy", "too many requests are waiting for the model")
-                room.history.put(
-                    ConversationItem(f"text_{room.next_id()}", "user", text=message.text)
-                )
-        elif isinstance(message, CommitAudio):
-            if not self._room.ending and self._ensure_model():
-                self._room.new_turn().commit()
-                if not self._link.audio.commit():
-                    self._client_error("busy", "too much audio is waiting for the model")
-        elif isinstance(message, Interrupt | ClientVadSpeechStart):
-            self._router.barge_in(type(message).__name__)
-        elif isinstance(message, Playback):
-            response = self._room.turns.get(message.response_id)
-            if response is not None:
-                response.played_ms = max(response.played_ms or 0, message.played_ms)
-        elif isinstance(message, ClientMetrics):
-            metrics.observe_client_e2e(message.e2e_ms / 1000)
-
-    def _accept_audio(self, pcm: bytes) -> bool:
-        """False for audio the room must not pass on: muted, not granted, too fast."""
-        if not pcm or self._muted or self._room.ending:
-            return False
-        if not self.grant.audio:
-            if not self._audio_refused:
-                self._audio_refused = True
-                self._client_error("not_allowed", "this room's token does not allow audio")
-            return False
-        bucket = self._rates.audio
-        if bucket is not None and not bucket.take(len(pcm), trio.current_time()):
-            self._client_error("rate_limited", "audio is arriving faster than real time")
-            return False
-        return True
-
-    def _ensure_model(self) -> bool:
-        """Start the model link on first use; False (and an error) without a model."""
-        if self._link.started:
-            return True
-        if self._services.model is None or self._room.work is None:
-            self._client_error("no_provider", self._services.model_problem)
-            return False
-        self._link.start(self._router)
-        return True
-
-    def _client_error(self, code: str, message: str) -> None:
-        metrics.count_error(code)
-        now = trio.current_time()
-        errors = self._errors
-        if errors is None:
-            errors = self._errors = deque()
-        errors.append(now)
-        while errors and errors[0] < now - ERROR_WINDOW_S:
-            errors.popleft()
-        if len(errors) > self._settings.ws_max_errors:
-            log_event(log, "client_abusive", level=logging.WARNING, last_error=code)
-            self.close(CloseCode.POLICY, "too many invalid messages")
-            return
-        # Errors are few (the budget above bounds them), so they may skip the queue.
-        self._outbox.urgent(error_event(code, message))
+            dispatch(message)
