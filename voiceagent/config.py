@@ -87,7 +87,7 @@ class Settings:
     ws_send_timeout_s: float = 5.0  # WS_SEND_TIMEOUT_S
     ws_write_timeout_s: float = 10.0  # WS_WRITE_TIMEOUT_S (one socket write, transport level)
     ws_max_errors: int = 20  # WS_MAX_ERRORS (bad messages per 10 s before close 1008)
-    ws_idle_timeout_s: float = 60.0  # WS_IDLE_TIMEOUT_S (no audio/text this long: close; 0 off)
+    ws_idle_timeout_s: float = 300.0  # WS_IDLE_TIMEOUT_S (no audio/text this long: close; 0 off)
     # WS_MAX_MESSAGE_BYTES: largest browser message the transport buffers (close 1009
     # past it); 0 = from the protocol's own maxima (256 KiB by default).
     ws_max_message_bytes: int = 0
