@@ -38,6 +38,7 @@ class _DirectReceive:
     def __init__(self) -> None:
         self.asgi_receive: ASGIReceiveCallable | None = None
         self.gone = False
+        self.code: int | None = None  # from the ASGI disconnect event
 
     async def receive(self) -> bytes | str:
         assert self.asgi_receive is not None, "receive() before the connection started"
@@ -48,7 +49,8 @@ class _DirectReceive:
                 return data if data is not None else event["text"]
             if event["type"] == "websocket.disconnect":
                 self.gone = True
-        raise ClientDisconnected
+                self.code = event.get("code")
+        raise ClientDisconnected(self.code)
 
 
 def reads_directly(websocket: Any) -> bool:

@@ -19,7 +19,15 @@ if TYPE_CHECKING:
 
 
 class ClientDisconnected(Exception):
-    """The client has gone: raised by `ClientSocket.receive()` instead of a message."""
+    """The client has gone: raised by `ClientSocket.receive()` instead of a message.
+
+    `code` is the close code the transport reported (1006: the connection was lost
+    without a Close frame, e.g. dropped for not reading), or None when unknown.
+    """
+
+    def __init__(self, code: int | None = None) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 class ClientSocket(Protocol):

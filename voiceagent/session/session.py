@@ -163,19 +163,25 @@ class Session:
                     room.work = work
                     try:
                         await self._read_until_idle()  # in this task: one task fewer per room
-                    except ClientDisconnected:
+                    except ClientDisconnected as gone:
                         # A normal end: our own scopes stop our own tasks, and nothing
                         # is raised into the framework.
                         client_gone = True
+                        if gone.code not in (None, CloseCode.NORMAL, 1005):
+                            room.close_code = gone.code  # what the log line reports
                         work.cancel_scope.cancel()
             room.work = None
-            if room.work_scope.cancelled_caught and not client_gone and room.close_code == 1000:
+            timed_out = room.work_scope.cancelled_caught and not client_gone
+            if timed_out and room.close_code == CloseCode.NORMAL:
                 if limit is not None and trio.current_time() >= room.work_scope.deadline:
                     log_event(log, "session_time_limit", limit_s=limit)
                     room.close(CloseCode.TIME_LIMIT, f"the session reached {limit:g} s")
             # The reader ended or close() was called: nothing new will be queued.
             if client_gone:
-                room.close_reason = room.close_reason or "client left"
+                lost = room.close_code == 1006
+                room.close_reason = room.close_reason or (
+                    "connection lost" if lost else "client left"
+                )
                 nursery.cancel_scope.cancel()  # nobody is left to write to
             else:
                 if room.close_code == CloseCode.TRY_AGAIN:
