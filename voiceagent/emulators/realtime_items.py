@@ -14,17 +14,25 @@ kept next to the item in a `WireItem`:
 
 `Conversation` is the ordered item list with O(1) lookup, bounded like a context window:
 at most `max_items` items and about `max_chars` characters of text; the oldest items go
-first, checked on insert (once a turn, not once a frame). Pure data: no I/O, no clock.
+first, checked on insert (once a turn, not once a frame).
+
+The ``conversation.item.*`` client events are applied here (`create_item`,
+`truncate_item`, `delete_item`, `retrieve_item`): each returns the server events that
+answer it, or raises `ClientEventError` before changing anything. Truncating an
+assistant audio message cuts its transcript in proportion to the audio kept. Pure data
+and computation: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from voiceagent.conversation import ConversationItem
+from voiceagent.emulators.realtime_checks import ClientEventError
 from voiceagent.handoffs import HANDOFF_PREFIX
 
 _TO_BETA = {"output_text": "text", "output_audio": "audio"}
@@ -206,3 +214,84 @@ class Conversation:
     def history(self) -> list[ConversationItem]:
         """Copies of the items, oldest first: what the brain is given (a snapshot)."""
         return [dataclasses.replace(w.item) for w in self._items.values()]
+
+
+# ---------------------------------------------------------------- conversation.item.* events
+
+
+def _not_found(item_id: str) -> ClientEventError:
+    return ClientEventError("invalid_value", f"Item with id '{item_id}' not found.", "item_id")
+
+
+def announce(item: WireItem, prev: str | None, flavor: str) -> list[dict[str, Any]]:
+    """The item-creation events of this flavour (GA: added + done; beta: created)."""
+    wire = item.wire(flavor)
+    kinds = ("added", "done") if flavor == "ga" else ("created",)
+    return [
+        {"type": f"conversation.item.{kind}", "previous_item_id": prev, "item": wire}
+        for kind in kinds
+    ]
+
+
+def create_item(
+    conversation: Conversation, data: dict[str, Any], flavor: str, new_id: Callable[[str], str]
+) -> list[dict[str, Any]]:
+    raw = data["item"]
+    item_id = raw.get("id") or new_id("item")
+    if item_id in conversation:
+        raise ClientEventError(
+            "item_already_exists", f"Item with id '{item_id}' already exists.", "item.id"
+        )
+    previous = data.get("previous_item_id")
+    if previous is not None and previous not in conversation:
+        raise ClientEventError(
+            "invalid_value",
+            f"Previous item with id '{previous}' does not exist.",
+            "previous_item_id",
+        )
+    item = item_from_client(raw, item_id)
+    prev = conversation.insert(item, previous, at_end=previous is None)
+    return announce(item, prev, flavor)
+
+
+def truncate_item(conversation: Conversation, data: dict[str, Any]) -> dict[str, Any]:
+    item = conversation.get(data["item_id"])
+    if item is None:
+        raise _not_found(data["item_id"])
+    audio = [i for i, p in enumerate(item.parts) if p["type"] == "output_audio"]
+    if item.item.role != "assistant" or not audio:
+        raise ClientEventError(
+            "invalid_value", "Only assistant messages with audio can be truncated.", "item_id"
+        )
+    if data["content_index"] != 0:
+        raise ClientEventError("invalid_value", "Invalid 'content_index'.", "content_index")
+    end_ms = data["audio_end_ms"]
+    if end_ms < 0 or end_ms > item.audio_ms:
+        raise ClientEventError(
+            "invalid_value",
+            f"Audio content of {item.audio_ms}ms is already shorter than {end_ms}ms",
+            "audio_end_ms",
+        )
+    if item.audio_ms:
+        transcript = item.part_text(audio[0])
+        item.set_text(audio[0], transcript[: len(transcript) * end_ms // item.audio_ms])
+    item.audio_ms = end_ms
+    return {
+        "type": "conversation.item.truncated",
+        "item_id": item.id,
+        "content_index": 0,
+        "audio_end_ms": end_ms,
+    }
+
+
+def delete_item(conversation: Conversation, data: dict[str, Any]) -> dict[str, Any]:
+    if not conversation.delete(data["item_id"]):
+        raise _not_found(data["item_id"])
+    return {"type": "conversation.item.deleted", "item_id": data["item_id"]}
+
+
+def retrieve_item(conversation: Conversation, data: dict[str, Any], flavor: str) -> dict[str, Any]:
+    item = conversation.get(data["item_id"])
+    if item is None:
+        raise _not_found(data["item_id"])
+    return {"type": "conversation.item.retrieved", "item": item.wire(flavor)}

@@ -66,7 +66,11 @@ from voiceagent.emulators.realtime_input import (
 from voiceagent.emulators.realtime_items import (
     Conversation,
     WireItem,
-    item_from_client,
+    announce,
+    create_item,
+    delete_item,
+    retrieve_item,
+    truncate_item,
     user_audio_item,
 )
 from voiceagent.emulators.realtime_responses import Phase, ResponseState
@@ -103,10 +107,6 @@ Output = dict[str, Any] | Effect
 def error_event(exc: ClientEventError, event_id: str | None) -> dict[str, Any]:
     error = {"type": exc.kind, "code": exc.code, "message": exc.message, "param": exc.param}
     return {"type": "error", "error": {**error, "event_id": event_id}}
-
-
-def _not_found(item_id: str) -> ClientEventError:
-    return ClientEventError("invalid_value", f"Item with id '{item_id}' not found.", "item_id")
 
 
 class RealtimeServer:
@@ -223,7 +223,7 @@ class RealtimeServer:
         prev = self.conversation.insert(item)
         outputs: list[Output] = [
             {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": prev},
-            *self._announce(item, prev),
+            *announce(item, prev, self.flavor),
         ]
         if silent:
             item.set_text(0, "")
@@ -269,75 +269,17 @@ class RealtimeServer:
 
     # ------------------------------------------------------------------ conversation
 
-    def _announce(self, item: WireItem, prev: str | None) -> list[Output]:
-        """The item-creation events of this flavour (GA: added + done; beta: created)."""
-        wire = item.wire(self.flavor)
-        kinds = ("added", "done") if self.flavor == "ga" else ("created",)
-        return [
-            {"type": f"conversation.item.{kind}", "previous_item_id": prev, "item": wire}
-            for kind in kinds
-        ]
-
     def _item_create(self, data: dict[str, Any]) -> list[Output]:
-        raw = data["item"]
-        item_id = raw.get("id") or self.new_id("item")
-        if item_id in self.conversation:
-            raise ClientEventError(
-                "item_already_exists", f"Item with id '{item_id}' already exists.", "item.id"
-            )
-        previous = data.get("previous_item_id")
-        if previous is not None and previous not in self.conversation:
-            raise ClientEventError(
-                "invalid_value",
-                f"Previous item with id '{previous}' does not exist.",
-                "previous_item_id",
-            )
-        item = item_from_client(raw, item_id)
-        prev = self.conversation.insert(item, previous, at_end=previous is None)
-        return self._announce(item, prev)
+        return list(create_item(self.conversation, data, self.flavor, self.new_id))
 
     def _item_truncate(self, data: dict[str, Any]) -> list[Output]:
-        item = self.conversation.get(data["item_id"])
-        if item is None:
-            raise _not_found(data["item_id"])
-        audio = [i for i, p in enumerate(item.parts) if p["type"] == "output_audio"]
-        if item.item.role != "assistant" or not audio:
-            raise ClientEventError(
-                "invalid_value", "Only assistant messages with audio can be truncated.", "item_id"
-            )
-        if data["content_index"] != 0:
-            raise ClientEventError("invalid_value", "Invalid 'content_index'.", "content_index")
-        end_ms = data["audio_end_ms"]
-        if end_ms < 0 or end_ms > item.audio_ms:
-            raise ClientEventError(
-                "invalid_value",
-                f"Audio content of {item.audio_ms}ms is already shorter than {end_ms}ms",
-                "audio_end_ms",
-            )
-        if item.audio_ms:
-            # The transcript is cut in proportion: what was heard of it.
-            transcript = item.part_text(audio[0])
-            item.set_text(audio[0], transcript[: len(transcript) * end_ms // item.audio_ms])
-        item.audio_ms = end_ms
-        return [
-            {
-                "type": "conversation.item.truncated",
-                "item_id": item.id,
-                "content_index": 0,
-                "audio_end_ms": end_ms,
-            }
-        ]
+        return [truncate_item(self.conversation, data)]
 
     def _item_delete(self, data: dict[str, Any]) -> list[Output]:
-        if not self.conversation.delete(data["item_id"]):
-            raise _not_found(data["item_id"])
-        return [{"type": "conversation.item.deleted", "item_id": data["item_id"]}]
+        return [delete_item(self.conversation, data)]
 
     def _item_retrieve(self, data: dict[str, Any]) -> list[Output]:
-        item = self.conversation.get(data["item_id"])
-        if item is None:
-            raise _not_found(data["item_id"])
-        return [{"type": "conversation.item.retrieved", "item": item.wire(self.flavor)}]
+        return [retrieve_item(self.conversation, data, self.flavor)]
 
     # ------------------------------------------------------------------ responses
 
