@@ -29,6 +29,8 @@ Transcriber = Callable[[bytes, int], Awaitable[str]]
 
 
 class Brain(Protocol):
+    """`voiceagent.conversation.Brain`, except that `respond` may also be a coroutine."""
+
     def respond(
         self, setup: AgentSetup, history: Sequence[ConversationItem]
     ) -> BrainReply | Awaitable[BrainReply]: ...

@@ -3,7 +3,9 @@
 Rules of this module: no I/O, no clock. Each builder applies one step to a
 `ResponseState` (and, for conversation responses, to the conversation) and returns the
 events that step means, in order; the caller sends them. The response generator calls
-the step builders while it produces output; the server state machine calls `finish`.
+the step builders while it produces output; the server state machine moves the phases
+(`ResponseState.move`, a table) and builds the `tail`. Events are built as the step
+happens, so what they say is a snapshot of that moment.
 
 Theory of operation (one response, from ``response.create`` to its task's end):
 
