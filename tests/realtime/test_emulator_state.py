@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from tests.realtime.conformance import check_event
+from voiceagent.conversation import ConversationItem
+from voiceagent.emulators.realtime_items import Conversation, WireItem, item_from_client
 from voiceagent.emulators.realtime_parts import recognizer_transcriber, synthetic_voice, tokens
-from voiceagent.emulators.realtime_state import Conversation, ConvItem, EnergyVad, SessionState
+from voiceagent.emulators.realtime_session import SessionState
+from voiceagent.emulators.realtime_vad import EnergyVad
 
 
 def tone(ms: int, level: float) -> bytes:
@@ -72,9 +75,9 @@ def _event(kind: str, session: dict) -> bytes:
 def test_conversation_is_bounded_and_keeps_order():
     conversation = Conversation(max_items=3)
     for n in range(5):
-        conversation.insert(ConvItem(id=f"i{n}", type="message", role="user"))
+        conversation.insert(WireItem(ConversationItem(id=f"i{n}", role="user")))
     assert [i.id for i in conversation.history()] == ["i2", "i3", "i4"]
-    conversation.insert(ConvItem(id="x", type="message", role="assistant"), "i2", at_end=False)
+    conversation.insert(WireItem(ConversationItem(id="x", role="assistant")), "i2", at_end=False)
     assert [i.id for i in conversation.history()] == ["x", "i3", "i4"]
     assert conversation.previous_of("i3") == "x"
 
@@ -83,11 +86,13 @@ def test_conversation_drops_the_oldest_text_beyond_its_budget():
     conversation = Conversation(max_chars=100)
     for n in range(5):
         conversation.insert(
-            ConvItem(
-                id=f"i{n}",
-                type="message",
-                role="user",
-                content=[{"type": "input_text", "text": "x" * 40}],
+            item_from_client(
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "x" * 40}],
+                },
+                f"i{n}",
             )
         )
     assert [i.id for i in conversation.history()] == ["i3", "i4"]

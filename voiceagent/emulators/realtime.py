@@ -10,14 +10,23 @@ Auth: ``api-key`` header or query parameter, or ``Authorization: Bearer``; other
 HTTP 401. A GA URL that carries ``api-version`` also gets 401, like the service.
 
 Per connection: ``session.created``, then every client event is validated
-(`realtime_schema`) and answered as PROTOCOLS.md §1 describes. Server VAD runs on
-appended audio (`realtime_state.EnergyVad`); committed audio is transcribed by a
+(`realtime_schema`) and answered the way the service answers it. Server VAD runs on
+appended audio (`realtime_vad.EnergyVad`); committed audio is transcribed by a
 pluggable transcriber; replies come from a pluggable brain (`realtime_parts`). Audio
 replies are a synthetic tone, not speech.
 
-Modules: `realtime_config` (what can be configured), `realtime_connection` (one
-session), `realtime_schema` (client event validation), `realtime_state` (session,
-conversation, VAD), `realtime_parts` (brains, transcribers, synthetic voice).
+Modules, from the wire inwards:
+
+- `realtime` (this one): handshake (routes, auth, rejection faults) and the CLI;
+- `realtime_connection`: the thin Trio shell of one session (tasks, pacing, sending);
+- `realtime_server`: the sans-I/O server state machine (client events in, server events
+  and effects out), with `realtime_schema` / `realtime_checks` (client event validation),
+  `realtime_session` (session config), `realtime_items` (conversation),
+  `realtime_input` (input audio buffer), `realtime_vad` (turn detection) and
+  `realtime_responses` (a response's phases and events);
+- `realtime_generator`: produces a response's output from the brain's reply;
+- `realtime_config` (what can be configured), `realtime_parts` (brains, transcribers,
+  synthetic voice).
 
 Latency knobs: `first_token_s` (time to first delta), `tokens_per_s` (text pacing, 0 =
 unpaced) and `audio_rtf` (audio pacing: each chunk waits its own duration times this

@@ -21,14 +21,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from voiceagent.conversation import AgentSetup, BrainReply, ConversationItem
+from voiceagent.pcm import SAMPLE_RATE, ms_bytes
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 24000
 Transcriber = Callable[[bytes, int], Awaitable[str]]
 
 
 class Brain(Protocol):
+    """`voiceagent.conversation.Brain`, except that `respond` may also be a coroutine."""
+
     def respond(
         self, setup: AgentSetup, history: Sequence[ConversationItem]
     ) -> BrainReply | Awaitable[BrainReply]: ...
@@ -101,7 +103,7 @@ _TONE = (
 
 def synthetic_voice(ms: int) -> bytes:
     """`ms` milliseconds of the synthetic voice, PCM16 LE mono 24 kHz (not speech)."""
-    size = ms * SAMPLE_RATE // 1000 * 2
+    size = ms_bytes(ms)
     reps = size // len(_TONE) + 1
     return (_TONE * reps)[:size] if reps > 1 else _TONE[:size]
 

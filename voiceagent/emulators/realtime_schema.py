@@ -2,190 +2,49 @@
 
 `validate_client_event(data, flavor)` returns nothing when the event is acceptable and
 raises `ClientEventError` (code, message, param) otherwise, worded the way the real
-service words it (PROTOCOLS.md §1.1): ``unknown_parameter``, ``missing_required_parameter``,
-``invalid_type``, ``invalid_value``. The checks follow the GA (`openai.types.realtime`)
-and beta (`openai.types.beta.realtime`) type trees: every field is known, every
-required field is present, every type and enumerated value is right. Checking is
-exhaustive for the fields a voice agent uses and permissive (any JSON) for a few
-opaque objects (prompt, reasoning, tracing, metadata).
+service words it: ``unknown_parameter``, ``missing_required_parameter``,
+``invalid_type``, ``invalid_value`` (the checks are built in `realtime_checks`). The
+trees follow the GA (`openai.types.realtime`) and beta (`openai.types.beta.realtime`)
+types: every field is known, every required field is present, every type and
+enumerated value is right. Checking is exhaustive for the fields a voice agent uses and
+permissive (any JSON) for a few opaque objects (prompt, reasoning, tracing, metadata).
+
+Why hand-written, when the official `openai` package's pydantic types describe the same
+events: (1) the emulator ships in the package and runs without the ``dev`` extra, so it
+may not import `openai` at run time; (2) it must answer invalid input with the
+service's exact ``error`` events (code, message and dotted ``param``), which pydantic's
+errors do not map onto one to one; (3) the SDK types are permissive (unknown fields
+are kept as extras, most fields are optional), while the service refuses them. The
+tests hold the two together: every frame of the emulator's tests is checked against
+the SDK types with no unknown fields (`tests/realtime/conformance.py`), and the
+official SDK client runs whole sessions against the emulator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from voiceagent.emulators.realtime_checks import (
+    Check,
+    ClientEventError,
+    anything,
+    check_object,
+    either,
+    is_bool,
+    is_int,
+    is_number,
+    is_str,
+    list_of,
+    nullable,
+    obj,
+    one_of,
+    tagged,
+)
+
+__all__ = ["EVENTS", "ClientEventError", "Flavor", "validate_client_event"]
+
 Flavor = str  # "ga" | "beta"
-Check = Callable[[Any, str], None]
-
-
-class ClientEventError(Exception):
-    """A client event the service would refuse; becomes an ``error`` server event."""
-
-    def __init__(
-        self, code: str, message: str, param: str | None = None, kind: str = "invalid_request_error"
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.param = param
-        self.kind = kind
-
-
-_JSON_NAMES = {
-    str: "string",
-    int: "integer",
-    float: "number",
-    bool: "boolean",
-    dict: "object",
-    list: "array",
-    type(None): "null",
-}
-
-
-def _json_type(value: Any) -> str:
-    return _JSON_NAMES.get(type(value), type(value).__name__)
-
-
-def _type_error(param: str, expected: str, value: Any) -> ClientEventError:
-    return ClientEventError(
-        "invalid_type",
-        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
-        param,
-    )
-
-
-# ----------------------------------------------------------------------- check builders
-
-
-def is_str(value: Any, param: str) -> None:
-    if not isinstance(value, str):
-        raise _type_error(param, "a string", value)
-
-
-def is_bool(value: Any, param: str) -> None:
-    if not isinstance(value, bool):
-        raise _type_error(param, "a boolean", value)
-
-
-def is_int(value: Any, param: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _type_error(param, "an integer", value)
-
-
-def is_number(value: Any, param: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _type_error(param, "a decimal", value)
-
-
-def anything(value: Any, param: str) -> None:
-    return None
-
-
-def one_of(*allowed: Any) -> Check:
-    def check(value: Any, param: str) -> None:
-        if value not in allowed:
-            supported = ", ".join(f"'{a}'" for a in allowed)
-            raise ClientEventError(
-                "invalid_value",
-                f"Invalid value: '{value}'. Supported values are: {supported}.",
-                param,
-            )
-
-    return check
-
-
-def nullable(check: Check) -> Check:
-    def wrapped(value: Any, param: str) -> None:
-        if value is not None:
-            check(value, param)
-
-    return wrapped
-
-
-def either(*checks: Check) -> Check:
-    """Accept the value when any check accepts it; report the first check's error."""
-
-    def check(value: Any, param: str) -> None:
-        first: ClientEventError | None = None
-        for candidate in checks:
-            try:
-                candidate(value, param)
-                return
-            except ClientEventError as exc:
-                first = first or exc
-        assert first is not None
-        raise first
-
-    return check
-
-
-def list_of(item: Check, *, min_len: int = 0, max_len: int | None = None) -> Check:
-    def check(value: Any, param: str) -> None:
-        if not isinstance(value, list):
-            raise _type_error(param, "an array", value)
-        if len(value) < min_len or (max_len is not None and len(value) > max_len):
-            raise ClientEventError(
-                "invalid_value", f"Invalid length for '{param}': {len(value)} items.", param
-            )
-        for i, entry in enumerate(value):
-            item(entry, f"{param}[{i}]")
-
-    return check
-
-
-def obj(fields: Mapping[str, Check], required: tuple[str, ...] = ()) -> Check:
-    """A JSON object with exactly these known fields, `required` ones mandatory."""
-
-    def check(value: Any, param: str) -> None:
-        if not isinstance(value, dict):
-            raise _type_error(param, "an object", value)
-        check_object(value, fields, required, param)
-
-    return check
-
-
-def tagged(tags: Mapping[str, Check], param_suffix: str = "type") -> Check:
-    """An object discriminated by its ``type`` field."""
-
-    def check(value: Any, param: str) -> None:
-        if not isinstance(value, dict):
-            raise _type_error(param, "an object", value)
-        tag = value.get("type")
-        where = f"{param}.{param_suffix}"
-        if tag is None:
-            raise ClientEventError(
-                "missing_required_parameter", f"Missing required parameter: '{where}'.", where
-            )
-        if tag not in tags:
-            one_of(*tags)(tag, where)
-        tags[tag](value, param)
-
-    return check
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-def check_object(
-    value: dict[str, Any], fields: Mapping[str, Check], required: tuple[str, ...], prefix: str
-) -> None:
-    # Required fields first: a beta-shaped update sent to GA is reported as missing
-    # 'session.type' (not as its unknown beta fields), as the service does.
-    for key in required:
-        if key not in value:
-            param = _join(prefix, key)
-            raise ClientEventError(
-                "missing_required_parameter", f"Missing required parameter: '{param}'.", param
-            )
-    for key in value:
-        if key not in fields:
-            param = _join(prefix, key)
-            raise ClientEventError("unknown_parameter", f"Unknown parameter: '{param}'.", param)
-    for key, entry in value.items():
-        fields[key](entry, _join(prefix, key))
-
 
 # ----------------------------------------------------------------------- shared pieces
 
