@@ -116,15 +116,18 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     if settings.admin_token:
         add_admin_routes(app, services, settings.admin_token)
 
-    if settings.demo_tokens:
+    @app.route("/demo/token")
+    async def demo_token() -> Response:
+        # Off: 204, "connect without one". The demo page asks on every Connect, and a
+        # 404 would print an error in the browser's console on every default run.
+        if not settings.demo_tokens:
+            return Response("", 204)
         # Development only (docs/security.md): anyone may fetch a token for any room.
-        @app.route("/demo/token")
-        async def demo_token() -> Response:
-            room = request.args.get("room", "")
-            if not valid_session_id(room):
-                return Response("room must be a valid session id\n", 400)
-            token = mint_token(settings.auth_secret, sub=f"demo:{room}", room=room, ttl_s=600)
-            return jsonify(token=token, expires_in=600)
+        room = request.args.get("room", "")
+        if not valid_session_id(room):
+            return Response("room must be a valid session id\n", 400)
+        token = mint_token(settings.auth_secret, sub=f"demo:{room}", room=room, ttl_s=600)
+        return jsonify(token=token, expires_in=600)
 
     def owner_of(session_id: str) -> RoomGrant | None:
         live = services.registry.get(session_id)
