@@ -2,9 +2,10 @@
 // worklets and the panels.
 //
 // Theory of operation:
-// - Connect (a user gesture) creates the AudioContext, opens /ws/{session_id}, and opens
-//   the microphone once `session_started` arrives, so no speech is lost before the
-//   server listens. Mic frames go out as binary 960-byte frames (`?audio=json` sends the
+// - Connect (a user gesture) creates the AudioContext, asks the server for a room token
+//   (net/room-token.js: only servers run with VOICEAGENT_DEMO_TOKENS=1 hand one out),
+//   opens /ws/{session_id}, and opens the microphone once `session_started` arrives, so
+//   no speech is lost before the server listens. Mic frames go out as binary 960-byte frames (`?audio=json` sends the
 //   JSON fallback instead).
 // - Server audio belongs to the response named by the last `audio_start`. Audio of a
 //   response we cut (interrupt button, client VAD barge-in, `audio_interrupted`) is
@@ -15,9 +16,15 @@
 // - Barge-in: the capture worklet's VAD reports speech; while a response is active or
 //   audible we flush playback and send `client_vad_speech_start`. Its echo guard is on
 //   while the agent is audible (and ECHO_TAIL_MS after).
+// - Closes are explained in the notice (net/close-notice.js): a socket refused at the
+//   handshake, an operator's kick with its reason, the session's time or usage limit.
+//   An operator's server-side mute (`muted`) is shown until the matching unmute, and
+//   silences the microphone here too, so the client VAD cannot barge in on its behalf.
 // - window.voiceagent exposes state and counters for the end-to-end tests.
 
 import { AudioEngine } from "./audio/engine.js";
+import { closeNotice, endingFromError, endingText } from "./net/close-notice.js";
+import { fetchRoomToken, openRoomSocket } from "./net/room-token.js";
 import { Conversation } from "./ui/conversation.js";
 import { EventLog, MetricsPanel, ToolsLog } from "./ui/panels.js";
 
@@ -28,14 +35,6 @@ const ECHO_TAIL_MS = 300; // room echo outlives the last sample played
 const MAX_WS_BUFFERED = 256 * 1024; // a stalled network drops mic frames, never buffers
 const MAX_REMEMBERED_RIDS = 64;
 const MAX_RECENT = 200; // parsed server events kept for window.voiceagent.recent
-const CLOSE_REASONS = {
-  1001: "the server is shutting down; reconnect in a moment",
-  1006: "the connection was lost",
-  1008: "refused: invalid session id, or too many bad messages",
-  1011: "the server hit an internal error",
-  1012: "another tab connected with the same session id",
-  1013: "this page read too slowly",
-};
 
 const params = new URLSearchParams(location.search);
 const jsonAudio = params.get("audio") === "json";
@@ -46,6 +45,7 @@ const ui = {
   connect: $("connect"),
   connState: $("conn-state"),
   vadState: $("vad-state"),
+  operatorMute: $("operator-mute"),
   banner: $("offline-banner"),
   notice: $("notice"),
   info: $("session-info"),
@@ -94,9 +94,14 @@ const recent = [];
 
 const s = {
   ws: null,
+  attempt: 0, // bumped by every Connect and Disconnect: a late token answer is dropped
+  opened: false, // the current socket reached `open` (else a close means "refused")
+  usedToken: false, // the current socket offered a room token
+  ending: null, // {code, message} of an announced 4000-range close (close-notice.js)
   conn: "idle",
   session: null,
-  muted: false,
+  muted: false, // the user's own mute button
+  operatorMuted: false, // the server drops our audio (an operator's mute)
   audioRid: null, // response owning incoming binary audio
   cutRids: new Set(), // responses whose audio we drop
   serverCutRids: new Set(), // responses the server interrupted
@@ -134,6 +139,12 @@ window.voiceagent = {
   },
   get lastClose() {
     return s.lastClose;
+  },
+  get usedToken() {
+    return s.usedToken;
+  },
+  get operatorMuted() {
+    return s.operatorMuted;
   },
   get sampleRate() {
     return engine.sampleRate;
@@ -187,7 +198,7 @@ function notice(text) {
   ui.notice.hidden = !text;
 }
 
-function connect() {
+async function connect() {
   const id = ui.sessionInput.value.trim();
   if (!SESSION_RE.test(id)) {
     notice("The session id must be 1 to 64 letters, digits, _ or -.");
@@ -196,6 +207,7 @@ function connect() {
   }
   sessionStorage.setItem("voiceagent.session", id);
   notice("");
+  const attempt = ++s.attempt;
   setConn("connecting", "connecting…");
   // Started inside the click (autoplay rules), awaited only where audio is needed.
   s.audioReady = engine.init().then(
@@ -205,12 +217,19 @@ function connect() {
       return false;
     },
   );
+  const token = await fetchRoomToken(id);
+  if (attempt !== s.attempt) return; // Disconnect was pressed while we asked
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/ws/${encodeURIComponent(id)}`);
+  const ws = openRoomSocket(`${scheme}://${location.host}/ws/${encodeURIComponent(id)}`, token);
   ws.binaryType = "arraybuffer";
   s.ws = ws;
+  s.opened = false;
+  s.usedToken = !!token;
+  s.ending = null;
   ws.onopen = () => {
-    if (s.ws === ws) setConn("open", "waiting for the session…");
+    if (s.ws !== ws) return;
+    s.opened = true;
+    setConn("open", "waiting for the session…");
   };
   ws.onmessage = (ev) => {
     if (s.ws === ws) onServerMessage(ev.data);
@@ -221,6 +240,7 @@ function connect() {
 }
 
 function disconnect() {
+  s.attempt++;
   if (s.ws) s.ws.close(1000, "bye");
   onClosed(1000, "");
 }
@@ -229,6 +249,7 @@ function onClosed(code, reason) {
   s.lastClose = { code, reason };
   const ws = s.ws;
   s.ws = null;
+  setOperatorMuted(false);
   if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
   engine.stopMic();
   engine.flush();
@@ -237,10 +258,9 @@ function onClosed(code, reason) {
   s.audioRid = null;
   s.session = null;
   const normal = code === 1000 || code === 1005;
-  const why = CLOSE_REASONS[code] || "closed";
   setConn(normal ? "idle" : "closed", normal ? "disconnected" : `closed (${code})`);
-  const detail = reason && reason !== why ? ` (${reason})` : "";
-  if (!normal) notice(`Disconnected (${code}): ${why}${detail}.`);
+  const text = closeNotice({ code, reason, opened: s.opened, announced: s.ending });
+  if (text) notice(text);
   ui.vadState.textContent = "mic idle";
   ui.vadState.dataset.state = "silent";
 }
@@ -297,7 +317,7 @@ async function startMic() {
       engine.stopMic(); // closed while the browser was opening the microphone
       return;
     }
-    engine.setMuted(s.muted);
+    engine.setMuted(s.muted || s.operatorMuted);
     ui.vadState.textContent = "listening";
   } catch (err) {
     notice(`Microphone unavailable (${err.message}); you can still type.`);
@@ -543,22 +563,40 @@ const HANDLERS = {
   metrics(m) {
     metrics.onMetrics(m);
   },
+  muted(m) {
+    setOperatorMuted(m.muted === true);
+  },
   error(m) {
+    const ending = endingFromError(m);
+    if (ending) {
+      s.ending = ending; // the close follows; its notice falls back on this reason
+      notice(endingText(ending));
+      return;
+    }
     notice(`Server error ${m.code}: ${m.message}`);
   },
 };
+
+/** Show (or clear) the operator's mute. The server already drops our audio; muting the
+ * track too keeps the client VAD from cutting the agent off for speech nobody hears. */
+function setOperatorMuted(on) {
+  s.operatorMuted = on;
+  ui.operatorMute.hidden = !on;
+  engine.setMuted(s.muted || s.operatorMuted);
+}
 
 // --- controls ------------------------------------------------------------------------
 
 ui.form.addEventListener("submit", (e) => {
   e.preventDefault();
-  if (s.ws) disconnect();
+  // "connecting" covers the token request, before any socket exists.
+  if (s.ws || s.conn === "connecting") disconnect();
   else connect();
 });
 
 ui.mute.addEventListener("click", () => {
   s.muted = !s.muted;
-  engine.setMuted(s.muted);
+  engine.setMuted(s.muted || s.operatorMuted);
   ui.mute.setAttribute("aria-pressed", String(s.muted));
   ui.mute.textContent = s.muted ? "Unmute mic" : "Mute mic";
 });
