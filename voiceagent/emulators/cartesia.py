@@ -1,6 +1,7 @@
 """A local Cartesia TTS WebSocket server (`python -m voiceagent.emulators cartesia`).
 
-It speaks the protocol of `wss://api.cartesia.ai/tts/websocket` (docs/architecture.md, "Cartesia TTS WebSocket"):
+It speaks the protocol of `wss://api.cartesia.ai/tts/websocket` (docs/architecture.md,
+"Cartesia TTS WebSocket"):
 the documented auth forms (`api_key` / `access_token` query, `X-API-Key`, Bearer) and
 version forms (`cartesia_version` query, `Cartesia-Version` header); requests validated
 by the same sans-I/O code the client uses (`voiceagent.tts.cartesia.protocol`), with
