@@ -113,7 +113,7 @@ def main() -> None:
             "runs": runs,
             "medians": medians,
             "cpu_ms_per_room_s": cpu,
-        },  # fmt: skip
+        },
         markdown,
     )
     print(markdown)
