@@ -88,12 +88,11 @@ def main() -> None:
             row.append(", ".join(f"{v:.3f}" for v in values) or "-")
             row.append(medians[label][str(m)])
         rows.append(row)
-    cpu = {
-        label: statistics.median(
-            [r["cpu_ms_per_room_s"] for r in runs[label] if r["cpu_ms_per_room_s"]]
-        )
-        for label in runs
-    }
+    cpu: dict[str, float | None] = {}
+    for label in runs:
+        values = [r["cpu_ms_per_room_s"] for r in runs[label] if r["cpu_ms_per_room_s"]]
+        cpu[label] = statistics.median(values) if values else None
+    ratio = cpu["B"] / cpu["A"] if cpu["A"] and cpu["B"] else None
     command = "python benchmarks/ab.py " + " ".join(sys.argv[1:])
     markdown = "\n\n".join(
         [
@@ -102,8 +101,8 @@ def main() -> None:
             "CPU ratio to the echo floor at equal load (echo CPU per session / CPU per room; "
             "1.0 = a relayed room costs what a bare echo session costs):",
             md_table(["rooms", "A runs", "A median", "B runs", "B median"], rows),
-            f"Server CPU per room-second (median of runs): A {cpu['A']:.2f} ms, "
-            f"B {cpu['B']:.2f} ms (B/A {cpu['B'] / cpu['A']:.3f}).",
+            f"Server CPU per room-second (median of runs, loaded steps): A {cpu['A']} ms, "
+            f"B {cpu['B']} ms (B/A {ratio}).",
         ]
     )
     write_results(
