@@ -11,7 +11,12 @@ Routes:
 - `POST /admin/sessions/<id>/kick` (`{"reason": "..."}` optional): the room gets an
   `error` event `kicked` with the reason, then closes with 4000;
 - `POST /admin/sessions/<id>/mute` and `/unmute`: the server drops (or takes again) the
-  room's microphone audio; the client is told with a `muted` event.
+  room's microphone audio; the client is told with a `muted` event;
+- `POST /admin/drain`: take this instance out of rotation for a deploy (drain.py):
+  `/healthz` turns 503, new rooms are refused, talking rooms finish their response,
+  then every room is told to reconnect and closed with 1001. Answers 202 at once with
+  the drain's state (a repeat answers the same); poll `/healthz` (`sessions`) to see
+  the rooms leave. The process keeps running, refusing rooms, until it is stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 from quart import Quart, Response, jsonify, request
 
+from voiceagent.drain import Drain
 from voiceagent.session.services import Services
 
 MAX_REASON_CHARS = 200
@@ -57,9 +63,18 @@ def require_admin(token: str) -> Callable[[Handler], Handler]:
     return decorate
 
 
-def add_admin_routes(app: Quart, services: Services, token: str) -> None:
+def add_admin_routes(app: Quart, services: Services, token: str, drain: Drain) -> None:
     registry = services.registry
     admin = require_admin(token)
+
+    @app.post("/admin/drain")
+    @admin
+    async def start_drain() -> Any:
+        if not drain.draining:
+            drain.begin()  # /healthz and the handshake say so from this instant
+            app.nursery.start_soon(drain.run, registry)  # type: ignore[attr-defined]
+        body = jsonify(draining=True, sessions=len(registry), grace_s=drain.grace_s)
+        return body, 202
 
     def not_found(session_id: str) -> tuple[Response, int]:
         return jsonify(error="not_found", message=f"no live session {session_id!r}"), 404

@@ -25,6 +25,7 @@ from voiceagent.access.tokens import AccessRefused, RoomGrant, mint_token
 from voiceagent.admin import add_admin_routes, bearer_ok
 from voiceagent.capacity import Capacity, watch_accept_errors
 from voiceagent.config import Settings
+from voiceagent.drain import RETRY_AFTER_S, Drain
 from voiceagent.logs import setup_logging
 from voiceagent.protocol import valid_session_id
 from voiceagent.quart_websocket import DirectWebsocketConnection
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     capacity = Capacity.from_setting(settings.ws_max_connections)
     gate = build_gate(settings)
     app.config["GATE"] = gate
+    drain = Drain(settings.drain_grace_s)
+    app.config["DRAIN"] = drain  # cli.py drains on SIGTERM; admin.py on POST /admin/drain
     watch_accept_errors()
     app.asgi_websocket_class = DirectWebsocketConnection  # one hand-off less per frame
     app.config["SERVICES"] = services
@@ -89,10 +92,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @app.route("/healthz")
     async def healthz() -> Response:
+        """200 while serving (`ready` once warm); 503 while draining (drain.py)."""
         registry = services.registry
-        return jsonify(
+        response = jsonify(
             status="ok",
-            ready=warmed.is_set(),
+            ready=warmed.is_set() and not drain.draining,
+            draining=drain.draining,
             sessions=len(registry),
             sessions_with_model=registry.with_model,
             uptime_s=round(time.monotonic() - started, 1),
@@ -103,6 +108,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             full=capacity.connections >= capacity.max_connections,
             fd_limit=capacity.fd_limit,
         )
+        if drain.draining:
+            response.status_code = 503
+        return response
 
     @app.route("/metrics")
     async def metrics_route() -> Response:
@@ -114,7 +122,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         return Response(body, content_type=content_type)
 
     if settings.admin_token:
-        add_admin_routes(app, services, settings.admin_token)
+        add_admin_routes(app, services, settings.admin_token, drain)
 
     @app.route("/demo/token")
     async def demo_token() -> Response:
@@ -138,6 +146,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         if not valid_session_id(session_id):
             # Refused at the handshake: no WebSocket, no session.
             return Response("invalid session id\n", 400, content_type="text/plain")
+        if drain.draining:  # another instance takes the room (drain.py)
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
+            return Response("server draining\n", 503, headers, content_type="text/plain")
         try:
             admission = gate.admit(_handshake(session_id), owner_of)
         except AccessRefused as refusal:

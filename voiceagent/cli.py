@@ -6,9 +6,13 @@ own `--workers` shares one socket instead: Trio workers then take connections in
 order their event loops happen to wake, and measured here 200 connections arriving
 10 ms apart landed 183 / 27 on two workers (`voiceagent serve --workers 2`: even).
 
-SIGTERM or Ctrl-C stops it gracefully: every live room gets an `error` event
-`server_shutting_down` and a close with 1001, then the process exits 0. A client that
-has stopped reading gets no more than a second to take its last frames.
+SIGTERM or Ctrl-C drains, then stops (drain.py): `/healthz` turns 503 and new rooms
+are refused at once; a room in the middle of a response finishes it (for up to
+`VOICEAGENT_DRAIN_GRACE_S`), every room gets an `error` event `server_shutting_down`
+with `"reconnect": true` and a close with 1001, then the process exits 0. A second
+signal cuts the grace short. A client that has stopped reading gets no more than a
+second to take its last frames. With `--workers N` the parent forwards the stop to
+every worker and waits the grace (plus 10 s) before it kills one.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from voiceagent.config import ENV_FILE_VARIABLE, ConfigError, Settings
 from voiceagent.logs import log_event
 
 if TYPE_CHECKING:
+    from voiceagent.drain import Drain
     from voiceagent.session.registry import SessionRegistry
 
 log = logging.getLogger("voiceagent.serve")
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             if worker.pid is not None and worker.is_alive():
                 os.kill(worker.pid, signal.SIGTERM)
         for worker in workers:
-            worker.join(10)
+            worker.join(settings.drain_grace_s + 10)
             if worker.is_alive():
                 worker.terminate()
     return 0
@@ -135,36 +140,54 @@ def _serve(host: str, port: int, workers: int) -> None:
         warnings.filterwarnings("ignore", "The config `workers` has no affect")
         app = create_app(settings)
         registry = app.config["SERVICES"].registry
-        trio.run(_serve_until_signalled, hypercorn_serve, app, config, registry)
+        drain = app.config["DRAIN"]
+        trio.run(_serve_until_signalled, hypercorn_serve, app, config, registry, drain)
     except KeyboardInterrupt:  # a Ctrl-C before the signal receiver was in place
         pass
 
 
 async def _serve_until_signalled(
-    serve: Callable[..., Awaitable[None]], app: Any, config: Any, registry: SessionRegistry
+    serve: Callable[..., Awaitable[None]],
+    app: Any,
+    config: Any,
+    registry: SessionRegistry,
+    drain: Drain,
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully.
+    """Serve until SIGINT or SIGTERM, then drain (drain.py) and shut down gracefully.
 
     Every live session is told first (an `error` event, then close 1001) so clients
     can reconnect elsewhere, rather than losing the TCP connection mid-sentence when
-    Hypercorn's grace period (`graceful_timeout`, 3 s) ends. The receiver is in place
-    before start-up, so a signal that arrives while the app is still warming up waits
-    its turn instead of breaking the lifespan start-up.
+    Hypercorn's grace period (`graceful_timeout`, 3 s) ends; a room in the middle of a
+    response finishes it first, within the drain's grace. A second signal closes the
+    rooms still waiting at once. The receiver is in place before start-up, so a
+    signal that arrives while the app is still warming up waits its turn instead of
+    breaking the lifespan start-up.
     """
     from voiceagent.close_codes import CloseCode
+    from voiceagent.drain import SHUTTING_DOWN
     from voiceagent.transport import transport_of
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
 
         async def first_signal() -> None:
             async for _ in signals:
-                closed = registry.close_all(CloseCode.GOING_AWAY, "server shutting down")
-                log_event(log, "shutting_down", sessions_closed=closed)
-                # A client that stopped reading cannot hold the stop up for long.
-                transport = transport_of(app)
-                if transport is not None:
-                    transport.stop_writes()
-                return
+                break
+            log_event(log, "shutting_down", sessions=len(registry), grace_s=drain.grace_s)
+            async with trio.open_nursery() as nursery:
+
+                async def cut_short() -> None:
+                    async for _ in signals:
+                        log_event(log, "drain_cut_short", sessions=len(registry))
+                        nursery.cancel_scope.cancel()
+
+                nursery.start_soon(cut_short)
+                await drain.run(registry)
+                nursery.cancel_scope.cancel()
+            registry.close_all(CloseCode.GOING_AWAY, SHUTTING_DOWN)  # after a second signal
+            # A client that stopped reading cannot hold the stop up for long.
+            transport = transport_of(app)
+            if transport is not None:
+                transport.stop_writes()
 
         await serve(app, config, shutdown_trigger=first_signal)
 

@@ -34,3 +34,8 @@ CLOSE_ERRORS: dict[int, str] = {
     CloseCode.TIME_LIMIT: "session_time_limit",
     CloseCode.BUDGET: "session_budget",
 }
+
+# Closes after which the client should open the same session id again at once: its
+# `error` event carries `"reconnect": true` (a load balancer sends it to another
+# instance).
+RECONNECT_CODES: frozenset[int] = frozenset({CloseCode.GOING_AWAY})

@@ -104,6 +104,7 @@ class Settings:
     audio_batch_ms: int = 100  # VOICEAGENT_AUDIO_BATCH_MS (provider-bound append size)
     tool_threads: int = 8  # VOICEAGENT_TOOL_THREADS (sync tools at once, whole process)
     teardown_timeout_s: float = 2.0  # VOICEAGENT_TEARDOWN_TIMEOUT_S
+    drain_grace_s: float = 20.0  # VOICEAGENT_DRAIN_GRACE_S (rooms finish their response)
 
     # Metrics and logs
     price_text_in: float = 4.0  # VOICEAGENT_PRICE_TEXT_IN (USD per 1M tokens)
@@ -241,6 +242,7 @@ _ENV_NAMES: dict[str, str] = {
     "audio_batch_ms": "VOICEAGENT_AUDIO_BATCH_MS",
     "tool_threads": "VOICEAGENT_TOOL_THREADS",
     "teardown_timeout_s": "VOICEAGENT_TEARDOWN_TIMEOUT_S",
+    "drain_grace_s": "VOICEAGENT_DRAIN_GRACE_S",
     "price_text_in": "VOICEAGENT_PRICE_TEXT_IN",
     "price_text_out": "VOICEAGENT_PRICE_TEXT_OUT",
     "price_audio_in": "VOICEAGENT_PRICE_AUDIO_IN",
@@ -368,6 +370,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "audio_batch_ms": _int_range(20, 1000),
     "tool_threads": _int_range(1, 1024),
     "teardown_timeout_s": _float_range(0.1, 60.0),
+    "drain_grace_s": _float_range(0.0, 3600.0),
     "price_text_in": _float_range(0.0, 1e6),
     "price_text_out": _float_range(0.0, 1e6),
     "price_audio_in": _float_range(0.0, 1e6),

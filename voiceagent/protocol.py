@@ -231,7 +231,10 @@ def event(kind: str, **fields: Any) -> str:
     return orjson.dumps(fields).decode()
 
 
-def error_event(code: str, message: str) -> str:
+def error_event(code: str, message: str, *, reconnect: bool = False) -> str:
+    """An `error` event; `reconnect` adds `"reconnect": true` (open the same id again)."""
+    if reconnect:
+        return event("error", code=code, message=message, reconnect=True)
     return event("error", code=code, message=message)
 
 

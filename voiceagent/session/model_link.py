@@ -104,6 +104,13 @@ class ModelLink:
         self.started = False
         self.connection: ModelConnection | None = None
         self.activity = InputActivity()  # when the client last sent audio or text
+        self._watch: ModelWatch | None = None  # of the open connection
+
+    @property
+    def awaiting_model(self) -> bool:
+        """A response was asked for and has not ended (a drain waits for it)."""
+        watch = self._watch
+        return watch is not None and (watch.requested_at is not None or watch.in_response)
 
     def start(self, sink: EventSink) -> None:
         """Open the input channels and start the model loop in the session's work."""
@@ -207,7 +214,7 @@ class ModelLink:
         registry = self._room.services.registry
         settings = self._room.settings
         watch = ModelWatch(settings.model_first_event_timeout_s, settings.model_stall_timeout_s)
-        self.connection = conn
+        self.connection, self._watch = conn, watch
         registry.model_opened()
         try:
             async with trio.open_nursery() as nursery:
@@ -222,7 +229,7 @@ class ModelLink:
                 raise ModelConnectionError("the model closed the connection", code="model_closed")
             # Only the idle watch cancels this nursery: a quiet close, not an error.
         finally:
-            self.connection = None
+            self.connection = self._watch = None
             registry.model_closed()
 
     async def _watch_deadlines(

@@ -191,6 +191,7 @@ class ResponseRouter:
         if response.timer is not None and (response.text or response.audio_bytes):
             report = response.timer.report(response.response_id, room.tally.dropped)
             room.outbox.post(event(report.pop("type"), **report))
+        response.finished = True
 
     # -- the user's side --------------------------------------------------------------
 

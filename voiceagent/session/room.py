@@ -28,7 +28,7 @@ import logging
 
 import trio
 
-from voiceagent.close_codes import CLOSE_ERRORS, CloseCode
+from voiceagent.close_codes import CLOSE_ERRORS, RECONNECT_CODES, CloseCode
 from voiceagent.events import Usage
 from voiceagent.graph import Agent
 from voiceagent.logs import log_event
@@ -92,7 +92,8 @@ class Room:
             self.close_code, self.close_reason = code, reason
             error_code = CLOSE_ERRORS.get(code)
             if error_code is not None:
-                self.outbox.urgent(error_event(error_code, reason))
+                reconnect = code in RECONNECT_CODES
+                self.outbox.urgent(error_event(error_code, reason, reconnect=reconnect))
         self.work_scope.cancel()
 
     async def put(

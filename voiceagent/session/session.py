@@ -228,6 +228,18 @@ class Session:
             "muted": self._client.muted,
         }
 
+    @property
+    def responding(self) -> bool:
+        """A response is in progress or on its way: asked for, written, voiced, or
+        waiting on a tool call. A drain (drain.py) lets such a room finish it."""
+        room = self._room
+        return (
+            room.text_pending
+            or room.turns.responding()
+            or self._tools.running
+            or self._link.awaiting_model
+        )
+
     def kick(self, reason: str) -> None:
         """End the session for the operator: `error` `kicked` with `reason`, close 4000."""
         log_event(log, "session_kicked", reason=reason)

@@ -39,6 +39,11 @@ class ToolRunner:
         self._scopes: dict[str, trio.CancelScope] = {}
         self._interruptible: set[str] = set()  # running calls with cancel_on_interrupt
 
+    @property
+    def running(self) -> bool:
+        """Some tool call has not finished yet."""
+        return bool(self._scopes)
+
     def cancel_interruptible(self) -> None:
         """A barge-in: stop the calls that asked to be stopped by one (rule 2)."""
         for call_id in self._interruptible:

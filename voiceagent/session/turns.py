@@ -55,6 +55,7 @@ class Response:
     timer: TurnTimer | None = None
     guardrails: GuardrailMonitor | None = None
     reported: bool = False
+    finished: bool = False  # its last events (response_done, audio_end) are queued
 
     @property
     def audio_ms(self) -> int:
@@ -132,6 +133,10 @@ class Turns:
             if response.audible(now):
                 return response
         return None
+
+    def responding(self) -> bool:
+        """A response of this epoch is still being written or voiced."""
+        return any(not (r.interrupted or r.finished) for r in self._responses)
 
     def interrupt(self, now: float) -> list[Response]:
         """End the epoch of the audible responses; returns them (empty: nothing to stop)."""
