@@ -1,0 +1,283 @@
+"""Real servers for tests and benchmarks, all on 127.0.0.1: free ports, child processes
+with their output in a file, waiting until they answer, stopping them for sure.
+
+- `child()` starts a process and always stops it on the way out: SIGTERM, then
+  SIGKILL after `stop_within` seconds (a test that already killed it is fine).
+- `voiceagent_serve()` runs `voiceagent serve` in a directory of its own (so no `.env`
+  of the checkout is read) and returns once `/healthz` says ready.
+- `haproxy()` runs Debian's HAProxy with `deploy/haproxy.cfg` as shipped, only its
+  addresses rewritten (`render_haproxy_config`), and returns once it answers.
+Every wait is bounded; a child that does not come up fails the test with the tail of
+its output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import trio
+
+REPO = Path(__file__).resolve().parent.parent
+HAPROXY_CONFIG = REPO / "deploy" / "haproxy.cfg"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+ADMIN_TOKEN = "admin-token-for-infrastructure-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@asynccontextmanager
+async def child(
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stop_within: float = 15,
+) -> AsyncIterator[trio.Process]:
+    """`argv` as a child process, stdout and stderr in `log_path`; stopped on exit."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        process = await trio.lowlevel.open_process(
+            list(argv), env=dict(env or os.environ), cwd=cwd, stdout=fd, stderr=fd
+        )
+    finally:
+        os.close(fd)
+    try:
+        yield process
+    finally:
+        with trio.CancelScope(shield=True):
+            await stop(process, within=stop_within)
+
+
+async def stop(process: trio.Process, within: float = 15) -> int | None:
+    """SIGTERM, wait up to `within` s, then SIGKILL; returns the exit status."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(within):
+            await process.wait()
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+    return process.returncode
+
+
+async def wait_until_answers(
+    url: str,
+    log_path: Path,
+    *,
+    ok: Callable[[httpx.Response], bool] = lambda response: response.status_code == 200,
+    within: float = 60,
+    process: trio.Process | None = None,
+) -> None:
+    """GET `url` until `ok(response)`; fail with the child's output after `within` s."""
+    async with httpx.AsyncClient(timeout=2) as client:
+        with trio.move_on_after(within):
+            while process is None or process.returncode is None:
+                try:
+                    if ok(await client.get(url)):
+                        return
+                except httpx.TransportError:
+                    pass
+                await trio.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {within} s:\n{tail(log_path)}")
+
+
+@dataclass
+class Instance:
+    """One `voiceagent serve` process."""
+
+    name: str
+    port: int
+    process: trio.Process
+    log_path: Path
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def session_ids(self) -> set[str]:
+        """The rooms this instance holds now (its admin API)."""
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.get(f"http://{self.address}/admin/sessions", headers=headers)
+        response.raise_for_status()
+        return {session["session_id"] for session in response.json()["sessions"]}
+
+
+@asynccontextmanager
+async def voiceagent_serve(
+    name: str, directory: Path, env: Mapping[str, str], *, within: float = 60
+) -> AsyncIterator[Instance]:
+    """`voiceagent serve` on a free port in `directory`, once /healthz says ready.
+
+    `env` is added to a copy of this process's environment; the admin API is on
+    (`ADMIN_TOKEN`), so tests can list an instance's rooms.
+    """
+    os.makedirs(directory, exist_ok=True)
+    port = free_port()
+    log_path = directory / f"{name}.log"
+    argv = [sys.executable, "-m", "voiceagent", "serve", "--host", "127.0.0.1"]
+    environ = {**os.environ, "VOICEAGENT_ADMIN_TOKEN": ADMIN_TOKEN, **env}
+    async with child([*argv, "--port", str(port)], log_path, env=environ, cwd=directory) as proc:
+        await wait_until_answers(
+            f"http://127.0.0.1:{port}/healthz",
+            log_path,
+            ok=lambda response: response.status_code == 200 and response.json()["ready"],
+            within=within,
+            process=proc,
+        )
+        yield Instance(name, port, proc, log_path)
+
+
+def render_haproxy_config(frontend_port: int, stats_port: int, servers: Sequence[int]) -> str:
+    """deploy/haproxy.cfg as shipped, with 127.0.0.1 addresses: the frontend's, the
+    stats page's and one `server` line per port (named va1, va2, ...)."""
+    text = HAPROXY_CONFIG.read_text()
+    text = re.sub(r"(?m)^(\s*)bind :8080$", rf"\1bind 127.0.0.1:{frontend_port}", text)
+    text = re.sub(r"(?m)^(\s*)bind 127\.0\.0\.1:8404$", rf"\1bind 127.0.0.1:{stats_port}", text)
+    lines = [f"    server va{i} 127.0.0.1:{port}" for i, port in enumerate(servers, 1)]
+    text, count = re.subn(r"(?m)(^\s*server va\d+ \S+\n)+", "\n".join(lines) + "\n", text)
+    assert count == 1, "deploy/haproxy.cfg: the `server` lines were not found"
+    return text
+
+
+@dataclass
+class Proxy:
+    """A running HAProxy: its frontend and its stats page."""
+
+    port: int
+    stats_port: int
+    process: trio.Process
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def server_states(self) -> dict[str, str]:
+        """`{"va1": "UP", "va2": "DOWN", ...}` from the stats page (CSV)."""
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.get(f"http://127.0.0.1:{self.stats_port}/stats;csv")
+        rows = [line.split(",") for line in response.text.splitlines() if line]
+        header = rows[0]
+        name, status = header.index("svname"), header.index("status")
+        return {
+            row[name]: row[status].split(" ")[0]
+            for row in rows[1:]
+            if row[0] == "voiceagent" and row[name].startswith("va")
+        }
+
+    async def wait_for_states(self, wanted: Mapping[str, str], within: float = 15) -> None:
+        with trio.fail_after(within):
+            while True:
+                states = await self.server_states()
+                if all(states.get(server) == state for server, state in wanted.items()):
+                    return
+                await trio.sleep(0.1)
+
+
+@asynccontextmanager
+async def haproxy(directory: Path, servers: Sequence[int]) -> AsyncIterator[Proxy]:
+    """HAProxy in front of `servers` (ports on 127.0.0.1), once every server is UP."""
+    os.makedirs(directory, exist_ok=True)
+    port, stats_port = free_port(), free_port()
+    config = directory / "haproxy.cfg"
+    config.write_text(render_haproxy_config(port, stats_port, servers))
+    log_path = directory / "haproxy.log"
+    async with child([HAPROXY, "-f", str(config), "-db"], log_path, cwd=directory) as process:
+        await wait_until_answers(
+            f"http://127.0.0.1:{stats_port}/stats;csv", log_path, process=process, within=15
+        )
+        proxy = Proxy(port, stats_port, process)
+        await proxy.wait_for_states({f"va{i}": "UP" for i in range(1, len(servers) + 1)})
+        yield proxy
+
+
+def haproxy_available() -> bool:
+    try:
+        return subprocess.run([HAPROXY, "-v"], capture_output=True, check=False).returncode == 0
+    except OSError:
+        return False
+
+
+@asynccontextmanager
+async def realtime_emulator(
+    directory: Path, *args: str, within: float = 30
+) -> AsyncIterator[tuple[int, trio.Process]]:
+    """`python -m voiceagent.emulators realtime` on a free port (`args` added), once it
+    accepts connections; yields its port."""
+    os.makedirs(directory, exist_ok=True)
+    port = free_port()
+    log_path = directory / "realtime-emulator.log"
+    argv = [sys.executable, "-m", "voiceagent.emulators", "realtime", "--port", str(port), *args]
+    async with child(argv, log_path, cwd=directory) as process:
+        listening = False
+        with trio.move_on_after(within):
+            while process.returncode is None and not listening:
+                try:
+                    stream = await trio.open_tcp_stream("127.0.0.1", port)
+                except OSError:
+                    await trio.sleep(0.1)
+                    continue
+                await stream.aclose()
+                listening = True
+        if not listening:
+            raise AssertionError(f"the realtime emulator did not start:\n{tail(log_path)}")
+        yield port, process
+
+
+def emulated_openai_env(realtime_port: int) -> dict[str, str]:
+    """Settings that point `voiceagent serve` at the realtime emulator, model audio only."""
+    return {
+        "VOICEAGENT_MODEL": "openai",
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{realtime_port}/v1/realtime",
+        "VOICEAGENT_TTS": "none",
+    }
+
+
+@asynccontextmanager
+async def voiceagent_fleet(
+    directory: Path, size: int, env: Mapping[str, str]
+) -> AsyncIterator[list[Instance]]:
+    """`size` instances started side by side (start-up is mostly imports: in parallel
+    it takes about as long as one); all stopped on exit."""
+    instances: dict[int, Instance] = {}
+    up = trio.Event()
+
+    async def hold(index: int) -> None:
+        async with voiceagent_serve(f"va{index + 1}", directory / f"va{index + 1}", env) as one:
+            instances[index] = one
+            if len(instances) == size:
+                up.set()
+            await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        for index in range(size):
+            nursery.start_soon(hold, index)
+        await up.wait()
+        try:
+            yield [instances[index] for index in range(size)]
+        finally:
+            nursery.cancel_scope.cancel()
