@@ -281,3 +281,44 @@ async def voiceagent_fleet(
             yield [instances[index] for index in range(size)]
         finally:
             nursery.cancel_scope.cancel()
+
+
+NGINX_CONFIG = REPO / "deploy" / "nginx.conf"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def nginx_available() -> bool:
+    return os.access(NGINX, os.X_OK)
+
+
+def render_nginx_config(port: int, servers: Sequence[int]) -> str:
+    """deploy/nginx.conf as shipped, listening on 127.0.0.1:`port`, one `server` line
+    per instance port."""
+    text = NGINX_CONFIG.read_text()
+    text, listens = re.subn(r"(?m)^(\s*)listen 8080;$", rf"\1listen 127.0.0.1:{port};", text)
+    ports = iter(servers)
+    lines = re.compile(r"(?m)^(\s*)server 10\.0\.0\.\d+:8001 (.*)$")
+    text, count = lines.subn(lambda m: f"{m[1]}server 127.0.0.1:{next(ports)} {m[2]}", text)
+    assert listens == 1 and count == len(servers), "deploy/nginx.conf: addresses not found"
+    return text
+
+
+@asynccontextmanager
+async def nginx(directory: Path, servers: Sequence[int]) -> AsyncIterator[str]:
+    """nginx in front of `servers` (exactly as many as deploy/nginx.conf lists), in the
+    foreground with its files in `directory`; yields its `host:port`."""
+    os.makedirs(directory / "logs", exist_ok=True)
+    port = free_port()
+    (directory / "voiceagent.conf").write_text(render_nginx_config(port, servers))
+    main = (
+        f"pid {directory}/nginx.pid;\nerror_log {directory}/logs/error.log;\n"
+        "daemon off;\nevents {}\n"
+        f"http {{\n  access_log off;\n  include {directory}/voiceagent.conf;\n}}\n"
+    )
+    (directory / "nginx.conf").write_text(main)
+    log_path = directory / "nginx.log"
+    argv = [NGINX, "-c", str(directory / "nginx.conf"), "-p", str(directory)]
+    async with child(argv, log_path, cwd=directory) as process:
+        address = f"127.0.0.1:{port}"
+        await wait_until_answers(f"http://{address}/healthz", log_path, process=process)
+        yield address
