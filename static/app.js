@@ -246,6 +246,7 @@ function disconnect() {
 }
 
 function onClosed(code, reason) {
+  const hadSession = Boolean(s.session);
   s.lastClose = { code, reason };
   const ws = s.ws;
   s.ws = null;
@@ -263,6 +264,54 @@ function onClosed(code, reason) {
   if (text) notice(text);
   ui.vadState.textContent = "mic idle";
   ui.vadState.dataset.state = "silent";
+  reconnectIfAsked(code, hadSession);
+}
+
+// --- reconnect after a drain -------------------------------------------------------------
+// An instance that drains for a deploy closes its rooms with 1001 after an `error` event
+// carrying `reconnect: true` (docs/protocol.md). The page opens the same session id
+// again; the load balancer sends it to another instance, where the conversation starts
+// fresh. Bounded: one try per RECONNECT_DELAYS_MS entry (with jitter, since every room
+// of the instance reconnects at once), then it gives up and says so.
+const RECONNECT_DELAYS_MS = [250, 1000, 2000, 4000, 8000];
+const reconnect = { attempt: 0, timer: null };
+
+function reconnectIfAsked(code, hadSession) {
+  const last = recent[recent.length - 1];
+  const asked = code === 1001 && hadSession && last?.type === "error" && last.reconnect === true;
+  const failedTry = reconnect.attempt > 0 && !hadSession && code !== 1000;
+  clearTimeout(reconnect.timer);
+  reconnect.timer = null;
+  if (asked) reconnect.attempt = 0;
+  else if (!failedTry) {
+    reconnect.attempt = 0;
+    return;
+  }
+  const tries = RECONNECT_DELAYS_MS.length;
+  if (reconnect.attempt >= tries) {
+    reconnect.attempt = 0;
+    notice("The server restarted and reconnecting failed; press Connect to try again.");
+    return;
+  }
+  const delay = RECONNECT_DELAYS_MS[reconnect.attempt++] * (0.5 + Math.random());
+  const attempt = reconnect.attempt;
+  const message = `The server is restarting: reconnecting (try ${attempt} of ${tries})…`;
+  notice(message);
+  reconnect.timer = setTimeout(() => {
+    reconnect.timer = null;
+    if (s.ws) return; // the user connected meanwhile
+    connect();
+    notice(message);
+    s.ws?.addEventListener("message", function started(ev) {
+      if (typeof ev.data !== "string" || !ev.data.includes('"session_started"')) return;
+      ev.target.removeEventListener("message", started);
+      reconnect.attempt = 0;
+      stats.reconnects = (stats.reconnects || 0) + 1;
+      const fresh = "Reconnected: the conversation starts fresh on this server.";
+      conversation.marker(`reconnect:${stats.reconnects}`, "handoff", "reconnected", fresh);
+      notice(fresh);
+    });
+  }, delay);
 }
 
 function send(msg) {
