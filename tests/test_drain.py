@@ -3,8 +3,10 @@ a room mid-response finishes it before its 1001, an idle room is told at once.""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from tests.conftest import Client, connect, make_services, running_app
+from tests.infra import emulated_openai_env, realtime_emulator, voiceagent_serve
 from tests.session.helpers import front_desk
 from voiceagent.config import Settings
 from voiceagent.models.scripted import ScriptedModel, ScriptedReply
@@ -131,3 +134,29 @@ async def test_drain_needs_the_admin_token() -> None:
         assert response.status_code == 401
         health = await http.get(f"http://{address}/healthz")
         assert health.status_code == 200 and health.json()["draining"] is False
+
+
+# -- `voiceagent serve` and its signals --------------------------------------------------
+
+
+async def test_a_second_sigterm_cuts_the_grace_short(tmp_path: Path) -> None:
+    """The first SIGTERM drains (the talking room keeps going); a second one, later
+    than a second after it, closes the room at once; the process still exits 0."""
+    story = " ".join(["a long answer that goes on"] * 12)  # about 20 s of speech
+    args = ("--canned", story, "--audio-rtf", "1.0")
+    async with realtime_emulator(tmp_path / "emulator", *args) as (port, _):
+        env = emulated_openai_env(port) | {"VOICEAGENT_DRAIN_GRACE_S": "60"}
+        async with voiceagent_serve("va", tmp_path / "va", env) as instance:
+            async with open_websocket_url(f"ws://{instance.address}/ws/talking") as ws:
+                client = Client(ws)
+                await client.send(type="text", text="tell me a long story")
+                await client.wait_for("response_start")
+                instance.process.send_signal(signal.SIGTERM)
+                await client.drain(1.5)  # still answering: nothing closes
+                assert not [e for e in client.events if e["type"] == "error"]
+                instance.process.send_signal(signal.SIGTERM)
+                code, after = await until_closed(client, within=10)
+                assert code == 1001 and after < 3
+                assert_told_to_reconnect(client)
+            with trio.fail_after(10):
+                assert await instance.process.wait() == 0

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("voiceagent.serve")
 
+SAME_STOP_S = 1.0  # signals this close to the first one are the same stop
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voiceagent", description=__doc__)
@@ -172,11 +174,16 @@ async def _serve_until_signalled(
         async def first_signal() -> None:
             async for _ in signals:
                 break
+            first = trio.current_time()
             log_event(log, "shutting_down", sessions=len(registry), grace_s=drain.grace_s)
             async with trio.open_nursery() as nursery:
 
                 async def cut_short() -> None:
                     async for _ in signals:
+                        # Ctrl-C with --workers reaches a worker twice at once: from
+                        # the terminal and from the parent. That is still one stop.
+                        if trio.current_time() - first < SAME_STOP_S:
+                            continue
                         log_event(log, "drain_cut_short", sessions=len(registry))
                         nursery.cancel_scope.cancel()
 
