@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         services = build_services(settings or Settings.from_env())
     settings = services.settings
     app = _App(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
-    attach(
+    transport = attach(
         app,
         TransportSettings(
             write_timeout_s=settings.ws_write_timeout_s,
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     capacity = Capacity.from_setting(settings.ws_max_connections)
     gate = build_gate(settings)
     app.config["GATE"] = gate
-    drain = Drain(settings.drain_grace_s)
+    drain = Drain(settings.drain_grace_s, on_begin=transport.stop_writes)
     app.config["DRAIN"] = drain  # cli.py drains on SIGTERM; admin.py on POST /admin/drain
     watch_accept_errors()
     app.asgi_websocket_class = DirectWebsocketConnection  # one hand-off less per frame

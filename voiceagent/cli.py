@@ -167,7 +167,6 @@ async def _serve_until_signalled(
     """
     from voiceagent.close_codes import CloseCode
     from voiceagent.drain import SHUTTING_DOWN
-    from voiceagent.transport import transport_of
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
 
@@ -191,10 +190,6 @@ async def _serve_until_signalled(
                 await drain.run(registry)
                 nursery.cancel_scope.cancel()
             registry.close_all(CloseCode.GOING_AWAY, SHUTTING_DOWN)  # after a second signal
-            # A client that stopped reading cannot hold the stop up for long.
-            transport = transport_of(app)
-            if transport is not None:
-                transport.stop_writes()
 
         await serve(app, config, shutdown_trigger=first_signal)
 

@@ -7,7 +7,10 @@ expected to exit after it).
 Rules:
 1. At once: `/healthz` answers 503 with `ready: false, draining: true`, so a load
    balancer's health check takes the instance out of rotation, and every new
-   WebSocket handshake is refused with 503 and `Retry-After` (app.py).
+   WebSocket handshake is refused with 503 and `Retry-After` (app.py). No socket
+   write may take longer than a second from now (`Transport.stop_writes`): a client
+   that has stopped reading cannot finish a response, so it is dropped instead of
+   holding the drain for the whole grace.
 2. A room with no response in progress (`Session.responding`: nothing asked of the
    model, written, voiced or waiting on a tool) is closed at once: `error`
    `server_shutting_down` with `"reconnect": true`, then close 1001. The client opens
@@ -27,6 +30,7 @@ the caller closes them (`registry.close_all`). Closing a session never raises.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -48,8 +52,9 @@ SHUTTING_DOWN = "server shutting down"
 class Drain:
     """The drain state of one app: whether it is draining, and the drain itself."""
 
-    def __init__(self, grace_s: float) -> None:
+    def __init__(self, grace_s: float, on_begin: Callable[[], None] = lambda: None) -> None:
         self.grace_s = grace_s
+        self._on_begin = on_begin
         self.started_at: float | None = None  # trio.current_time() when it began
         self.done = trio.Event()  # every room has been told
         self._running = False
@@ -62,6 +67,7 @@ class Drain:
         """Rule 1, at once (idempotent): /healthz and the handshake see it from now."""
         if self.started_at is None:
             self.started_at = trio.current_time()
+            self._on_begin()
 
     async def run(self, registry: SessionRegistry) -> None:
         """Drain (rules 1-5); a call while another one runs waits for that one."""

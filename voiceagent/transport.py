@@ -24,8 +24,8 @@ Patches (installed once per process by `attach`, each idempotent):
   disconnect. This is the transport-level bound under the session's own 1013 rule
   (which needs the peer to read at least a little). No Close frame can reach a peer
   that does not read: that client sees 1006. Once the server is stopping, writes get
-  `SHUTDOWN_WRITE_GRACE_S` at most: `Transport.stop_writes()` (called by `voiceagent
-  serve` on SIGTERM) also cuts the writes already blocked, so such a peer cannot hold
+  `SHUTDOWN_WRITE_GRACE_S` at most: `Transport.stop_writes()` (called when a drain
+  begins: drain.py) also cuts the writes already blocked, so such a peer cannot hold
   up a shutdown (measured: 7-8 s before, with the default 10 s timeout). Under plain
   `hypercorn`, which has no such hook, only writes that start after the stop get the
   grace.
