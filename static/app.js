@@ -297,12 +297,13 @@ function reconnectIfAsked(code, hadSession) {
   const attempt = reconnect.attempt;
   const message = `The server is restarting: reconnecting (try ${attempt} of ${tries})…`;
   notice(message);
-  reconnect.timer = setTimeout(() => {
+  reconnect.timer = setTimeout(async () => {
     reconnect.timer = null;
     if (s.ws) return; // the user connected meanwhile
-    connect();
+    await connect();
+    if (!s.ws) return; // the user pressed Disconnect meanwhile
     notice(message);
-    s.ws?.addEventListener("message", function started(ev) {
+    s.ws.addEventListener("message", function started(ev) {
       if (typeof ev.data !== "string" || !ev.data.includes('"session_started"')) return;
       ev.target.removeEventListener("message", started);
       reconnect.attempt = 0;

@@ -34,8 +34,11 @@ from tests.infra import (
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="haproxy is not installed")
 
 ROOMS = [f"room-{index}" for index in range(12)]
-# About 4 s of speech, sent in real time: long enough to drain mid-response.
+# About 4 s of speech, sent in real time.
 REPLY = "Your checked bag may weigh up to twenty three kilos on this flight."
+# About 12 s: the answer a drained room is in the middle of, long enough for the other
+# rooms of its instance to move (and a loaded machine) before it ends.
+LONG_REPLY = " ".join([REPLY] * 3)
 
 
 @dataclass
@@ -59,9 +62,9 @@ class Stack:
 
 
 @asynccontextmanager
-async def stack(tmp_path: Path, grace_s: float = 10) -> AsyncIterator[Stack]:
-    env = {"VOICEAGENT_DRAIN_GRACE_S": str(grace_s)}
-    args = ("--canned", REPLY, "--audio-rtf", "1.0", "--token-rate", "30")
+async def stack(tmp_path: Path, reply: str = REPLY) -> AsyncIterator[Stack]:
+    env = {"VOICEAGENT_DRAIN_GRACE_S": "30"}
+    args = ("--canned", reply, "--audio-rtf", "1.0", "--token-rate", "30")
     async with realtime_emulator(tmp_path / "emulator", *args) as (realtime_port, _):
         env |= emulated_openai_env(realtime_port)
         async with voiceagent_fleet(tmp_path, 3, env) as instances:
@@ -129,7 +132,7 @@ async def test_a_killed_instance_moves_only_its_own_rooms(tmp_path: Path) -> Non
 
 
 async def test_a_drained_instance_loses_no_room_mid_response(tmp_path: Path) -> None:
-    async with stack(tmp_path) as fleet, rooms(fleet.proxy, ROOMS) as clients:
+    async with stack(tmp_path, LONG_REPLY) as fleet, rooms(fleet.proxy, ROOMS) as clients:
         before = await fleet.placement()
         drained = fleet.instance(before[ROOMS[0]])
         on_it = sorted(room for room, name in before.items() if name == drained.name)
@@ -148,7 +151,7 @@ async def test_a_drained_instance_loses_no_room_mid_response(tmp_path: Path) -> 
             assert all(moved[room] != drained.name for room in idle), moved
             assert moved[talking] == drained.name  # still finishing its answer
 
-        assert await clients[talking].wait_closed(within=15) == 1001
+        assert await clients[talking].wait_closed(within=30) == 1001
         talked = clients[talking].events
         kinds = [event["type"] for event in talked]
         done = talked[kinds.index("response_done")]
