@@ -18,6 +18,7 @@ from voiceagent.models.base import RealtimeModel
 from voiceagent.redact import redact_url
 from voiceagent.session.registry import SessionRegistry
 from voiceagent.session.services import Services
+from voiceagent.store import open_store
 from voiceagent.tts.base import TTS
 
 log = logging.getLogger("voiceagent.providers")
@@ -46,6 +47,7 @@ def build_services(settings: Settings) -> Services:
             cached_in=settings.price_cached_in,
         ),
     )
+    services.store = open_store(settings)
     try:
         services.model = build_model(settings)
     except ProviderUnavailable as exc:
