@@ -121,8 +121,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
 
-    if settings.admin_token:
-        add_admin_routes(app, services, settings.admin_token)
+    add_admin_routes(app, services, settings.admin_token)
 
     if settings.demo_tokens:
         # Development only (docs/security.md): anyone may fetch a token for any room.
