@@ -136,6 +136,7 @@ class Settings:
     store_flush_ms: int = 200  # VOICEAGENT_STORE_FLUSH_MS (longest wait before a write)
     store_queue: int = 10_000  # VOICEAGENT_STORE_QUEUE (records waiting; full: dropped)
     resume_window_s: float = 120.0  # VOICEAGENT_RESUME_WINDOW_S (0: never resume)
+    audit_file: str = ""  # VOICEAGENT_AUDIT_FILE (JSON lines of stored records; empty: none)
 
     @property
     def auth_enabled(self) -> bool:
@@ -275,6 +276,7 @@ _ENV_NAMES: dict[str, str] = {
     "store_flush_ms": "VOICEAGENT_STORE_FLUSH_MS",
     "store_queue": "VOICEAGENT_STORE_QUEUE",
     "resume_window_s": "VOICEAGENT_RESUME_WINDOW_S",
+    "audit_file": "VOICEAGENT_AUDIT_FILE",
 }
 
 

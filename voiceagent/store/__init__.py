@@ -6,6 +6,7 @@
     schema.py    versioned migrations, run at start-up
     backend.py   the SQL both databases share; sqlite.py and postgres.py
     report.py    the read side: a room's report, the list, the export
+    audit.py     the audit stream: stored records published as JSON events
 
 Nothing here runs between a frame arriving and a frame leaving: a room only puts
 records on a memory channel (docs/store.md).
@@ -37,8 +38,14 @@ def open_store(settings: Settings) -> Store | None:
         from voiceagent.store.sqlite import SqliteBackend
 
         backend = SqliteBackend.in_dir(Path(settings.data_dir))
+    audit = None
+    if settings.audit_file:
+        from voiceagent.store.audit import FileSink
+
+        audit = FileSink(settings.audit_file)
     return Store(
         backend,  # type: ignore[arg-type]
         capacity=settings.store_queue,
         flush_ms=settings.store_flush_ms,
+        audit=audit,
     )

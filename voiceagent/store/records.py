@@ -100,7 +100,9 @@ class ItemFinal:
         )
 
     def as_event(self) -> dict[str, Any]:
-        return {"type": "item", **asdict(self)}
+        fields = asdict(self)
+        fields["item_type"] = fields.pop("type")  # "type" names the event
+        return {"type": "item", **fields}
 
 
 @dataclass(frozen=True, slots=True)
