@@ -81,6 +81,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                     nursery.start_soon(_warm_up, services, warmed)
                     if services.store is not None:
                         nursery.start_soon(services.store.run)  # the one writer
+                    if services.recordings is not None:
+                        nursery.start_soon(services.recordings.run)
 
         app.nursery.start_soon(run)
 
@@ -89,6 +91,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         if services.store is not None:
             # Every room has closed: write what they left queued (docs/store.md).
             await services.store.aclose(STORE_CLOSE_TIMEOUT_S)
+        if services.recordings is not None:
+            await services.recordings.aclose(STORE_CLOSE_TIMEOUT_S)
         background.cancel()
 
     @app.route("/")

@@ -137,6 +137,7 @@ class Settings:
     store_queue: int = 10_000  # VOICEAGENT_STORE_QUEUE (records waiting; full: dropped)
     resume_window_s: float = 120.0  # VOICEAGENT_RESUME_WINDOW_S (0: never resume)
     audit_file: str = ""  # VOICEAGENT_AUDIT_FILE (JSON lines of stored records; empty: none)
+    record: bool = False  # VOICEAGENT_RECORD (stereo WAV per connection in DATA_DIR/recordings)
 
     @property
     def auth_enabled(self) -> bool:
@@ -277,6 +278,7 @@ _ENV_NAMES: dict[str, str] = {
     "store_queue": "VOICEAGENT_STORE_QUEUE",
     "resume_window_s": "VOICEAGENT_RESUME_WINDOW_S",
     "audit_file": "VOICEAGENT_AUDIT_FILE",
+    "record": "VOICEAGENT_RECORD",
 }
 
 
@@ -407,6 +409,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_session_cost_usd": _float_range(0.0, 1e6),
     "demo_tokens": _bool,
     "store": _bool,
+    "record": _bool,
     "database_url": _database_url,
     "store_flush_ms": _int_range(1, 60_000),
     "store_queue": _int_range(10, 10_000_000),

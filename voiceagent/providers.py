@@ -8,6 +8,7 @@ install instead of an ImportError at import time.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import trio
 
@@ -48,6 +49,10 @@ def build_services(settings: Settings) -> Services:
         ),
     )
     services.store = open_store(settings)
+    if settings.record:
+        from voiceagent.recordings import RecordingWriter
+
+        services.recordings = RecordingWriter(Path(settings.data_dir) / "recordings")
     try:
         services.model = build_model(settings)
     except ProviderUnavailable as exc:

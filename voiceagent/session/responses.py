@@ -273,6 +273,8 @@ class ResponseRouter:
         room.journal.mark(
             "barge_in", source=source, response_id=current.response_id, played_ms=heard.audio_ms
         )
+        if room.recorder is not None:
+            room.recorder.cut(current.response_id, heard.audio_ms)
         if self._link.connection is not None:
             if not self._link.send_nowait(CancelResponse(heard)):
                 log_event(log, "cancel_not_queued", level=logging.WARNING)

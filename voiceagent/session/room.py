@@ -38,6 +38,7 @@ from voiceagent.metrics import TrafficTally, TurnTimer
 from voiceagent.protocol import error_event
 from voiceagent.session.history import History
 from voiceagent.session.outbox import NO_EPOCH, Outbox, SlowClient
+from voiceagent.session.recorder import Recorder
 from voiceagent.session.services import Services
 from voiceagent.session.turns import Turns
 from voiceagent.store.journal import Journal
@@ -58,6 +59,11 @@ class Room:
         # What this connection tells the conversation store (a no-op without one).
         self.journal = Journal(services.store, session_id)
         self.history = History(outbox, self.journal)
+        self.recorder: Recorder | None = None  # VOICEAGENT_RECORD=1 (recorder.py)
+        writer = services.recordings
+        if writer is not None:
+            path = writer.path_for(session_id, self.journal.connection_id)
+            self.recorder = Recorder(writer, path, trio.current_time())
         self.agent: Agent = services.agent
         self.work_scope = trio.CancelScope()
         self.work: trio.Nursery | None = None  # set while the session's work runs

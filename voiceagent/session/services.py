@@ -15,6 +15,7 @@ from voiceagent.tts.base import TTS
 
 if TYPE_CHECKING:
     from voiceagent.graph import Agent
+    from voiceagent.recordings import RecordingWriter
     from voiceagent.session.registry import SessionRegistry
     from voiceagent.store.writer import Store
 
@@ -53,6 +54,8 @@ class Services:
     prices: PriceTable = field(default_factory=PriceTable)
     #: the conversation store (voiceagent/store/), or None: nothing is stored
     store: Store | None = None
+    #: the recordings' writer (VOICEAGENT_RECORD=1), or None: nothing is recorded
+    recordings: RecordingWriter | None = None
 
     @property
     def output_mode(self) -> OutputMode:

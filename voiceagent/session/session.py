@@ -137,6 +137,8 @@ class Session:
                     model=self._model_name,
                     tts=self._tts_name,
                 )
+                if room.recorder is not None:
+                    room.recorder.close(trio.current_time())
                 self._router.user_speaking(False)
                 self._tally.close()
                 self.finished.set()
@@ -160,6 +162,7 @@ class Session:
                 model=self._model_name,
                 tts=self._tts_name,
                 resumed=resumed,
+                recording=str(room.recorder.path) if room.recorder is not None else None,
             )
             self._outbox.urgent(
                 session_started(

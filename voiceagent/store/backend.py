@@ -58,8 +58,8 @@ ON CONFLICT (connection_id, item_id) DO UPDATE SET
 
 _INSERT_CONNECTION = """
 INSERT INTO connections
-    (connection_id, session_id, sub, agent, model, tts, started_at, resumed_items)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    (connection_id, session_id, sub, agent, model, tts, started_at, resumed_items, recording)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (connection_id) DO NOTHING
 """
 
@@ -210,7 +210,7 @@ class SqlBackend(ABC):
                 q(_INSERT_CONNECTION),
                 (
                     *(r2.connection_id, r2.session_id, r2.sub, r2.agent, r2.model, r2.tts),
-                    *(r2.started_at, r2.resumed_items),
+                    *(r2.started_at, r2.resumed_items, r2.recording),
                 ),
             )
         elif isinstance(record, ConnectionClosed):

@@ -56,7 +56,16 @@ class Journal:
     def enabled(self) -> bool:
         return self._store is not None
 
-    def opened(self, *, sub: str | None, agent: str, model: str, tts: str, resumed: int) -> None:
+    def opened(
+        self,
+        *,
+        sub: str | None,
+        agent: str,
+        model: str,
+        tts: str,
+        resumed: int,
+        recording: str | None = None,
+    ) -> None:
         if self._store is not None:
             self._store.put(
                 ConnectionOpened(
@@ -68,6 +77,7 @@ class Journal:
                     model,
                     tts,
                     resumed,
+                    recording,
                 )
             )
 

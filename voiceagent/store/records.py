@@ -28,6 +28,7 @@ class ConnectionOpened:
     model: str
     tts: str
     resumed_items: int = 0
+    recording: str | None = None  # the WAV file's path (VOICEAGENT_RECORD=1)
 
     def as_event(self) -> dict[str, Any]:
         return {"type": "connection_opened", **asdict(self)}

@@ -119,6 +119,7 @@ def _connection(row: dict[str, Any]) -> dict[str, Any]:
         "end_reason",
         "close_code",
         "resumed_items",
+        "recording",
         "billing",
     )
     return {key: row[key] for key in keys}

@@ -93,6 +93,8 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX marks_by_session ON marks (session_id, at)",
     ],
+    # 2: where the connection's recording is (VOICEAGENT_RECORD=1).
+    ["ALTER TABLE connections ADD COLUMN recording TEXT"],
 ]
 
 
