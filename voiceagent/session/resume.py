@@ -27,6 +27,7 @@ from voiceagent.access.tokens import RoomGrant
 from voiceagent.conversation import ConversationItem
 from voiceagent.graph import Agent
 from voiceagent.logs import log_event
+from voiceagent.session.history import HISTORY_MAX_ITEMS
 from voiceagent.session.room import Room
 
 log = logging.getLogger("voiceagent.session")
@@ -60,7 +61,9 @@ async def resume(room: Room, grant: RoomGrant) -> int:
                 log_event(log, "resume_refused", reason="another user held this room")
                 return 0
             final_agent = visit.final_agent
-            for record in await store.items(room.session_id):
+            earlier = await store.items(room.session_id)
+            # As many as the page's history keeps (history.py), the newest.
+            for record in earlier[-HISTORY_MAX_ITEMS:]:
                 item = record.conversation_item()
                 item.id = f"{item.id}@{record.connection_id[:8]}"
                 items.append(item)

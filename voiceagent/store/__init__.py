@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from voiceagent.config import ConfigError, Settings
+from voiceagent.store.backend import SqlBackend
 from voiceagent.store.writer import Store
 
 __all__ = ["Store", "open_store"]
@@ -31,7 +32,7 @@ def open_store(settings: Settings) -> Store | None:
         from voiceagent.store.postgres import PostgresBackend
 
         try:
-            backend: object = PostgresBackend(settings.database_url)
+            backend: SqlBackend = PostgresBackend(settings.database_url)
         except RuntimeError as exc:
             raise ConfigError(f"VOICEAGENT_DATABASE_URL: {exc}") from None
     else:
@@ -44,7 +45,7 @@ def open_store(settings: Settings) -> Store | None:
 
         audit = FileSink(settings.audit_file)
     return Store(
-        backend,  # type: ignore[arg-type]
+        backend,
         capacity=settings.store_queue,
         flush_ms=settings.store_flush_ms,
         audit=audit,
