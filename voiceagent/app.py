@@ -34,6 +34,9 @@ from voiceagent.transport import TransportSettings, attach
 
 log = logging.getLogger("voiceagent.app")
 
+# How long a stopping server waits for the store to write what is queued.
+STORE_CLOSE_TIMEOUT_S = 10.0
+
 STATIC_DIR = Path(os.environ.get("VOICEAGENT_STATIC_DIR", Path(__file__).parent.parent / "static"))
 
 
@@ -76,11 +79,20 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(metrics.monitor_loop_lag)
                     nursery.start_soon(_warm_up, services, warmed)
+                    if services.store is not None:
+                        nursery.start_soon(services.store.run)  # the one writer
+                    if services.recordings is not None:
+                        nursery.start_soon(services.recordings.run)
 
         app.nursery.start_soon(run)
 
     @app.after_serving
     async def stop_background() -> None:
+        if services.store is not None:
+            # Every room has closed: write what they left queued (docs/store.md).
+            await services.store.aclose(STORE_CLOSE_TIMEOUT_S)
+        if services.recordings is not None:
+            await services.recordings.aclose(STORE_CLOSE_TIMEOUT_S)
         background.cancel()
 
     @app.route("/")
@@ -113,8 +125,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
 
-    if settings.admin_token:
-        add_admin_routes(app, services, settings.admin_token)
+    add_admin_routes(app, services, settings.admin_token)
 
     @app.route("/demo/token")
     async def demo_token() -> Response:

@@ -28,6 +28,7 @@ import trio
 from voiceagent.access.token_command import add_token_command, run_token_command
 from voiceagent.config import ENV_FILE_VARIABLE, ConfigError, Settings
 from voiceagent.logs import log_event
+from voiceagent.store.export_command import add_sessions_command, run_sessions_command
 
 if TYPE_CHECKING:
     from voiceagent.session.registry import SessionRegistry
@@ -49,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         "real environment variables still win",
     )
     add_token_command(commands)
+    add_sessions_command(commands)
     args = parser.parse_args(argv)
+    if args.command == "sessions":
+        return run_sessions_command(args)
     if args.command == "token":
         try:
             settings = Settings.from_env()

@@ -129,6 +129,16 @@ class Settings:
     admin_token: str = ""  # VOICEAGENT_ADMIN_TOKEN (guards /metrics and /admin)
     demo_tokens: bool = False  # VOICEAGENT_DEMO_TOKENS (development only)
 
+    # Conversation store (docs/store.md)
+    store: bool = True  # VOICEAGENT_STORE (0: nothing is stored, no resume)
+    data_dir: str = "data"  # VOICEAGENT_DATA_DIR (SQLite file, recordings; relative: cwd)
+    database_url: str = ""  # VOICEAGENT_DATABASE_URL (postgresql://...; empty: SQLite)
+    store_flush_ms: int = 200  # VOICEAGENT_STORE_FLUSH_MS (longest wait before a write)
+    store_queue: int = 10_000  # VOICEAGENT_STORE_QUEUE (records waiting; full: dropped)
+    resume_window_s: float = 120.0  # VOICEAGENT_RESUME_WINDOW_S (0: never resume)
+    audit_file: str = ""  # VOICEAGENT_AUDIT_FILE (JSON lines of stored records; empty: none)
+    record: bool = False  # VOICEAGENT_RECORD (stereo WAV per connection in DATA_DIR/recordings)
+
     @property
     def auth_enabled(self) -> bool:
         return bool(self.auth_secret or self.auth_public_key)
@@ -261,6 +271,14 @@ _ENV_NAMES: dict[str, str] = {
     "max_session_cost_usd": "VOICEAGENT_MAX_SESSION_COST_USD",
     "admin_token": "VOICEAGENT_ADMIN_TOKEN",
     "demo_tokens": "VOICEAGENT_DEMO_TOKENS",
+    "store": "VOICEAGENT_STORE",
+    "data_dir": "VOICEAGENT_DATA_DIR",
+    "database_url": "VOICEAGENT_DATABASE_URL",
+    "store_flush_ms": "VOICEAGENT_STORE_FLUSH_MS",
+    "store_queue": "VOICEAGENT_STORE_QUEUE",
+    "resume_window_s": "VOICEAGENT_RESUME_WINDOW_S",
+    "audit_file": "VOICEAGENT_AUDIT_FILE",
+    "record": "VOICEAGENT_RECORD",
 }
 
 
@@ -330,6 +348,13 @@ def _dotted(value: str) -> str:
     return value
 
 
+def _database_url(value: str) -> str:
+    value = value.strip()
+    if value and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql:// URL (leave it empty for SQLite)")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "model": _choice(*MODEL_CHOICES),
     "tts": _choice(*TTS_CHOICES),
@@ -383,6 +408,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_session_tokens": _int_range(0, 10**12),
     "max_session_cost_usd": _float_range(0.0, 1e6),
     "demo_tokens": _bool,
+    "store": _bool,
+    "record": _bool,
+    "database_url": _database_url,
+    "store_flush_ms": _int_range(1, 60_000),
+    "store_queue": _int_range(10, 10_000_000),
+    "resume_window_s": _float_range(0.0, 30 * 86_400.0),
 }
 
 
@@ -398,7 +429,7 @@ def _parse(environ: Mapping[str, str]) -> Settings:
             values[field.name] = parser(raw)
         except ValueError as exc:
             # A URL may carry a key in its query (Cartesia's `?api_key=`): never echo it.
-            shown = redact_url(raw) if parser is _ws_url else raw
+            shown = redact_url(raw) if parser in (_ws_url, _database_url) else raw
             raise ConfigError(f"{name}={shown!r}: {exc}") from None
     # The language follows the Cartesia default unless set on its own.
     if "language" not in values and "cartesia_default_language" in values:
