@@ -6,8 +6,10 @@ as a bearer token (`Authorization: Bearer <token>`; Prometheus sends one with
 without it set, so an unconfigured server exposes nothing. `/healthz` stays public and
 says nothing sensitive.
 
-Routes:
-- `GET /admin/sessions`: every live session (id, user, agent, age, model, cost so far);
+Routes (with `VOICEAGENT_REDIS_URL`, each works from any instance: the command goes to
+the instance that holds the room; 503 `registry_unavailable` when it cannot be reached):
+- `GET /admin/sessions`: every live session (id, user, agent, age, model, cost so far;
+  with Redis also its `instance`, and `"partial": true` when an instance did not answer);
 - `POST /admin/sessions/<id>/kick` (`{"reason": "..."}` optional): the room gets an
   `error` event `kicked` with the reason, then closes with 4000;
 - `POST /admin/sessions/<id>/mute` and `/unmute`: the server drops (or takes again) the
@@ -23,6 +25,7 @@ from typing import Any
 
 from quart import Quart, Response, jsonify, request
 
+from voiceagent.session.registry import Command, RegistryUnavailable
 from voiceagent.session.services import Services
 
 MAX_REASON_CHARS = 200
@@ -58,44 +61,45 @@ def require_admin(token: str) -> Callable[[Handler], Handler]:
 
 
 def add_admin_routes(app: Quart, services: Services, token: str) -> None:
-    registry = services.registry
     admin = require_admin(token)
 
-    def not_found(session_id: str) -> tuple[Response, int]:
-        return jsonify(error="not_found", message=f"no live session {session_id!r}"), 404
+    def error(status: int, code: str, message: str) -> Response:
+        response = jsonify(error=code, message=message)
+        response.status_code = status
+        return response
 
     @app.get("/admin/sessions")
     @admin
     async def list_sessions() -> Response:
-        return jsonify(sessions=[session.describe() for session in registry.sessions()])
+        return jsonify(await services.registry.describe_all())
+
+    async def command(session_id: str, name: Command, reason: str = "") -> Response | None:
+        """Run `name` wherever the room lives; an error response, or None when done."""
+        try:
+            found = await services.registry.command(session_id, name, reason)
+        except RegistryUnavailable as exc:
+            return error(503, "registry_unavailable", str(exc))
+        if not found:
+            return error(404, "not_found", f"no live session {session_id!r}")
+        return None
 
     @app.post("/admin/sessions/<session_id>/kick")
     @admin
     async def kick(session_id: str) -> Any:
-        session = registry.get(session_id)
-        if session is None:
-            return not_found(session_id)
         body = await request.get_json(silent=True)
         reason = body.get("reason") if isinstance(body, dict) else None
         if not isinstance(reason, str) or not reason.strip():
             reason = "ended by the operator"
-        session.kick(reason.strip()[:MAX_REASON_CHARS])
-        return jsonify(kicked=session_id)
+        failed = await command(session_id, "kick", reason.strip()[:MAX_REASON_CHARS])
+        return failed or jsonify(kicked=session_id)
 
     @app.post("/admin/sessions/<session_id>/mute")
     @admin
     async def mute(session_id: str) -> Any:
-        session = registry.get(session_id)
-        if session is None:
-            return not_found(session_id)
-        session.set_muted(True)
-        return jsonify(muted=True, session_id=session_id)
+        return await command(session_id, "mute") or jsonify(muted=True, session_id=session_id)
 
     @app.post("/admin/sessions/<session_id>/unmute")
     @admin
     async def unmute(session_id: str) -> Any:
-        session = registry.get(session_id)
-        if session is None:
-            return not_found(session_id)
-        session.set_muted(False)
-        return jsonify(muted=False, session_id=session_id)
+        failed = await command(session_id, "unmute")
+        return failed or jsonify(muted=False, session_id=session_id)
