@@ -165,3 +165,66 @@ def test_a_bad_redis_url_fails_at_start(value: str) -> None:
 
     with pytest.raises(ConfigError, match="VOICEAGENT_REDIS_URL"):
         Settings.from_env({"VOICEAGENT_REDIS_URL": value}, dotenv=False)
+
+
+async def test_a_lost_replace_message_is_made_up_by_the_heartbeat(
+    redis_server: RedisServer,
+) -> None:
+    """Pub/sub delivers at most once: if the `replace` never arrives, the old holder
+    finds at its next heartbeat that its claim was taken, and closes with 1012."""
+    async with instance(redis_server) as a:
+        async with room(a.address, "room-1") as first:
+            key = "voiceagent:room:room-1"
+            # Another instance's claim whose message was lost on the way.
+            redis_server.call("HSET", key, "instance", "elsewhere", "token", "theirs")
+            await first.send(type="text", text="anyone?")
+            await first.wait_for("response_done")  # nothing noticed yet
+            await a.registry.refresh()
+            assert (await first.wait_for("error"))["code"] == "replaced"
+            assert await first.wait_closed() == 1012
+        assert redis_server.call("HGET", key, "token") == "theirs"  # not released by A
+
+
+async def test_serve_workers_share_the_redis_registry(redis_server: RedisServer) -> None:
+    """`voiceagent serve --workers 2`: connections for one room id land on either
+    worker, and each new one replaces the previous exactly once."""
+    from tests.test_package import _serve_workers, _stop
+
+    port = free_port()
+    process, workers = await _serve_workers(port, 2, redis_server)
+    try:
+        url = f"ws://127.0.0.1:{port}/ws/shared-room"
+        holders: set[str] = set()  # instance ids are host-pid-random
+        async with trio.open_nursery() as nursery:
+            previous: trio.MemoryReceiveChannel[int | None] | None = None
+            for _ in range(30):  # until both workers held it (2**-29 to fail by chance)
+                send, receive = trio.open_memory_channel[int | None](1)
+                opened = trio.Event()
+                nursery.start_soon(_hold, url, opened, send)
+                with trio.fail_after(10):
+                    await opened.wait()
+                if previous is not None:
+                    with trio.fail_after(10):
+                        assert await previous.receive() == 1012
+                key = "voiceagent:room:shared-room"
+                holders.add(str(redis_server.call("HGET", key, "instance")))
+                previous = receive
+                if len(holders) == 2:
+                    break
+            nursery.cancel_scope.cancel()
+        assert {holder.split("-")[-2] for holder in holders} == {str(pid) for pid in workers}
+    finally:
+        await _stop(process, within=15)
+
+
+async def _hold(url: str, opened: trio.Event, closed: trio.MemorySendChannel[int | None]) -> None:
+    from trio_websocket import ConnectionClosed, open_websocket_url
+
+    async with open_websocket_url(url) as ws:
+        await ws.get_message()  # session_started
+        opened.set()
+        try:
+            while True:
+                await ws.get_message()
+        except ConnectionClosed as exc:
+            await closed.send(exc.reason.code)

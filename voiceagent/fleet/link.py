@@ -119,6 +119,10 @@ class RedisLink:
         except (RedisError, OSError, trio.TooSlowError) as exc:
             self.mark_down(op, exc)
             raise RedisUnavailable(f"redis {op}: {_describe(exc)}") from None
+        except Exception as exc:  # e.g. an ExceptionGroup from coredis' own task group
+            log.exception("unexpected error from redis (%s)", op)
+            self.mark_down(op, exc)
+            raise RedisUnavailable(f"redis {op}: {_describe(exc)}") from None
 
     # -- background ------------------------------------------------------------------
 

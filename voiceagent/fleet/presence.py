@@ -217,6 +217,8 @@ class RedisRegistry:
                     await self.refresh()
                 except RedisUnavailable:
                     pass  # the link is down now; its return triggers a heartbeat
+                except Exception:  # a bug must not stop the heartbeat for good
+                    log.exception("heartbeat failed")
 
     async def refresh(self) -> None:
         """One heartbeat: extend (or write again) this instance's rooms and slots."""
