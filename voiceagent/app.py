@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @app.after_serving
     async def stop_background() -> None:
+        await registry.flush()  # the last rooms' releases reach the shared registry
         background.cancel()
 
     @app.route("/")

@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -97,14 +99,13 @@ async def test_the_global_room_limit_holds_across_instances(redis_server: RedisS
             assert await rejection(b.address, "room-2") == 503
 
 
-async def test_a_killed_instance_frees_its_rooms_within_the_ttl(
-    redis_server: RedisServer, tmp_path: object
-) -> None:
-    """SIGKILL: no goodbye, no release. Its presence and slots expire with the TTL."""
-    port, ttl = free_port(), 2.0
+@asynccontextmanager
+async def serve_one(redis: RedisServer, ttl: float) -> AsyncIterator[tuple[str, trio.Process]]:
+    """`voiceagent serve` in a subprocess sharing `redis`; yields its address."""
+    port = free_port()
     env = {
         **os.environ,
-        "VOICEAGENT_REDIS_URL": redis_server.url,
+        "VOICEAGENT_REDIS_URL": redis.url,
         "VOICEAGENT_PRESENCE_TTL_S": str(ttl),
         "VOICEAGENT_TTS": "none",
         "VOICEAGENT_MODEL": "offline",
@@ -125,8 +126,22 @@ async def test_a_killed_instance_frees_its_rooms_within_the_ttl(
                     break
                 except httpx.TransportError:
                     await trio.sleep(0.2)
+        yield f"127.0.0.1:{port}", process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        with trio.move_on_after(10):
+            await process.wait()
+
+
+async def test_a_killed_instance_frees_its_rooms_within_the_ttl(
+    redis_server: RedisServer,
+) -> None:
+    """SIGKILL: no goodbye, no release. Its presence and slots expire with the TTL."""
+    ttl = 2.0
+    async with serve_one(redis_server, ttl) as (address, process):
         key = "voiceagent:room:room-1"
-        async with room(f"127.0.0.1:{port}", "room-1", with_token=token("alice")):
+        async with room(address, "room-1", with_token=token("alice")):
             assert redis_server.call("HGET", key, "sub") == "alice"
             await trio.sleep(ttl)  # a heartbeat or two have kept it
             assert redis_server.call("EXISTS", key) == 1
@@ -142,11 +157,19 @@ async def test_a_killed_instance_frees_its_rooms_within_the_ttl(
                     assert redis_server.call("HGET", key, "sub") == "bob"
                 async with room(b.address, "room-2", with_token=token("alice")):
                     pass
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with trio.move_on_after(10):
-            await process.wait()
+
+
+async def test_a_stopped_instance_releases_its_rooms_at_once(redis_server: RedisServer) -> None:
+    """SIGTERM closes the rooms (1001), and their releases reach Redis before the exit."""
+    async with serve_one(redis_server, ttl=600) as (address, process):
+        async with room(address, "room-1", with_token=token("alice")) as live:
+            assert redis_server.call("EXISTS", "voiceagent:room:room-1") == 1
+            process.terminate()
+            assert await live.wait_closed() == 1001
+            with trio.fail_after(15):
+                assert await process.wait() == 0
+    assert redis_server.call("EXISTS", "voiceagent:room:room-1") == 0
+    assert redis_server.call("EXISTS", "voiceagent:slots:sub:alice") == 0
 
 
 def test_serve_refuses_several_workers_without_redis() -> None:

@@ -80,6 +80,8 @@ class RedisLink:
         self.on_up: list[Callable[[], Awaitable[None]]] = []
         self._wake = trio.Event()  # set when the link goes down: the supervisor wakes
         self._posts_in, self._posts_out = trio.open_memory_channel[Call[object]](POST_QUEUE)
+        self._posts_waiting = 0
+        self._posts_done = trio.Event()
         REDIS_UP.set(0)
 
     async def call(self, op: str, fn: Call[T]) -> T:
@@ -97,6 +99,15 @@ class RedisLink:
             self._posts_in.send_nowait(fn)
         except trio.WouldBlock:
             REDIS_DROPPED.inc()
+            return
+        self._posts_waiting += 1
+
+    async def flush(self, within: float) -> None:
+        """Wait (at most `within` s) until the queued background calls are sent: a stop
+        lets its last releases reach Redis instead of waiting for their TTLs."""
+        with trio.move_on_after(within):
+            while self._posts_waiting and self.up:
+                await self._posts_done.wait()
 
     def mark_down(self, op: str, error: BaseException | None = None) -> None:
         REDIS_ERRORS.labels(op).inc()
@@ -189,6 +200,9 @@ class RedisLink:
                     pass  # counted by mark_down; TTLs clean up what it would have done
             else:
                 REDIS_DROPPED.inc()
+            self._posts_waiting -= 1
+            self._posts_done.set()
+            self._posts_done = trio.Event()
 
 
 def _describe(error: BaseException | None) -> str | None:

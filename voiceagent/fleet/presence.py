@@ -142,11 +142,11 @@ class RedisRegistry:
             )
         except RedisUnavailable:
             if not self.fail_open:
-                del self._tokens[session]
+                self.unregister(session)  # the claim may have landed before the timeout
                 raise AccessRefused("registry_unavailable", UNAVAILABLE, status=503) from None
             return  # the heartbeat writes the record once Redis answers
-        except BaseException:
-            del self._tokens[session]
+        except BaseException:  # cancelled: the claim may have landed
+            self.unregister(session)
             raise
         if previous and previous[0] != self.instance:
             message = {"op": "replace", "room": session.session_id, "token": previous[1]}
@@ -198,6 +198,10 @@ class RedisRegistry:
         return self.link.up or self.fail_open
 
     # -- background --------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Send the releases still queued (a stop: at most one Redis timeout)."""
+        await self.link.flush(self.link.timeout_s)
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The link, the subscriber and the heartbeat; started once the link tried once."""

@@ -97,6 +97,10 @@ class Registry(Protocol):
         """Background work for the app's lifetime (reports started when ready)."""
         ...
 
+    async def flush(self) -> None:
+        """Before the background stops: send what is still queued (bounded wait)."""
+        ...
+
 
 def apply_command(session: Session, command: Command, reason: str) -> None:
     if command == "kick":
@@ -177,3 +181,6 @@ class SessionRegistry:
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()  # nothing runs in the background
+
+    async def flush(self) -> None:
+        """Nothing is ever queued."""
