@@ -75,7 +75,6 @@ class RedisRegistry:
         self._tokens: dict[Session, str] = {}  # each session's claim
         self._beat = trio.Event()  # set: heartbeat now (Redis is back)
         self.link.on_up.append(self._beat_now)
-        self.heartbeats = 0
 
     # -- this process's sessions (never waits) -----------------------------------------
 
@@ -241,7 +240,6 @@ class RedisRegistry:
                 session, token = batch[int(position) - 1]
                 self._close_replaced(session.session_id, token)
         await self.link.call("heartbeat", self.slots.refresh)
-        self.heartbeats += 1
 
     async def _beat_now(self) -> None:
         self._beat.set()

@@ -39,7 +39,10 @@ COMMANDS: tuple[Command, ...] = ("kick", "mute", "unmute")
 
 
 class Registry(Protocol):
-    with_model: int
+    @property
+    def with_model(self) -> int:
+        """Live sessions in this process with a model connection open."""
+        ...
 
     def __len__(self) -> int:
         """Live sessions in this process."""
