@@ -16,6 +16,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
+from tests.infra import redis_server  # noqa: F401 - a fixture for every test
 from voiceagent.app import create_app
 from voiceagent.config import Settings
 from voiceagent.graph import DEFAULT_AGENT_PATH, Agent, load_agent

@@ -9,9 +9,12 @@ anyone else gets 404): an unconfigured server exposes nothing to the network. Be
 a reverse proxy on the same host every client looks local: set the token there.
 `/healthz` stays public and says nothing sensitive.
 
-Routes:
+Routes (with `VOICEAGENT_REDIS_URL`, the live ones work from any instance: a command
+goes to the instance that holds the room; 503 `registry_unavailable` when it cannot be
+reached):
 - `GET /admin/sessions`: every live session (id, user, agent, age, model, cost so
-  far), and with a store `stored`: rooms from the store, newest first, filtered by
+  far; with Redis also its `instance`, and `"partial": true` when an instance did not
+  answer), and with a store `stored`: rooms from the store, newest first, filtered by
   `?since=` (Unix seconds or ISO 8601), `?sub=` and `?limit=` (default 100);
 - `GET /admin/sessions/<id>`: the room's report (docs/session-report.schema.json);
 - `POST /admin/sessions/<id>/kick` (`{"reason": "..."}` optional): the room gets an
@@ -31,6 +34,7 @@ from typing import Any
 
 from quart import Quart, Response, jsonify, request
 
+from voiceagent.session.registry import Command, RegistryUnavailable
 from voiceagent.session.services import Services
 from voiceagent.store.report import list_sessions, session_report
 
@@ -105,15 +109,12 @@ def add_admin_routes(app: Quart, services: Services, token: str) -> None:
         return  # nothing to read, nobody to let in
     read = require_admin(token) if token else loopback_only
 
-    def not_found(session_id: str) -> tuple[Response, int]:
-        return jsonify(error="not_found", message=f"no live session {session_id!r}"), 404
-
     @app.get("/admin/sessions")
     @read
     async def list_all() -> Any:
-        live = [session.describe() for session in registry.sessions()]
+        live = await registry.describe_all()
         if store is None:
-            return jsonify(sessions=live)
+            return jsonify(live)
         try:
             since = parse_since(request.args.get("since"))
             limit = int(request.args.get("limit", "100"))
@@ -124,7 +125,7 @@ def add_admin_routes(app: Quart, services: Services, token: str) -> None:
         stored = await store.read(
             lambda: list_sessions(store.backend, since=since, sub=sub, limit=limit)
         )
-        return jsonify(sessions=live, stored=stored)
+        return jsonify(**live, stored=stored)
 
     if store is not None:
 
@@ -141,33 +142,38 @@ def add_admin_routes(app: Quart, services: Services, token: str) -> None:
         return
     admin = require_admin(token)
 
+    def error(status: int, code: str, message: str) -> Response:
+        response = jsonify(error=code, message=message)
+        response.status_code = status
+        return response
+
+    async def command(session_id: str, name: Command, reason: str = "") -> Response | None:
+        """Run `name` wherever the room lives; an error response, or None when done."""
+        try:
+            found = await registry.command(session_id, name, reason)
+        except RegistryUnavailable as exc:
+            return error(503, "registry_unavailable", str(exc))
+        if not found:
+            return error(404, "not_found", f"no live session {session_id!r}")
+        return None
+
     @app.post("/admin/sessions/<session_id>/kick")
     @admin
     async def kick(session_id: str) -> Any:
-        session = registry.get(session_id)
-        if session is None:
-            return not_found(session_id)
         body = await request.get_json(silent=True)
         reason = body.get("reason") if isinstance(body, dict) else None
         if not isinstance(reason, str) or not reason.strip():
             reason = "ended by the operator"
-        session.kick(reason.strip()[:MAX_REASON_CHARS])
-        return jsonify(kicked=session_id)
+        failed = await command(session_id, "kick", reason.strip()[:MAX_REASON_CHARS])
+        return failed or jsonify(kicked=session_id)
 
     @app.post("/admin/sessions/<session_id>/mute")
     @admin
     async def mute(session_id: str) -> Any:
-        session = registry.get(session_id)
-        if session is None:
-            return not_found(session_id)
-        session.set_muted(True)
-        return jsonify(muted=True, session_id=session_id)
+        return await command(session_id, "mute") or jsonify(muted=True, session_id=session_id)
 
     @app.post("/admin/sessions/<session_id>/unmute")
     @admin
     async def unmute(session_id: str) -> Any:
-        session = registry.get(session_id)
-        if session is None:
-            return not_found(session_id)
-        session.set_muted(False)
-        return jsonify(muted=False, session_id=session_id)
+        failed = await command(session_id, "unmute")
+        return failed or jsonify(muted=False, session_id=session_id)

@@ -16,7 +16,7 @@ from voiceagent.tts.base import TTS
 if TYPE_CHECKING:
     from voiceagent.graph import Agent
     from voiceagent.recordings import RecordingWriter
-    from voiceagent.session.registry import SessionRegistry
+    from voiceagent.session.registry import Registry
     from voiceagent.store.writer import Store
 
 
@@ -53,7 +53,7 @@ class ClientSocket(Protocol):
 class Services:
     settings: Settings
     agent: Agent
-    registry: SessionRegistry
+    registry: Registry
     model: RealtimeModel | None = None
     #: why there is no model (shown to clients as a `no_provider` error)
     model_problem: str = "no speech model is configured"
