@@ -270,9 +270,12 @@ function onClosed(code, reason) {
 // --- reconnect after a drain -------------------------------------------------------------
 // An instance that drains for a deploy closes its rooms with 1001 after an `error` event
 // carrying `reconnect: true` (docs/protocol.md). The page opens the same session id
-// again; the load balancer sends it to another instance, where the conversation starts
-// fresh. Bounded: one try per RECONNECT_DELAYS_MS entry (with jitter, since every room
-// of the instance reconnects at once), then it gives up and says so.
+// again; the load balancer sends it to another instance. There the conversation
+// continues when the instances share a store (earlier items come back as
+// `history_added` with `<id>@<connection>` ids right after `session_started` and
+// `agent_start`), else it starts fresh; the notice says which. Bounded: one try per
+// RECONNECT_DELAYS_MS entry (with jitter, since every room of the instance reconnects
+// at once), then it gives up and says so.
 const RECONNECT_DELAYS_MS = [250, 1000, 2000, 4000, 8000];
 const reconnect = { attempt: 0, timer: null };
 
@@ -303,15 +306,37 @@ function reconnectIfAsked(code, hadSession) {
     await connect();
     if (!s.ws) return; // the user pressed Disconnect meanwhile
     notice(message);
-    s.ws.addEventListener("message", function started(ev) {
-      if (typeof ev.data !== "string" || !ev.data.includes('"session_started"')) return;
-      ev.target.removeEventListener("message", started);
-      reconnect.attempt = 0;
-      stats.reconnects = (stats.reconnects || 0) + 1;
-      const fresh = "Reconnected: the conversation starts fresh on this server.";
-      conversation.marker(`reconnect:${stats.reconnects}`, "handoff", "reconnected", fresh);
-      notice(fresh);
-    });
+    const ws = s.ws;
+    let started = false;
+    let timer = null;
+    const settle = (resumed) => {
+      ws.removeEventListener("message", watch);
+      clearTimeout(timer);
+      const text = resumed
+        ? "Reconnected: the conversation continues on this server."
+        : "Reconnected: the conversation starts fresh on this server.";
+      conversation.marker(`reconnect:${stats.reconnects}`, "handoff", "reconnected", text);
+      notice(text);
+    };
+    function watch(ev) {
+      if (typeof ev.data !== "string") return;
+      let m;
+      try {
+        m = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (!started) {
+        if (m.type !== "session_started") return;
+        started = true;
+        reconnect.attempt = 0;
+        stats.reconnects = (stats.reconnects || 0) + 1;
+        timer = setTimeout(() => settle(false), 1000); // resumed items come at once
+      } else if (m.type !== "agent_start") {
+        settle(m.type === "history_added" && String(m.item?.id ?? "").includes("@"));
+      }
+    }
+    ws.addEventListener("message", watch);
   }, delay);
 }
 

@@ -39,7 +39,7 @@ from voiceagent.close_codes import CloseCode
 from voiceagent.logs import log_event
 
 if TYPE_CHECKING:
-    from voiceagent.session.registry import SessionRegistry
+    from voiceagent.session.registry import Registry
     from voiceagent.session.session import Session
 
 log = logging.getLogger("voiceagent.drain")
@@ -69,7 +69,7 @@ class Drain:
             self.started_at = trio.current_time()
             self._on_begin()
 
-    async def run(self, registry: SessionRegistry) -> None:
+    async def run(self, registry: Registry) -> None:
         """Drain (rules 1-5); a call while another one runs waits for that one."""
         self.begin()
         if self._running:

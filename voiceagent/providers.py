@@ -8,6 +8,7 @@ install instead of an ImportError at import time.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import trio
 
@@ -18,6 +19,7 @@ from voiceagent.models.base import RealtimeModel
 from voiceagent.redact import redact_url
 from voiceagent.session.registry import SessionRegistry
 from voiceagent.session.services import Services
+from voiceagent.store import open_store
 from voiceagent.tts.base import TTS
 
 log = logging.getLogger("voiceagent.providers")
@@ -46,6 +48,11 @@ def build_services(settings: Settings) -> Services:
             cached_in=settings.price_cached_in,
         ),
     )
+    services.store = open_store(settings)
+    if settings.record:
+        from voiceagent.recordings import RecordingWriter
+
+        services.recordings = RecordingWriter(Path(settings.data_dir) / "recordings")
     try:
         services.model = build_model(settings)
     except ProviderUnavailable as exc:

@@ -15,11 +15,11 @@ when the transport fails.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
-from voiceagent.conversation import AgentSetup, Heard
+from voiceagent.conversation import AgentSetup, ConversationItem, Heard
 from voiceagent.events import ModelEvent
 
 OutputMode = Literal["text", "audio"]
@@ -76,6 +76,15 @@ class ModelConnection(ABC):
 
         Must be harmless when no response is in progress.
         """
+
+    async def add_history(self, items: Sequence[ConversationItem]) -> None:
+        """Give a new conversation the items of an earlier one (a resumed room).
+
+        Called once, right after connecting and before any input. Only items a model
+        can take arrive (`conversation.replayable`). The default forgets them: a
+        provider that cannot take history starts afresh.
+        """
+        return None
 
     @abstractmethod
     def __aiter__(self) -> AsyncIterator[ModelEvent]: ...

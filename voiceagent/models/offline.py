@@ -42,7 +42,7 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -337,6 +337,12 @@ class _OfflineConnection(ModelConnection):
     async def update_agent(self, setup: AgentSetup) -> None:
         self._check_open()
         self._setup = setup
+
+    async def add_history(self, items: Sequence[ConversationItem]) -> None:
+        """A resumed room: the brain reads the earlier conversation as its own."""
+        self._check_open()
+        for item in items:
+            self._remember(item)
 
     async def cancel_response(self, heard: Heard) -> None:
         self._check_open()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import trio
 
-from voiceagent.conversation import AgentSetup, Heard
+from voiceagent.conversation import AgentSetup, ConversationItem, Heard
 from voiceagent.events import (
     AudioDelta,
     FunctionCall,
@@ -185,6 +185,10 @@ class _ScriptedConnection(ModelConnection):
         self._check_open()
         self.setup = setup
         self._model.log.append(("agent", setup.agent_name))
+
+    async def add_history(self, items: Sequence[ConversationItem]) -> None:
+        self._check_open()
+        self._model.log.append(("history", list(items)))
 
     async def cancel_response(self, heard: Heard) -> None:
         self._check_open()

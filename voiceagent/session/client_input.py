@@ -65,6 +65,8 @@ class ClientInput:
         if isinstance(message, AudioIn):
             if self._accept_audio(message.pcm) and self._ensure_model():
                 self._link.audio.append(message.pcm)
+                if self._room.recorder is not None:
+                    self._room.recorder.user(message.pcm, trio.current_time())
             return
         rates = self._rates
         if rates.messages is not None and not rates.messages.take(1, trio.current_time()):

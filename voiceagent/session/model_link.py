@@ -39,7 +39,7 @@ from typing import Protocol
 import trio
 
 from voiceagent import metrics
-from voiceagent.conversation import AgentSetup, Heard
+from voiceagent.conversation import AgentSetup, Heard, replayable
 from voiceagent.events import ModelEvent
 from voiceagent.logs import log_event
 from voiceagent.models.base import ModelConnection, ModelConnectionError
@@ -217,6 +217,8 @@ class ModelLink:
         self.connection, self._watch = conn, watch
         registry.model_opened()
         try:
+            if self._room.resumed:  # resume.py: the conversation so far, before any input
+                await conn.add_history(replayable(list(self._room.resumed)))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pump_audio, conn, watch)
                 nursery.start_soon(self._pump_control, conn, watch)

@@ -136,9 +136,12 @@ class ResponseRouter:
             response.text = ev.text or response.text
             response.item_id = response.item_id or ev.item_id
             _end_text(response)
-            room.history.put(
-                ConversationItem(ev.item_id, "assistant", text=response.text, agent=response.agent)
-            )
+            if not response.interrupted:  # a cut reply stays in the history as heard
+                room.history.put(
+                    ConversationItem(
+                        ev.item_id, "assistant", text=response.text, agent=response.agent
+                    )
+                )
         await room.put(
             event("text_done", response_id=ev.response_id, item_id=ev.item_id, text=ev.text)
         )
@@ -191,6 +194,7 @@ class ResponseRouter:
         if response.timer is not None and (response.text or response.audio_bytes):
             report = response.timer.report(response.response_id, room.tally.dropped)
             room.outbox.post(event(report.pop("type"), **report))
+            room.journal.turn(report)
         response.finished = True
 
     # -- the user's side --------------------------------------------------------------
@@ -267,6 +271,11 @@ class ResponseRouter:
             response_id=current.response_id,
             played_ms=heard.audio_ms,
         )
+        room.journal.mark(
+            "barge_in", source=source, response_id=current.response_id, played_ms=heard.audio_ms
+        )
+        if room.recorder is not None:
+            room.recorder.cut(current.response_id, heard.audio_ms)
         if self._link.connection is not None:
             if not self._link.send_nowait(CancelResponse(heard)):
                 log_event(log, "cancel_not_queued", level=logging.WARNING)
@@ -288,6 +297,11 @@ class ResponseRouter:
         safe_line = room.agent.guardrail_safe_line
         self.barge_in("guardrail")
         response.guardrails = None
+        room.journal.mark(
+            "guardrail_tripped",
+            guardrail=str(name),
+            response_id=response.response_id,
+        )
         await room.put(
             event(
                 "guardrail_tripped",

@@ -15,7 +15,9 @@ from voiceagent.tts.base import TTS
 
 if TYPE_CHECKING:
     from voiceagent.graph import Agent
-    from voiceagent.session.registry import SessionRegistry
+    from voiceagent.recordings import RecordingWriter
+    from voiceagent.session.registry import Registry
+    from voiceagent.store.writer import Store
 
 
 class ClientDisconnected(Exception):
@@ -51,13 +53,17 @@ class ClientSocket(Protocol):
 class Services:
     settings: Settings
     agent: Agent
-    registry: SessionRegistry
+    registry: Registry
     model: RealtimeModel | None = None
     #: why there is no model (shown to clients as a `no_provider` error)
     model_problem: str = "no speech model is configured"
     tts: TTS | None = None
     tool_limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(8))
     prices: PriceTable = field(default_factory=PriceTable)
+    #: the conversation store (voiceagent/store/), or None: nothing is stored
+    store: Store | None = None
+    #: the recordings' writer (VOICEAGENT_RECORD=1), or None: nothing is recorded
+    recordings: RecordingWriter | None = None
 
     @property
     def output_mode(self) -> OutputMode:

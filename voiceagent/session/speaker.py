@@ -142,6 +142,8 @@ class Speaker:
                 event("audio_start", response_id=response.response_id, sample_rate=SAMPLE_RATE),
                 epoch=response.epoch,
             )
+        if room.recorder is not None:
+            room.recorder.agent(response.response_id, pcm, arrived)
         for chunk in chunk_pcm(pcm, room.settings.ws_tts_chunk_bytes):
             await room.put(chunk, epoch=response.epoch, arrived=arrived)
             if response.interrupted:

@@ -37,13 +37,13 @@ import base64
 import binascii
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from voiceagent.conversation import AgentSetup, Heard
+from voiceagent.conversation import AgentSetup, ConversationItem, Heard
 from voiceagent.events import (
     AudioDelta,
     FunctionCall,
@@ -301,6 +301,38 @@ class RealtimeProtocol:
         }
         out = [self._item_create(item)]
         out.extend(self._request_response())
+        return out
+
+    def history(self, items: Sequence[ConversationItem]) -> list[str]:
+        """`conversation.item.create` for each earlier item (a resumed room), in order.
+
+        Ids are left to the server (earlier ids may repeat in a new conversation);
+        assistant text is what the user heard; no response is requested.
+        """
+        assistant_part = "output_text" if self.flavor == "ga" else "text"
+        out = []
+        for item in items:
+            wire: dict[str, Any]
+            if item.type == "message":
+                part = "input_text" if item.role == "user" else assistant_part
+                content = [{"type": part, "text": item.text}]
+                wire = {"type": "message", "role": item.role, "content": content}
+            elif item.type == "function_call":
+                wire = {
+                    "type": "function_call",
+                    "call_id": item.call_id,
+                    "name": item.name,
+                    "arguments": item.arguments or "{}",
+                }
+            elif item.type == "function_call_output":
+                wire = {
+                    "type": "function_call_output",
+                    "call_id": item.call_id,
+                    "output": item.output or "",
+                }
+            else:
+                continue
+            out.append(self._item_create(wire))
         return out
 
     def _request_response(self) -> list[str]:
