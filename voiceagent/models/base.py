@@ -77,6 +77,20 @@ class ModelConnection(ABC):
         Must be harmless when no response is in progress.
         """
 
+    #: True when a spoken turn the model's VAD ends waits for `answer_input()`: the
+    #: model commits and transcribes it (InputCommitted, TranscriptCompleted) but does
+    #: not answer until the session says so. The session then judges speech over the
+    #: agent (voiceagent/interruption.py) before it becomes a turn. False: the model
+    #: answers by itself, and speech over the agent interrupts it at once.
+    holds_spoken_turns: bool = False
+
+    async def answer_input(self, item_id: str, respond: bool) -> None:  # noqa: B027
+        """Answer the held spoken turn `item_id` (`respond`) or forget it (not respond:
+        a backchannel or noise, which must not stay in the conversation).
+
+        A no-op for an item that is not held (already answered, or a manual commit).
+        """
+
     @abstractmethod
     def __aiter__(self) -> AsyncIterator[ModelEvent]: ...
 
