@@ -110,7 +110,7 @@ class Settings:
     min_interruption_ms: int = 500  # VOICEAGENT_MIN_INTERRUPTION_MS
     min_interruption_words: int = 0  # VOICEAGENT_MIN_INTERRUPTION_WORDS
     false_interruption_timeout_ms: int = 2000  # VOICEAGENT_FALSE_INTERRUPTION_TIMEOUT_MS
-    user_away_timeout_s: float = 30.0  # VOICEAGENT_USER_AWAY_TIMEOUT_S (0: off)
+    user_away_timeout_s: float = 0.0  # VOICEAGENT_USER_AWAY_TIMEOUT_S (0: off; e.g. 30)
 
     # Metrics and logs
     price_text_in: float = 4.0  # VOICEAGENT_PRICE_TEXT_IN (USD per 1M tokens)

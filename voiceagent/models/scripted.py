@@ -5,9 +5,10 @@ uncertainty: replies are looked up by keyword, streamed word by word with a fixe
 delay, and tool calls are made when a script says so. Audio input runs through a tiny
 energy VAD (speech = mean |sample| above a threshold) so spoken turns and model-side
 barge-in can be exercised without a speech engine. Spoken turns are transcribed as
-the next of `spoken` (else "(spoken)"); with `hold_turns` (the default) a turn its VAD
-ends waits for the session's `answer_input()`, as the real providers do when the
-session decides turns (a manual commit is answered at once).
+the next of `spoken` (else "(spoken)"); once the session asks (`hold_spoken_turns`,
+refused when `hold_turns` is False) a turn its VAD ends waits for `answer_input()`,
+as the real providers do when the session decides turns (a manual commit is answered
+at once).
 
 It records what it was told (`ScriptedModel.log`): texts, tool outputs, agent
 switches and what the user heard of interrupted responses, so tests can assert the
@@ -72,7 +73,7 @@ class ScriptedModel(RealtimeModel):
     fail_connects: int = 0  # refuse this many connects first (fault injection)
     drop_after_deltas: int | None = None  # drop the connection mid-response
     audio_delay: float = 0.0  # a slow provider: each audio append takes this long
-    hold_turns: bool = True  # VAD-ended turns wait for answer_input()
+    hold_turns: bool = True  # VAD-ended turns may wait for answer_input()
     spoken: list[str] = field(default_factory=list)  # transcripts of the next spoken turns
     name: str = "scripted"
     offline_brain: bool = False
@@ -125,7 +126,10 @@ class _ScriptedConnection(ModelConnection):
         self._held: dict[str, str] = {}  # item id -> transcript, waiting for answer_input
         self._speech_item: str | None = None
         self.closed = False
-        self.holds_spoken_turns = model.hold_turns
+
+    def hold_spoken_turns(self) -> bool:
+        self.holds_spoken_turns = self._model.hold_turns
+        return self.holds_spoken_turns
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}_{next(self._ids)}"

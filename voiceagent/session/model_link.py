@@ -215,6 +215,7 @@ class ModelLink:
         registry = self._room.services.registry
         settings = self._room.settings
         watch = ModelWatch(settings.model_first_event_timeout_s, settings.model_stall_timeout_s)
+        conn.hold_spoken_turns()  # the session decides turns (interruptions.py)
         self.connection = conn
         registry.model_opened()
         try:
