@@ -189,7 +189,7 @@ async def test_without_resume_any_speech_interrupts_at_once() -> None:
 
 async def test_an_agent_override_asks_for_more_words() -> None:
     strict = Agent(name="Strict", instructions="Hm.", interruption={"min_interruption_words": 8})
-    model, _tts, services_ = services(spoken=["Stop, wait, I need something else."], agent=strict)
+    _model, _tts, services_ = services(spoken=["Stop, wait, I need something else."], agent=strict)
     async with running_app(services_) as address, connect(address) as client:
         rid = await reply_started(client)
         await speak(client, 1200)
