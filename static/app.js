@@ -41,6 +41,9 @@ const MAX_RECENT = 200; // parsed server events kept for window.voiceagent.recen
 
 const params = new URLSearchParams(location.search);
 const jsonAudio = params.get("audio") === "json";
+// ?bargein=server: the client VAD never cuts the agent; the server's turn-taking policy
+// (pause, then resume or interrupt) decides alone.
+const serverBargeIn = params.get("bargein") === "server";
 
 const ui = {
   form: $("connect-form"),
@@ -297,7 +300,8 @@ function onClientVad(m) {
     ui.vadState.dataset.state = "speaking";
     // Barge-in only when there is something to stop; otherwise the server's own VAD
     // opens the turn.
-    if (s.conn === "connected" && (s.agentAudible || s.activeRids.size > 0)) {
+    const audible = s.agentAudible || s.activeRids.size > 0;
+    if (s.conn === "connected" && audible && !serverBargeIn) {
       stats.bargeIns++;
       cutPlayback();
       send({ type: "client_vad_speech_start" });

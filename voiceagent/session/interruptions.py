@@ -96,7 +96,7 @@ class Interruptions:
         now = trio.current_time()
         utterance = _Utterance(item_id, audio_start_ms, now)
         self._utterances.append(utterance)
-        audible = self._room.turns.audible(now)
+        audible = self._room.turns.heard_now(now)
         if audible is None:
             utterance.turn = True  # rule 1: an ordinary turn
             return

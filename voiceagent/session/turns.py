@@ -144,6 +144,13 @@ class Turns:
                 return response
         return None
 
+    def heard_now(self, now: float) -> Response | None:
+        """The audible response the user is hearing: the oldest one whose audio began
+        (responses of an epoch play in order), else the newest audible one."""
+        audible = [r for r in self._responses if r.audible(now)]
+        playing = [r for r in audible if r.first_audio_at is not None]
+        return playing[0] if playing else (audible[-1] if audible else None)
+
     def quiet_since(self) -> float | None:
         """When the agent stopped being heard (0.0: never spoke); None while it is busy:
         a response unfinished or paused."""
