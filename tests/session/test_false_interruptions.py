@@ -25,13 +25,18 @@ _UNINTERRUPTED: list[int] = []  # measured once
 
 
 def services(
-    *, spoken: list[str] | None = None, agent: Agent = front_desk, **settings: Any
+    *,
+    spoken: list[str] | None = None,
+    agent: Agent = front_desk,
+    transcript_delay: float = 0.0,
+    **settings: Any,
 ) -> tuple[ScriptedModel, ScriptedTTS, Any]:
     model = ScriptedModel(
         default=ScriptedReply(LONG_REPLY),
         replies={"something else": ScriptedReply("Sure, what else?")},
         delta_delay=0.005,
         spoken=list(spoken or []),
+        transcript_delay=transcript_delay,
     )
     tts = ScriptedTTS(realtime_factor=0.25)
     return model, tts, make_services(model, tts, agent=agent, settings=Settings(**settings))
@@ -197,3 +202,28 @@ async def test_an_agent_override_asks_for_more_words() -> None:
         assert resumed["response_id"] == rid and resumed["reason"] == "too_few_words"
         await client.wait_for("audio_end", within=20)
         assert client.of_type("audio_interrupted") == []
+
+
+async def test_no_transcript_in_time_resumes_and_the_late_one_is_not_a_turn() -> None:
+    expected = await uninterrupted_bytes()
+    model, _tts, services_ = services(
+        spoken=["Stop, wait, I need something else."],
+        transcript_delay=1.5,
+        false_interruption_timeout_ms=300,
+    )
+    async with running_app(services_) as address, connect(address) as client:
+        rid = await reply_started(client)
+        await speak(client, 700)
+        stopped = await client.wait_for("input_speech_stopped")
+        assert stopped
+        at = trio.current_time()
+        resumed = await client.wait_for("playback_resume")
+        # 300 ms after the speech stopped (the event and the judgement are one step).
+        assert trio.current_time() - at < 0.3 + 0.25
+        assert resumed["reason"] == "no_transcript"
+        await client.wait_for("audio_end", within=20)
+        await client.drain(1.5)  # the late transcript arrives meanwhile
+        assert_paused_then_resumed(client)
+        assert audio_of(client, rid) == expected
+        assert ("dropped", "Stop, wait, I need something else.") in model.log
+        assert client.of_type("user_transcript") == []

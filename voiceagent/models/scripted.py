@@ -75,6 +75,7 @@ class ScriptedModel(RealtimeModel):
     audio_delay: float = 0.0  # a slow provider: each audio append takes this long
     hold_turns: bool = True  # VAD-ended turns may wait for answer_input()
     spoken: list[str] = field(default_factory=list)  # transcripts of the next spoken turns
+    transcript_delay: float = 0.0  # a slow transcriber: held turns' transcripts come late
     name: str = "scripted"
     offline_brain: bool = False
     log: list[tuple[str, Any]] = field(default_factory=list)
@@ -181,11 +182,18 @@ class _ScriptedConnection(ModelConnection):
         if hold:  # before the events: the answer may come back before they are sent
             self._held[item_id] = transcript
         await self._tx.send(InputCommitted(item_id))
+        if hold and self._model.transcript_delay:
+            self._nursery.start_soon(self._late_transcript, item_id, transcript)
+            return
         await self._tx.send(TranscriptCompleted(item_id, transcript))
         if hold:
             return
         self._model.log.append(("user", transcript))
         self._respond(self._model.reply_for(transcript))
+
+    async def _late_transcript(self, item_id: str, transcript: str) -> None:
+        await trio.sleep(self._model.transcript_delay)
+        await self._tx.send(TranscriptCompleted(item_id, transcript))
 
     async def answer_input(self, item_id: str, respond: bool) -> None:
         self._check_open()
