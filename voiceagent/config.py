@@ -106,6 +106,13 @@ class Settings:
     tool_threads: int = 8  # VOICEAGENT_TOOL_THREADS (sync tools at once, whole process)
     teardown_timeout_s: float = 2.0  # VOICEAGENT_TEARDOWN_TIMEOUT_S
 
+    # Turn-taking (voiceagent/interruption.py, docs/turn-taking.md)
+    resume_false_interruption: bool = True  # VOICEAGENT_RESUME_FALSE_INTERRUPTION
+    min_interruption_ms: int = 500  # VOICEAGENT_MIN_INTERRUPTION_MS
+    min_interruption_words: int = 0  # VOICEAGENT_MIN_INTERRUPTION_WORDS
+    false_interruption_timeout_ms: int = 2000  # VOICEAGENT_FALSE_INTERRUPTION_TIMEOUT_MS
+    user_away_timeout_s: float = 0.0  # VOICEAGENT_USER_AWAY_TIMEOUT_S (0: off; e.g. 30)
+
     # Metrics and logs
     price_text_in: float = 4.0  # VOICEAGENT_PRICE_TEXT_IN (USD per 1M tokens)
     price_text_out: float = 16.0  # VOICEAGENT_PRICE_TEXT_OUT
@@ -260,6 +267,11 @@ _ENV_NAMES: dict[str, str] = {
     "audio_batch_ms": "VOICEAGENT_AUDIO_BATCH_MS",
     "tool_threads": "VOICEAGENT_TOOL_THREADS",
     "teardown_timeout_s": "VOICEAGENT_TEARDOWN_TIMEOUT_S",
+    "resume_false_interruption": "VOICEAGENT_RESUME_FALSE_INTERRUPTION",
+    "min_interruption_ms": "VOICEAGENT_MIN_INTERRUPTION_MS",
+    "min_interruption_words": "VOICEAGENT_MIN_INTERRUPTION_WORDS",
+    "false_interruption_timeout_ms": "VOICEAGENT_FALSE_INTERRUPTION_TIMEOUT_MS",
+    "user_away_timeout_s": "VOICEAGENT_USER_AWAY_TIMEOUT_S",
     "price_text_in": "VOICEAGENT_PRICE_TEXT_IN",
     "price_text_out": "VOICEAGENT_PRICE_TEXT_OUT",
     "price_audio_in": "VOICEAGENT_PRICE_AUDIO_IN",
@@ -422,6 +434,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "audio_batch_ms": _int_range(20, 1000),
     "tool_threads": _int_range(1, 1024),
     "teardown_timeout_s": _float_range(0.1, 60.0),
+    "resume_false_interruption": _bool,
+    "min_interruption_ms": _int_range(0, 10_000),
+    "min_interruption_words": _int_range(0, 100),
+    "false_interruption_timeout_ms": _int_range(100, 60_000),
+    "user_away_timeout_s": _float_range(0.0, 86_400.0),
     "price_text_in": _float_range(0.0, 1e6),
     "price_text_out": _float_range(0.0, 1e6),
     "price_audio_in": _float_range(0.0, 1e6),
