@@ -107,6 +107,13 @@ class Settings:
     teardown_timeout_s: float = 2.0  # VOICEAGENT_TEARDOWN_TIMEOUT_S
     drain_grace_s: float = 20.0  # VOICEAGENT_DRAIN_GRACE_S (rooms finish their response)
 
+    # Turn-taking (voiceagent/interruption.py, docs/turn-taking.md)
+    resume_false_interruption: bool = True  # VOICEAGENT_RESUME_FALSE_INTERRUPTION
+    min_interruption_ms: int = 500  # VOICEAGENT_MIN_INTERRUPTION_MS
+    min_interruption_words: int = 0  # VOICEAGENT_MIN_INTERRUPTION_WORDS
+    false_interruption_timeout_ms: int = 2000  # VOICEAGENT_FALSE_INTERRUPTION_TIMEOUT_MS
+    user_away_timeout_s: float = 0.0  # VOICEAGENT_USER_AWAY_TIMEOUT_S (0: off; e.g. 30)
+
     # Metrics and logs
     price_text_in: float = 4.0  # VOICEAGENT_PRICE_TEXT_IN (USD per 1M tokens)
     price_text_out: float = 16.0  # VOICEAGENT_PRICE_TEXT_OUT
@@ -262,6 +269,11 @@ _ENV_NAMES: dict[str, str] = {
     "tool_threads": "VOICEAGENT_TOOL_THREADS",
     "teardown_timeout_s": "VOICEAGENT_TEARDOWN_TIMEOUT_S",
     "drain_grace_s": "VOICEAGENT_DRAIN_GRACE_S",
+    "resume_false_interruption": "VOICEAGENT_RESUME_FALSE_INTERRUPTION",
+    "min_interruption_ms": "VOICEAGENT_MIN_INTERRUPTION_MS",
+    "min_interruption_words": "VOICEAGENT_MIN_INTERRUPTION_WORDS",
+    "false_interruption_timeout_ms": "VOICEAGENT_FALSE_INTERRUPTION_TIMEOUT_MS",
+    "user_away_timeout_s": "VOICEAGENT_USER_AWAY_TIMEOUT_S",
     "price_text_in": "VOICEAGENT_PRICE_TEXT_IN",
     "price_text_out": "VOICEAGENT_PRICE_TEXT_OUT",
     "price_audio_in": "VOICEAGENT_PRICE_AUDIO_IN",
@@ -425,6 +437,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "tool_threads": _int_range(1, 1024),
     "teardown_timeout_s": _float_range(0.1, 60.0),
     "drain_grace_s": _float_range(0.0, 3600.0),
+    "resume_false_interruption": _bool,
+    "min_interruption_ms": _int_range(0, 10_000),
+    "min_interruption_words": _int_range(0, 100),
+    "false_interruption_timeout_ms": _int_range(100, 60_000),
+    "user_away_timeout_s": _float_range(0.0, 86_400.0),
     "price_text_in": _float_range(0.0, 1e6),
     "price_text_out": _float_range(0.0, 1e6),
     "price_audio_in": _float_range(0.0, 1e6),

@@ -105,6 +105,11 @@ def build_model(settings: Settings) -> RealtimeModel:
         eagerness=settings.vad_eagerness,  # type: ignore[arg-type]
         create_response=settings.vad_create_response,
         interrupt_response=settings.vad_interrupt_response,
+        # The session's interruption policy decides turns (docs/turn-taking.md), unless
+        # it is off or the provider's own answering was turned off by hand.
+        hold_turns=settings.resume_false_interruption
+        and settings.vad_create_response
+        and settings.vad_interrupt_response,
         transcription_model=settings.transcription_model or None,
         transcription_language=settings.transcription_language or None,
         noise_reduction=settings.noise_reduction or None,  # type: ignore[arg-type]

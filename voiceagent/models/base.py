@@ -86,6 +86,27 @@ class ModelConnection(ABC):
         """
         return None
 
+    #: True once `hold_spoken_turns()` took effect (see there).
+    holds_spoken_turns: bool = False
+
+    def hold_spoken_turns(self) -> bool:
+        """From now on, a spoken turn the model's VAD ends waits for `answer_input()`.
+
+        The model commits and transcribes it (InputCommitted, TranscriptCompleted) but
+        does not answer until told, so the session can judge speech over the agent
+        (voiceagent/interruption.py) before it becomes a turn. Called once, before any
+        audio. Returns False when the model cannot (it then answers by itself, and
+        speech over the agent interrupts at once).
+        """
+        return self.holds_spoken_turns
+
+    async def answer_input(self, item_id: str, respond: bool) -> None:  # noqa: B027
+        """Answer the held spoken turn `item_id` (`respond`) or forget it (not respond:
+        a backchannel or noise, which must not stay in the conversation).
+
+        A no-op for an item that is not held (already answered, or a manual commit).
+        """
+
     @abstractmethod
     def __aiter__(self) -> AsyncIterator[ModelEvent]: ...
 

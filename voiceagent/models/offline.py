@@ -236,6 +236,10 @@ class _OfflineConnection(ModelConnection):
         self._ids = itertools.count(1)
         self._speech_item: str | None = None
         self._closed = False
+        # Spoken turns wait for the session's answer (base.py `holds_spoken_turns`):
+        # transcripts waiting for it, and answers that came before their transcript.
+        self._held: dict[str, str] = {}
+        self._answers: dict[str, bool] = {}
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -365,11 +369,32 @@ class _OfflineConnection(ModelConnection):
                 log.warning("offline transcription failed: %s", exc)
                 await self._emit(TranscriptFailed(item_id, str(exc)))
                 continue
+            respond = self._answers.pop(item_id, None)
+            if respond is None and not self.holds_spoken_turns:
+                respond = True
+            if transcript and respond is None:
+                self._held[item_id] = transcript  # before the event: the answer may be quick
             await self._emit(TranscriptCompleted(item_id, transcript))
-            if not transcript:
-                continue  # noise the VAD let through: no words, no turn
-            self._user_said(ConversationItem(id=item_id, role="user", text=transcript))
-            await self._start_response()
+            if transcript and respond:  # noise the VAD let through: no words, no turn
+                await self._answer(item_id, transcript)
+
+    def hold_spoken_turns(self) -> bool:
+        self.holds_spoken_turns = True
+        return True
+
+    async def answer_input(self, item_id: str, respond: bool) -> None:
+        self._check_open()
+        transcript = self._held.pop(item_id, None)
+        if transcript is None:
+            self._answers[item_id] = respond  # its transcript is still being made
+            while len(self._answers) > self._config.pending_utterances * 4:
+                del self._answers[next(iter(self._answers))]  # bounded: oldest first
+        elif respond:
+            await self._answer(item_id, transcript)
+
+    async def _answer(self, item_id: str, transcript: str) -> None:
+        self._user_said(ConversationItem(id=item_id, role="user", text=transcript))
+        await self._start_response()
 
     # -- responses --------------------------------------------------------------------
 

@@ -72,6 +72,8 @@ class ClientInput:
         if rates.messages is not None and not rates.messages.take(1, trio.current_time()):
             self.error("rate_limited", "too many messages: slow down")
             return
+        if isinstance(message, TextIn | CommitAudio | Interrupt | ClientVadSpeechStart):
+            self._router.away.user_active()  # a sign of life (session/away.py)
         if isinstance(message, TextIn):
             if not self._grant.text:
                 self.error("not_allowed", "this room's token does not allow typing")

@@ -23,13 +23,10 @@ if TYPE_CHECKING:
 class ClientDisconnected(Exception):
     """The client has gone: raised by `ClientSocket.receive()` instead of a message.
 
-    `code` is the close code the transport reported (1006: the connection was lost
-    without a Close frame, e.g. dropped for not reading), or None when unknown.
+    It carries no close code: Hypercorn reports 1006 to the app whenever the client
+    closes first, a clean Close included, so the code would say nothing. A connection
+    the transport dropped is logged there (`client_too_slow`, transport.py).
     """
-
-    def __init__(self, code: int | None = None) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 class ClientSocket(Protocol):

@@ -185,12 +185,10 @@ class Session:
                     room.work = work
                     try:
                         await self._read_until_idle()  # in this task: one task fewer per room
-                    except ClientDisconnected as gone:
+                    except ClientDisconnected:
                         # A normal end: our own scopes stop our own tasks, and nothing
                         # is raised into the framework.
                         client_gone = True
-                        if gone.code not in (None, CloseCode.NORMAL, 1005):
-                            room.close_code = gone.code  # what the log line reports
                         work.cancel_scope.cancel()
             room.work = None
             timed_out = room.work_scope.cancelled_caught and not client_gone

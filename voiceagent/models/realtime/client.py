@@ -106,6 +106,16 @@ class RealtimeConnection(ModelConnection):
         if messages:
             await self._send(*messages)
 
+    def hold_spoken_turns(self) -> bool:
+        # Decided by the config at connect (session.update went out with it).
+        self.holds_spoken_turns = self.protocol.holds_turns
+        return self.holds_spoken_turns
+
+    async def answer_input(self, item_id: str, respond: bool) -> None:
+        messages = self.protocol.answer(item_id, respond)
+        if messages:
+            await self._send(*messages)
+
     def __aiter__(self) -> AsyncIterator[ModelEvent]:
         return self._events()
 
