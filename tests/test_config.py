@@ -58,7 +58,7 @@ def test_language_follows_cartesia_default_unless_set() -> None:
 def test_every_setting_is_documented_in_env_example() -> None:
     from pathlib import Path
 
-    from voiceagent.config import _ENV_NAMES
+    from voiceagent.config_env import _ENV_NAMES
 
     example = (Path(__file__).parent.parent / ".env.example").read_text()
     missing = [name for name in _ENV_NAMES.values() if f"{name}=" not in example]
