@@ -33,8 +33,9 @@ async def test_a_pause_mid_sentence_ends_the_turn_only_without_the_model(semanti
     async with running_app(make_services(model, None)) as address, connect(address) as client:
         await client.wait_for("session_started")
         await speak_in_real_time(client, spoken)
-        await client.wait_for("user_transcript", within=20)
-        await client.drain(2.0)
+        for _ in range(1 if semantic else 2):
+            await client.wait_for("user_transcript", within=30)
+        await client.drain(2.0)  # nothing more comes (the model's max delay is long past)
     starts = client.of_type("input_speech_started")
     transcripts = client.of_type("user_transcript")
     if semantic:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voiceagent.speech.turn_end import Hold, TurnEnder
-from voiceagent.speech.vad import SpeechStop
+from voiceagent.speech.vad import SpeechPause, SpeechStop
 
 
 def stop(start: int, end: int, audio: bytes = b"ab", *, truncated: bool = False) -> SpeechStop:
@@ -102,3 +102,70 @@ def test_an_explicit_commit_joins_the_held_turn_and_the_speech_in_progress() -> 
 def test_a_negative_max_delay_is_refused() -> None:
     with pytest.raises(ValueError, match="max_delay_ms"):
         TurnEnder(semantic=True, max_delay_ms=-1)
+
+
+def pause(start: int, end: int, audio: bytes = b"ab") -> SpeechPause:
+    return SpeechPause(start, end, audio)
+
+
+def test_a_verdict_asked_at_the_pause_ends_the_turn_at_the_vad_stop() -> None:
+    ender = TurnEnder(semantic=True)
+    hold = ender.vad_pause(pause(0, 800, b"one"))
+    assert isinstance(hold, Hold) and hold.audio == b"one"
+    assert ender.verdict(hold.generation, complete=True) is None  # no stop yet
+    turn = ender.vad_stop(stop(0, 1000, b"one"))
+    assert isinstance(turn, SpeechStop) and turn.audio == b"one"  # at once: no model wait
+    assert not ender.holding
+
+
+def test_a_stop_before_the_early_verdict_waits_for_it() -> None:
+    ender = TurnEnder(semantic=True)
+    hold = ender.vad_pause(pause(0, 800))
+    assert isinstance(hold, Hold)
+    assert ender.vad_stop(stop(0, 1000)) is None  # held; the model was already asked
+    assert ender.holding
+    turn = ender.verdict(hold.generation, complete=True)
+    assert turn is not None and turn.audio_end_ms == 1000
+
+
+def test_an_early_still_talking_verdict_holds_the_turn_until_the_max_delay() -> None:
+    ender = TurnEnder(semantic=True, max_delay_ms=3000)
+    hold = ender.vad_pause(pause(0, 800))
+    assert isinstance(hold, Hold)
+    assert ender.verdict(hold.generation, complete=False) is None
+    assert ender.vad_stop(stop(0, 1000)) is None
+    assert ender.tick(3999) is None
+    assert ender.tick(4000) is not None
+
+
+def test_speech_after_the_pause_makes_its_verdict_stale() -> None:
+    ender = TurnEnder(semantic=True)
+    first = ender.vad_pause(pause(0, 800, b"one"))
+    assert isinstance(first, Hold)
+    # The speaker went on before the VAD's stop: the VAD reports a new pause later.
+    second = ender.vad_pause(pause(0, 2000, b"one-two"))
+    assert isinstance(second, Hold)
+    assert ender.verdict(first.generation, complete=True) is None
+    assert ender.vad_stop(stop(0, 2200, b"one-two")) is None  # waits for the second
+    assert ender.verdict(second.generation, complete=True) is not None
+
+
+def test_pauses_are_ignored_without_the_model() -> None:
+    ender = TurnEnder(semantic=False)
+    assert ender.vad_pause(pause(0, 800)) is None
+    first = stop(0, 1000)
+    assert ender.vad_stop(first) is first
+
+
+def test_a_verdict_about_the_continuation_waits_for_its_stop() -> None:
+    ender = TurnEnder(semantic=True)
+    first = ender.vad_stop(stop(0, 1000, b"one"))
+    assert isinstance(first, Hold)
+    assert ender.speech_resumed()
+    hold = ender.vad_pause(pause(1500, 2300, b"two"))
+    assert isinstance(hold, Hold) and hold.audio == b"onetwo"
+    # The verdict comes while the VAD still counts the silence: nothing is cut yet.
+    assert ender.verdict(hold.generation, complete=True) is None
+    assert ender.expire(hold.generation) is None
+    turn = ender.vad_stop(stop(1500, 2500, b"two"))
+    assert isinstance(turn, SpeechStop) and turn.audio == b"onetwo"

@@ -73,12 +73,14 @@ from voiceagent.models.base import (
     OutputMode,
     RealtimeModel,
 )
-from voiceagent.models.offline_turns import TurnGate, TurnModel
+from voiceagent.models.offline_turns import TurnGate, TurnModel, vad_config_for
 from voiceagent.speech.availability import check_offline_engines
 from voiceagent.speech.stt import Recognizer, SpeechRecognitionError
 from voiceagent.speech.turn_detector import SmartTurnDetector
+from voiceagent.speech.turn_end import EAGERNESS
 from voiceagent.speech.vad import (
     VAD_SAMPLE_RATE,
+    SpeechPause,
     SpeechStart,
     SpeechStop,
     VadConfig,
@@ -112,8 +114,8 @@ class OfflineModelConfig:
     #: after VAD silence, the end-of-turn model decides (VOICEAGENT_TURN_DETECTION=
     #: semantic_vad); VAD-only when the model is not installed
     semantic_turn: bool = False
-    #: the longest the model may hold a turn after VAD silence (VOICEAGENT_VAD_EAGERNESS)
-    turn_max_delay_ms: int = 3000
+    #: how soon the model ends a turn (VOICEAGENT_VAD_EAGERNESS; see speech/turn_end.py)
+    turn_eagerness: str = "auto"
 
     def __post_init__(self) -> None:
         if self.stt_concurrency < 1:
@@ -122,8 +124,8 @@ class OfflineModelConfig:
             raise ValueError("words_per_delta must be >= 1")
         if not 0.0 <= self.delta_interval_s <= 1.0:
             raise ValueError("delta_interval_s must be in [0, 1]")
-        if not 0 <= self.turn_max_delay_ms <= 10_000:
-            raise ValueError("turn_max_delay_ms must be in [0, 10000]")
+        if self.turn_eagerness not in EAGERNESS:
+            raise ValueError(f"turn_eagerness must be one of {', '.join(EAGERNESS)}")
         for name in ("event_capacity", "pending_utterances", "max_history_items"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
@@ -195,7 +197,7 @@ class OfflineModel(RealtimeModel):
     async def _open(self, setup: AgentSetup) -> AsyncIterator[ModelConnection]:
         brain = self._brain_factory()
         detector = await self.turn_model.get()
-        vad = VoiceActivityDetector(self.config.vad)
+        vad = VoiceActivityDetector(vad_config_for(self.config.vad, detector is not None))
         try:
             async with trio.open_nursery() as nursery:
                 connection = _OfflineConnection(
@@ -255,7 +257,7 @@ class _OfflineConnection(ModelConnection):
         self._closed = False
         self.turns = TurnGate(
             detector,
-            max_delay_ms=config.turn_max_delay_ms,
+            eagerness=EAGERNESS[config.turn_eagerness],
             max_turn_ms=config.vad.max_utterance_ms,
             nursery=nursery,
             commit=self._end_of_speech,
@@ -306,6 +308,8 @@ class _OfflineConnection(ModelConnection):
                     continue  # the held turn goes on: same item, no second SpeechStarted
                 self._speech_item = self._id("item")
                 await self._emit(SpeechStarted(event.audio_start_ms, self._speech_item))
+            elif isinstance(event, SpeechPause):
+                self.turns.speech_paused(event)
             else:
                 await self.turns.speech_stopped(event)
         await self.turns.audio_fed(self._vad.audio_ms)

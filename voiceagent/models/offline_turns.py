@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import trio
 
@@ -31,8 +32,8 @@ from voiceagent.speech.turn_detector import (
     TurnVerdict,
     load_turn_detector,
 )
-from voiceagent.speech.turn_end import Hold, TurnEnder
-from voiceagent.speech.vad import SpeechStop
+from voiceagent.speech.turn_end import EARLY_PAUSE_MS, Eagerness, Hold, TurnEnder
+from voiceagent.speech.vad import SpeechPause, SpeechStop, VadConfig
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,13 @@ class TurnModel:
         return self._detector
 
 
+def vad_config_for(vad: VadConfig, semantic: bool) -> VadConfig:
+    """The VAD settings of a stream: with the model, it also reports early pauses."""
+    if not semantic or vad.silence_duration_ms <= EARLY_PAUSE_MS + 32:
+        return vad
+    return replace(vad, pause_ms=EARLY_PAUSE_MS)
+
+
 class TurnGate:
     """One audio stream's end-of-turn decisions; see the module docstring."""
 
@@ -71,15 +79,18 @@ class TurnGate:
         self,
         detector: SmartTurnDetector | None,
         *,
-        max_delay_ms: int,
+        eagerness: Eagerness,
         max_turn_ms: int,
         nursery: trio.Nursery,
         commit: Callable[[SpeechStop], Awaitable[None]],
     ) -> None:
         self._detector = detector
         self._ender = TurnEnder(
-            semantic=detector is not None, max_delay_ms=max_delay_ms, max_turn_ms=max_turn_ms
+            semantic=detector is not None,
+            max_delay_ms=eagerness.max_delay_ms,
+            max_turn_ms=max_turn_ms,
         )
+        self._threshold = eagerness.threshold
         self._nursery = nursery
         self._commit = commit
         #: the latest verdicts (benchmarks and tests read them)
@@ -93,11 +104,16 @@ class TurnGate:
         """True when this speech continues a held turn (the caller starts no new item)."""
         return self._ender.speech_resumed()
 
+    def speech_paused(self, pause: SpeechPause) -> None:
+        hold = self._ender.vad_pause(pause)
+        if hold is not None:
+            self._nursery.start_soon(self._decide, hold)
+
     async def speech_stopped(self, stop: SpeechStop) -> None:
         decision = self._ender.vad_stop(stop)
         if isinstance(decision, Hold):
             self._nursery.start_soon(self._decide, decision)
-        else:
+        elif decision is not None:
             await self._commit(decision)
 
     async def audio_fed(self, audio_ms: int) -> None:
@@ -119,8 +135,9 @@ class TurnGate:
             due = self._ender.expire(hold.generation)
         else:
             self.verdicts.append(verdict)
-            due = self._ender.verdict(hold.generation, verdict.complete)
-            if due is None and not verdict.complete:
+            complete = verdict.probability > self._threshold
+            due = self._ender.verdict(hold.generation, complete)
+            if due is None and not complete:
                 await trio.sleep(self._ender.max_delay_ms / 1000 + _BACKSTOP_EXTRA_S)
                 due = self._ender.expire(hold.generation)
         if due is not None:
