@@ -170,8 +170,10 @@ def _paused(
     )
 
 
-def build_turns(seed: int = 7, trail_s: float = 4.0) -> list[Utterance]:
-    """48 paused + 48 complete utterances (8 texts x 6 speakers each)."""
+def build_turns(seed: int = 7, trail_s: float = 7.0) -> list[Utterance]:
+    """48 paused + 48 complete utterances (8 texts x 6 speakers each), each followed by
+    `trail_s` of silence: longer than the VAD silence plus the longest max delay (6 s),
+    so every turn ends inside its own audio."""
     rng = np.random.default_rng(seed)
     lead = np.zeros(int(RATE * LEAD_S), dtype=np.int16)
     trail = np.zeros(int(RATE * trail_s), dtype=np.int16)

@@ -181,6 +181,8 @@ def summarise_turns(rows: list[dict[str, Any]]) -> dict[str, Any]:
             added = [r["added_delay_ms"] for r in results if r.get("added_delay_ms") is not None]
             premature = sum(r["premature"] for r in results)
             entry[policy] = {
+                # a turn still open when its audio ran out (none with the corpus's 7 s tail)
+                "never_ended": sum(r["end_delay_ms"] is None for r in results),
                 "premature": premature,
                 "premature_rate": premature / max(len(results), 1),
                 "median_end_delay_ms": statistics.median(delays) if delays else None,
