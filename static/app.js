@@ -15,7 +15,10 @@
 //   server keeps only the text the user heard.
 // - Barge-in: the capture worklet's VAD reports speech; while a response is active or
 //   audible we flush playback and send `client_vad_speech_start`. Its echo guard is on
-//   while the agent is audible (and ECHO_TAIL_MS after).
+//   while the agent is audible (and ECHO_TAIL_MS after). Speech the server's VAD hears
+//   first is judged by the server: `playback_pause` holds playback where it is (the
+//   pill says so), then `playback_resume` plays on from there (a cough, a "yeah") or
+//   `audio_interrupted` cuts it (docs/turn-taking.md).
 // - Closes are explained in the notice (net/close-notice.js): a socket refused at the
 //   handshake, an operator's kick with its reason, the session's time or usage limit.
 //   An operator's server-side mute (`muted`) is shown until the matching unmute, and
@@ -38,6 +41,9 @@ const MAX_RECENT = 200; // parsed server events kept for window.voiceagent.recen
 
 const params = new URLSearchParams(location.search);
 const jsonAudio = params.get("audio") === "json";
+// ?bargein=server: the client VAD never cuts the agent; the server's turn-taking policy
+// (pause, then resume or interrupt) decides alone.
+const serverBargeIn = params.get("bargein") === "server";
 
 const ui = {
   form: $("connect-form"),
@@ -294,7 +300,8 @@ function onClientVad(m) {
     ui.vadState.dataset.state = "speaking";
     // Barge-in only when there is something to stop; otherwise the server's own VAD
     // opens the turn.
-    if (s.conn === "connected" && (s.agentAudible || s.activeRids.size > 0)) {
+    const audible = s.agentAudible || s.activeRids.size > 0;
+    if (s.conn === "connected" && audible && !serverBargeIn) {
       stats.bargeIns++;
       cutPlayback();
       send({ type: "client_vad_speech_start" });
@@ -375,6 +382,9 @@ function onPlaybackMessage(m) {
         overflowSamples: m.overflowSamples,
         bufferedMs: m.bufferedMs,
         playing: m.playing,
+        paused: m.paused,
+        pauses: m.pauses,
+        resumes: m.resumes,
       });
       if (m.rid != null) {
         pb.rid = m.rid;
@@ -521,7 +531,18 @@ const HANDLERS = {
   audio_end(m) {
     if (!s.cutRids.has(m.response_id)) engine.endResponse(m.response_id);
   },
+  playback_pause(m) {
+    if (s.cutRids.has(m.response_id)) return;
+    engine.pause();
+    ui.vadState.textContent = "agent paused";
+    ui.vadState.dataset.state = "paused";
+  },
+  playback_resume() {
+    engine.resume();
+    endPausePill();
+  },
   audio_interrupted(m) {
+    endPausePill(); // a flush ends the worklet's pause too
     rememberRid(s.serverCutRids, m.response_id);
     if (!s.cutRids.has(m.response_id)) {
       rememberRid(s.cutRids, m.response_id);
@@ -576,6 +597,12 @@ const HANDLERS = {
     notice(`Server error ${m.code}: ${m.message}`);
   },
 };
+
+function endPausePill() {
+  if (ui.vadState.dataset.state !== "paused") return;
+  ui.vadState.textContent = "listening";
+  ui.vadState.dataset.state = "silent";
+}
 
 /** Show (or clear) the operator's mute. The server already drops our audio; muting the
  * track too keeps the client VAD from cutting the agent off for speech nobody hears. */

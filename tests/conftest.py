@@ -6,6 +6,7 @@ import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
+from tests.infra import redis_server  # noqa: F401 - a fixture for every test
 from voiceagent.app import create_app
 from voiceagent.config import Settings
 from voiceagent.graph import DEFAULT_AGENT_PATH, Agent, load_agent
@@ -160,3 +162,11 @@ async def eventually(predicate: Callable[[], bool], *, within: float = 10) -> No
 @pytest.fixture
 def autojump_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
+
+
+@pytest.fixture(autouse=True)
+def own_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own empty folder: the conversation store's default SQLite
+    file (`./data`) and anything else written relative to the working directory stay
+    the test's own, and no test resumes another's room."""
+    monkeypatch.chdir(tmp_path)

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import trio
 
+from tests.infra import RedisServer
 from tests.test_package import _output_file, _stop, free_port
 
 PROBE = "from voiceagent.config import Settings; print(Settings.from_env().ws_outgoing_max)"
@@ -93,9 +94,14 @@ def test_serve_with_a_missing_env_file_exits_2_naming_it(tmp_path: Path) -> None
     assert "Traceback" not in out.stderr
 
 
-async def test_every_worker_serves_with_the_env_file(tmp_path: Path) -> None:
+async def test_every_worker_serves_with_the_env_file(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
     named = tmp_path / "offline.env"
-    named.write_text("VOICEAGENT_TTS=none\nVOICEAGENT_MODEL=offline\n")
+    # (several workers need the shared registry: docs/deploy.md)
+    named.write_text(
+        f"VOICEAGENT_TTS=none\nVOICEAGENT_MODEL=offline\nVOICEAGENT_REDIS_URL={redis_server.url}\n"
+    )
     port = free_port()
     command = [sys.executable, "-m", "voiceagent", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", "2", "--env-file", str(named)]

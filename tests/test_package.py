@@ -16,6 +16,8 @@ import httpx
 import pytest
 import trio
 
+from tests.infra import RedisServer
+
 HEAVY = ("quart", "hypercorn", "numpy", "piper", "pocketsphinx", "onnxruntime", "voiceagent.app")
 
 
@@ -174,10 +176,16 @@ def _sockets_of(pid: int) -> int:
 
 
 async def _serve_workers(
-    port: int, workers: int, *, tts: str = "none", stderr: Any = subprocess.DEVNULL
+    port: int,
+    workers: int,
+    redis: RedisServer,
+    *,
+    tts: str = "none",
+    stderr: Any = subprocess.DEVNULL,
 ) -> tuple[trio.Process, list[int]]:
-    """`voiceagent serve --workers N`, once every worker listens; the worker pids."""
-    env = {**os.environ, "VOICEAGENT_TTS": tts}
+    """`voiceagent serve --workers N` (sharing `redis`), once every worker listens; the
+    worker pids."""
+    env = {**os.environ, "VOICEAGENT_TTS": tts, "VOICEAGENT_REDIS_URL": redis.url}
     command = [sys.executable, "-m", "voiceagent", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--workers", str(workers)]  # fmt: skip
     process = await trio.lowlevel.open_process(
@@ -192,12 +200,12 @@ async def _serve_workers(
         raise
 
 
-async def test_serve_workers_share_connections_evenly() -> None:
+async def test_serve_workers_share_connections_evenly(redis_server: RedisServer) -> None:
     """Sessions arriving one by one spread over the workers (own SO_REUSEPORT sockets)."""
     from trio_websocket import open_websocket_url
 
     port, sessions = free_port(), 60
-    process, workers = await _serve_workers(port, 2)
+    process, workers = await _serve_workers(port, 2, redis_server)
     try:
         idle = {pid: _sockets_of(pid) for pid in workers}
         opened = trio.Event()
@@ -227,12 +235,12 @@ async def test_serve_workers_share_connections_evenly() -> None:
     assert not any(_alive(pid) for pid in workers)
 
 
-async def test_serve_closes_sessions_with_1001_on_sigterm() -> None:
+async def test_serve_closes_sessions_with_1001_on_sigterm(redis_server: RedisServer) -> None:
     """A stop tells every live session why (then 1001) instead of dropping it mid-turn."""
     from trio_websocket import ConnectionClosed, open_websocket_url
 
     port = free_port()
-    process, _ = await _serve_workers(port, 2)
+    process, _ = await _serve_workers(port, 2, redis_server)
     try:
         async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/leaving") as ws:
             assert json.loads(await ws.get_message())["type"] == "session_started"
@@ -250,12 +258,14 @@ async def test_serve_closes_sessions_with_1001_on_sigterm() -> None:
         await _stop(process)
 
 
-async def test_a_stop_while_engines_warm_up_is_clean(tmp_path: Path) -> None:
+async def test_a_stop_while_engines_warm_up_is_clean(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
     """SIGTERM right after start-up, while the local engines still load: every worker
     shuts down gracefully (no traceback, no worker left to the parent's kill timer)."""
     port = free_port()
     with _output_file(tmp_path / "stderr.log") as stderr:
-        process, workers = await _serve_workers(port, 2, tts="auto", stderr=stderr)
+        process, workers = await _serve_workers(port, 2, redis_server, tts="auto", stderr=stderr)
         try:
             async with httpx.AsyncClient() as client:
                 health = (await client.get(f"http://127.0.0.1:{port}/healthz")).json()

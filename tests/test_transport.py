@@ -103,9 +103,6 @@ async def test_a_peer_that_never_reads_is_dropped_within_the_write_timeout(
     assert code == 1006
     slow = [r for r in caplog.records if r.getMessage() == "client_too_slow"]
     assert len(slow) == 1 and slow[0].code == 1013  # type: ignore[attr-defined]
-    # The session's own last line says the connection was lost, not that the client left.
-    closed = [r for r in caplog.records if r.getMessage() == "session_closed"]
-    assert [(r.code, r.reason) for r in closed] == [(1006, "connection lost")]  # type: ignore[attr-defined]
 
 
 async def test_two_apps_in_one_process_keep_their_own_write_timeouts() -> None:

@@ -21,18 +21,23 @@ from quart_trio import QuartTrio
 
 from voiceagent import metrics
 from voiceagent.access.gate import Gate, Handshake, gate_from_settings
-from voiceagent.access.tokens import AccessRefused, RoomGrant, mint_token
+from voiceagent.access.limits import SlotCounter
+from voiceagent.access.tokens import AccessRefused, mint_token
 from voiceagent.admin import add_admin_routes, bearer_ok
 from voiceagent.capacity import Capacity, watch_accept_errors
 from voiceagent.config import Settings
 from voiceagent.logs import setup_logging
 from voiceagent.protocol import valid_session_id
 from voiceagent.quart_websocket import DirectWebsocketConnection
+from voiceagent.session.registry import Registry, SessionRegistry
 from voiceagent.session.services import Services
 from voiceagent.session.session import Session
 from voiceagent.transport import TransportSettings, attach
 
 log = logging.getLogger("voiceagent.app")
+
+# How long a stopping server waits for the store to write what is queued.
+STORE_CLOSE_TIMEOUT_S = 10.0
 
 STATIC_DIR = Path(os.environ.get("VOICEAGENT_STATIC_DIR", Path(__file__).parent.parent / "static"))
 
@@ -48,6 +53,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
         services = build_services(settings or Settings.from_env())
     settings = services.settings
+    registry = use_shared_registry(services)
     app = _App(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     attach(
         app,
@@ -57,7 +63,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         ),
     )
     capacity = Capacity.from_setting(settings.ws_max_connections)
-    gate = build_gate(settings)
+    gate = build_gate(settings, slots=getattr(registry, "slots", None))
     app.config["GATE"] = gate
     watch_accept_errors()
     app.asgi_websocket_class = DirectWebsocketConnection  # one hand-off less per frame
@@ -71,16 +77,29 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         freeze_startup_heap()
         metrics.watch_gc_pauses()
 
-        async def run() -> None:
+        async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             with background:
                 async with trio.open_nursery() as nursery:
+                    # The shared registry tries Redis once before the first handshake.
+                    await nursery.start(registry.serve)
+                    task_status.started()
                     nursery.start_soon(metrics.monitor_loop_lag)
                     nursery.start_soon(_warm_up, services, warmed)
+                    if services.store is not None:
+                        nursery.start_soon(services.store.run)  # the one writer
+                    if services.recordings is not None:
+                        nursery.start_soon(services.recordings.run)
 
-        app.nursery.start_soon(run)
+        await app.nursery.start(run)
 
     @app.after_serving
     async def stop_background() -> None:
+        if services.store is not None:
+            # Every room has closed: write what they left queued (docs/store.md).
+            await services.store.aclose(STORE_CLOSE_TIMEOUT_S)
+        if services.recordings is not None:
+            await services.recordings.aclose(STORE_CLOSE_TIMEOUT_S)
+        await registry.flush()  # the last rooms' releases reach the shared registry
         background.cancel()
 
     @app.route("/")
@@ -89,10 +108,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @app.route("/healthz")
     async def healthz() -> Response:
-        registry = services.registry
         return jsonify(
             status="ok",
-            ready=warmed.is_set(),
+            # not ready while new rooms would be refused for want of Redis
+            ready=warmed.is_set() and registry.admitting,
             sessions=len(registry),
             sessions_with_model=registry.with_model,
             uptime_s=round(time.monotonic() - started, 1),
@@ -102,6 +121,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             max_connections=capacity.max_connections,
             full=capacity.connections >= capacity.max_connections,
             fd_limit=capacity.fd_limit,
+            registry=registry.health(),
         )
 
     @app.route("/metrics")
@@ -113,8 +133,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
 
-    if settings.admin_token:
-        add_admin_routes(app, services, settings.admin_token)
+    add_admin_routes(app, services, settings.admin_token)
 
     @app.route("/demo/token")
     async def demo_token() -> Response:
@@ -129,31 +148,32 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         token = mint_token(settings.auth_secret, sub=f"demo:{room}", room=room, ttl_s=600)
         return jsonify(token=token, expires_in=600)
 
-    def owner_of(session_id: str) -> RoomGrant | None:
-        live = services.registry.get(session_id)
-        return live.grant if live is not None else None
-
     @app.websocket("/ws/<session_id>")
     async def session_socket(session_id: str) -> Response | None:
         if not valid_session_id(session_id):
             # Refused at the handshake: no WebSocket, no session.
             return Response("invalid session id\n", 400, content_type="text/plain")
         try:
-            admission = gate.admit(_handshake(session_id), owner_of)
+            admission = await gate.admit(_handshake(session_id), registry.owner_of)
         except AccessRefused as refusal:
-            return Response(f"{refusal.message}\n", refusal.status, content_type="text/plain")
+            return _refusal(refusal)
         if not capacity.admit():  # at the cap: refused before a session exists
             admission.release()
             return Response(
                 "server at capacity\n", 503, {"Retry-After": "5"}, content_type="text/plain"
             )
+        session = Session(
+            session_id, websocket._get_current_object(), services, grant=admission.grant
+        )
         try:
+            # Take the room over wherever it lives (another instance closes it, 1012).
+            await registry.claim(session)
             await websocket.accept(subprotocol=admission.subprotocol)
-            session = Session(
-                session_id, websocket._get_current_object(), services, grant=admission.grant
-            )
             await session.run()
+        except AccessRefused as refusal:
+            return _refusal(refusal)
         finally:
+            registry.unregister(session)  # a no-op after run(); frees a claim never run
             admission.release()
             capacity.release()
         return None
@@ -161,7 +181,22 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     return app
 
 
-def build_gate(settings: Settings) -> Gate:
+def use_shared_registry(services: Services) -> Registry:
+    """With `VOICEAGENT_REDIS_URL`, the in-process registry joins the shared one."""
+    registry = services.registry
+    if services.settings.redis_url and isinstance(registry, SessionRegistry):
+        from voiceagent.fleet import RedisRegistry
+
+        registry = services.registry = RedisRegistry(registry, services.settings)
+    return registry
+
+
+def _refusal(refusal: AccessRefused) -> Response:
+    headers = {"Retry-After": "5"} if refusal.status == 503 else {}
+    return Response(f"{refusal.message}\n", refusal.status, headers, content_type="text/plain")
+
+
+def build_gate(settings: Settings, *, slots: SlotCounter | None = None) -> Gate:
     return gate_from_settings(
         auth_secret=settings.auth_secret,
         auth_public_key=settings.auth_public_key,
@@ -169,6 +204,8 @@ def build_gate(settings: Settings) -> Gate:
         trusted_proxies=settings.trusted_proxies,
         max_sessions_per_ip=settings.max_sessions_per_ip,
         max_sessions_per_user=settings.max_sessions_per_user,
+        max_rooms=settings.max_rooms,
+        slots=slots,
     )
 
 

@@ -1,6 +1,11 @@
 """`voiceagent serve`: run the server with Hypercorn's trio worker, programmatically.
 
-`--workers N` runs N processes (one per core). Each binds its *own* listening socket
+`--workers N` runs N processes (one per core) and needs `VOICEAGENT_REDIS_URL`: the
+workers then share the Redis registry. Without it, `--workers` above 1 exits 2: the
+kernel spreads connections by TCP 4-tuple, so a reconnect with the same `session_id`
+could land on another worker and two rooms with one id would live side by side (use
+one process, or Redis, or one instance per port behind a proxy that hashes the room:
+docs/deploy.md). Each worker binds its *own* listening socket
 with SO_REUSEPORT, so the kernel spreads new connections evenly over them. Hypercorn's
 own `--workers` shares one socket instead: Trio workers then take connections in the
 order their event loops happen to wake, and measured here 200 connections arriving
@@ -28,9 +33,10 @@ import trio
 from voiceagent.access.token_command import add_token_command, run_token_command
 from voiceagent.config import ENV_FILE_VARIABLE, ConfigError, Settings
 from voiceagent.logs import log_event
+from voiceagent.store.export_command import add_sessions_command, run_sessions_command
 
 if TYPE_CHECKING:
-    from voiceagent.session.registry import SessionRegistry
+    from voiceagent.session.registry import Registry
 
 log = logging.getLogger("voiceagent.serve")
 
@@ -49,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         "real environment variables still win",
     )
     add_token_command(commands)
+    add_sessions_command(commands)
     args = parser.parse_args(argv)
+    if args.command == "sessions":
+        return run_sessions_command(args)
     if args.command == "token":
         try:
             settings = Settings.from_env()
@@ -67,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()  # fail fast, naming the bad variable, before workers
     except ConfigError as exc:
         print(f"voiceagent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.workers > 1 and not settings.redis_url:
+        print(
+            f"voiceagent: --workers {args.workers} needs VOICEAGENT_REDIS_URL: without a"
+            " shared registry a reconnect could land on another worker and open a second"
+            " room with the same id. Set VOICEAGENT_REDIS_URL (docs/deploy.md) or run one"
+            " worker.",
+            file=sys.stderr,
+        )
         return 2
     warning = exposure_warning(args.host, settings)
     if warning:
@@ -141,7 +159,7 @@ def _serve(host: str, port: int, workers: int) -> None:
 
 
 async def _serve_until_signalled(
-    serve: Callable[..., Awaitable[None]], app: Any, config: Any, registry: SessionRegistry
+    serve: Callable[..., Awaitable[None]], app: Any, config: Any, registry: Registry
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully.
 

@@ -18,6 +18,7 @@ variables win over the file.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -105,6 +106,13 @@ class Settings:
     tool_threads: int = 8  # VOICEAGENT_TOOL_THREADS (sync tools at once, whole process)
     teardown_timeout_s: float = 2.0  # VOICEAGENT_TEARDOWN_TIMEOUT_S
 
+    # Turn-taking (voiceagent/interruption.py, docs/turn-taking.md)
+    resume_false_interruption: bool = True  # VOICEAGENT_RESUME_FALSE_INTERRUPTION
+    min_interruption_ms: int = 500  # VOICEAGENT_MIN_INTERRUPTION_MS
+    min_interruption_words: int = 0  # VOICEAGENT_MIN_INTERRUPTION_WORDS
+    false_interruption_timeout_ms: int = 2000  # VOICEAGENT_FALSE_INTERRUPTION_TIMEOUT_MS
+    user_away_timeout_s: float = 0.0  # VOICEAGENT_USER_AWAY_TIMEOUT_S (0: off; e.g. 30)
+
     # Metrics and logs
     price_text_in: float = 4.0  # VOICEAGENT_PRICE_TEXT_IN (USD per 1M tokens)
     price_text_out: float = 16.0  # VOICEAGENT_PRICE_TEXT_OUT
@@ -128,6 +136,24 @@ class Settings:
     max_session_cost_usd: float = 0.0  # VOICEAGENT_MAX_SESSION_COST_USD (0: no limit)
     admin_token: str = ""  # VOICEAGENT_ADMIN_TOKEN (guards /metrics and /admin)
     demo_tokens: bool = False  # VOICEAGENT_DEMO_TOKENS (development only)
+    max_rooms: int = 0  # VOICEAGENT_MAX_ROOMS (rooms at once: fleet-wide with Redis; 0: none)
+
+    # Several instances (docs/deploy.md): a shared registry in Redis
+    redis_url: str = ""  # VOICEAGENT_REDIS_URL (empty: in-process registry, one process)
+    redis_prefix: str = "voiceagent"  # VOICEAGENT_REDIS_PREFIX (keys and channels)
+    redis_failure: str = "open"  # VOICEAGENT_REDIS_FAILURE (open or closed)
+    redis_timeout_s: float = 0.5  # VOICEAGENT_REDIS_TIMEOUT_S (one Redis call)
+    presence_ttl_s: float = 15.0  # VOICEAGENT_PRESENCE_TTL_S (a dead instance's rooms expire)
+
+    # Conversation store (docs/store.md)
+    store: bool = True  # VOICEAGENT_STORE (0: nothing is stored, no resume)
+    data_dir: str = "data"  # VOICEAGENT_DATA_DIR (SQLite file, recordings; relative: cwd)
+    database_url: str = ""  # VOICEAGENT_DATABASE_URL (postgresql://...; empty: SQLite)
+    store_flush_ms: int = 200  # VOICEAGENT_STORE_FLUSH_MS (longest wait before a write)
+    store_queue: int = 10_000  # VOICEAGENT_STORE_QUEUE (records waiting; full: dropped)
+    resume_window_s: float = 120.0  # VOICEAGENT_RESUME_WINDOW_S (0: never resume)
+    audit_file: str = ""  # VOICEAGENT_AUDIT_FILE (JSON lines of stored records; empty: none)
+    record: bool = False  # VOICEAGENT_RECORD (stereo WAV per connection in DATA_DIR/recordings)
 
     @property
     def auth_enabled(self) -> bool:
@@ -241,6 +267,11 @@ _ENV_NAMES: dict[str, str] = {
     "audio_batch_ms": "VOICEAGENT_AUDIO_BATCH_MS",
     "tool_threads": "VOICEAGENT_TOOL_THREADS",
     "teardown_timeout_s": "VOICEAGENT_TEARDOWN_TIMEOUT_S",
+    "resume_false_interruption": "VOICEAGENT_RESUME_FALSE_INTERRUPTION",
+    "min_interruption_ms": "VOICEAGENT_MIN_INTERRUPTION_MS",
+    "min_interruption_words": "VOICEAGENT_MIN_INTERRUPTION_WORDS",
+    "false_interruption_timeout_ms": "VOICEAGENT_FALSE_INTERRUPTION_TIMEOUT_MS",
+    "user_away_timeout_s": "VOICEAGENT_USER_AWAY_TIMEOUT_S",
     "price_text_in": "VOICEAGENT_PRICE_TEXT_IN",
     "price_text_out": "VOICEAGENT_PRICE_TEXT_OUT",
     "price_audio_in": "VOICEAGENT_PRICE_AUDIO_IN",
@@ -261,6 +292,20 @@ _ENV_NAMES: dict[str, str] = {
     "max_session_cost_usd": "VOICEAGENT_MAX_SESSION_COST_USD",
     "admin_token": "VOICEAGENT_ADMIN_TOKEN",
     "demo_tokens": "VOICEAGENT_DEMO_TOKENS",
+    "store": "VOICEAGENT_STORE",
+    "data_dir": "VOICEAGENT_DATA_DIR",
+    "database_url": "VOICEAGENT_DATABASE_URL",
+    "store_flush_ms": "VOICEAGENT_STORE_FLUSH_MS",
+    "store_queue": "VOICEAGENT_STORE_QUEUE",
+    "resume_window_s": "VOICEAGENT_RESUME_WINDOW_S",
+    "audit_file": "VOICEAGENT_AUDIT_FILE",
+    "record": "VOICEAGENT_RECORD",
+    "max_rooms": "VOICEAGENT_MAX_ROOMS",
+    "redis_url": "VOICEAGENT_REDIS_URL",
+    "redis_prefix": "VOICEAGENT_REDIS_PREFIX",
+    "redis_failure": "VOICEAGENT_REDIS_FAILURE",
+    "redis_timeout_s": "VOICEAGENT_REDIS_TIMEOUT_S",
+    "presence_ttl_s": "VOICEAGENT_PRESENCE_TTL_S",
 }
 
 
@@ -316,6 +361,20 @@ def _ws_url(value: str) -> str:
     return value
 
 
+def _redis_url(value: str) -> str:
+    value = value.strip()
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return value
+
+
+def _redis_prefix(value: str) -> str:
+    value = value.strip()
+    if not value or any(char.isspace() for char in value):
+        raise ValueError("must be a non-empty name without spaces")
+    return value
+
+
 def _log_level(value: str) -> str:
     value = value.strip().upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -327,6 +386,13 @@ def _dotted(value: str) -> str:
     value = value.strip()
     if not value or any(not part.isidentifier() for part in value.replace(":", ".").split(".")):
         raise ValueError("must be a dotted path like 'voiceagent.demo.airline:triage_agent'")
+    return value
+
+
+def _database_url(value: str) -> str:
+    value = value.strip()
+    if value and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql:// URL (leave it empty for SQLite)")
     return value
 
 
@@ -368,6 +434,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "audio_batch_ms": _int_range(20, 1000),
     "tool_threads": _int_range(1, 1024),
     "teardown_timeout_s": _float_range(0.1, 60.0),
+    "resume_false_interruption": _bool,
+    "min_interruption_ms": _int_range(0, 10_000),
+    "min_interruption_words": _int_range(0, 100),
+    "false_interruption_timeout_ms": _int_range(100, 60_000),
+    "user_away_timeout_s": _float_range(0.0, 86_400.0),
     "price_text_in": _float_range(0.0, 1e6),
     "price_text_out": _float_range(0.0, 1e6),
     "price_audio_in": _float_range(0.0, 1e6),
@@ -383,6 +454,18 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_session_tokens": _int_range(0, 10**12),
     "max_session_cost_usd": _float_range(0.0, 1e6),
     "demo_tokens": _bool,
+    "store": _bool,
+    "record": _bool,
+    "database_url": _database_url,
+    "store_flush_ms": _int_range(1, 60_000),
+    "store_queue": _int_range(10, 10_000_000),
+    "resume_window_s": _float_range(0.0, 30 * 86_400.0),
+    "max_rooms": _int_range(0, 10_000_000),
+    "redis_url": _redis_url,
+    "redis_prefix": _redis_prefix,
+    "redis_failure": _choice("open", "closed"),
+    "redis_timeout_s": _float_range(0.01, 60.0),
+    "presence_ttl_s": _float_range(1.0, 3600.0),
 }
 
 
@@ -397,8 +480,8 @@ def _parse(environ: Mapping[str, str]) -> Settings:
         try:
             values[field.name] = parser(raw)
         except ValueError as exc:
-            # A URL may carry a key in its query (Cartesia's `?api_key=`): never echo it.
-            shown = redact_url(raw) if parser is _ws_url else raw
+            # A URL may carry a key (Cartesia's `?api_key=`, a password): never echo it.
+            shown = redact_url(raw) if parser in (_ws_url, _database_url, _redis_url) else raw
             raise ConfigError(f"{name}={shown!r}: {exc}") from None
     # The language follows the Cartesia default unless set on its own.
     if "language" not in values and "cartesia_default_language" in values:
@@ -434,6 +517,10 @@ def _check_consistency(settings: Settings) -> None:
     if settings.demo_tokens and not settings.auth_secret:
         raise ConfigError("VOICEAGENT_DEMO_TOKENS=1 needs VOICEAGENT_AUTH_SECRET to sign with")
     _check_access(settings)
+    if settings.redis_url and importlib.util.find_spec("coredis") is None:
+        raise ConfigError(
+            "VOICEAGENT_REDIS_URL needs the redis extra: pip install 'voiceagent[redis]'"
+        )
     if settings.ws_tts_chunk_bytes % 2:
         raise ConfigError("WS_TTS_CHUNK_BYTES must be even (whole 16-bit samples)")
 

@@ -115,3 +115,23 @@ class Brain(Protocol):
     """
 
     def respond(self, setup: AgentSetup, history: list[ConversationItem]) -> BrainReply: ...
+
+
+def replayable(items: list[ConversationItem]) -> list[ConversationItem]:
+    """The items of an earlier conversation a model can be given again (a resume).
+
+    Messages with text (an interrupted reply as heard), and function calls together
+    with their outputs; a call without its output (or the reverse) is left out, since
+    providers refuse an unanswered call. Handoffs and failed items are left out.
+    """
+    calls = {i.call_id for i in items if i.type == "function_call" and i.call_id}
+    outputs = {i.call_id for i in items if i.type == "function_call_output" and i.call_id}
+    paired = calls & outputs
+    kept: list[ConversationItem] = []
+    for item in items:
+        if item.type == "message":
+            if item.text and item.role in ("user", "assistant") and item.status != "failed":
+                kept.append(item)
+        elif item.type in ("function_call", "function_call_output") and item.call_id in paired:
+            kept.append(item)
+    return kept

@@ -8,6 +8,7 @@ install instead of an ImportError at import time.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import trio
 
@@ -18,6 +19,7 @@ from voiceagent.models.base import RealtimeModel
 from voiceagent.redact import redact_url
 from voiceagent.session.registry import SessionRegistry
 from voiceagent.session.services import Services
+from voiceagent.store import open_store
 from voiceagent.tts.base import TTS
 
 log = logging.getLogger("voiceagent.providers")
@@ -46,6 +48,11 @@ def build_services(settings: Settings) -> Services:
             cached_in=settings.price_cached_in,
         ),
     )
+    services.store = open_store(settings)
+    if settings.record:
+        from voiceagent.recordings import RecordingWriter
+
+        services.recordings = RecordingWriter(Path(settings.data_dir) / "recordings")
     try:
         services.model = build_model(settings)
     except ProviderUnavailable as exc:
@@ -105,6 +112,11 @@ def build_model(settings: Settings) -> RealtimeModel:
         eagerness=settings.vad_eagerness,  # type: ignore[arg-type]
         create_response=settings.vad_create_response,
         interrupt_response=settings.vad_interrupt_response,
+        # The session's interruption policy decides turns (docs/turn-taking.md), unless
+        # it is off or the provider's own answering was turned off by hand.
+        hold_turns=settings.resume_false_interruption
+        and settings.vad_create_response
+        and settings.vad_interrupt_response,
         transcription_model=settings.transcription_model or None,
         transcription_language=settings.transcription_language or None,
         noise_reduction=settings.noise_reduction or None,  # type: ignore[arg-type]

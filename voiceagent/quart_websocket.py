@@ -38,7 +38,6 @@ class _DirectReceive:
     def __init__(self) -> None:
         self.asgi_receive: ASGIReceiveCallable | None = None
         self.gone = False
-        self.code: int | None = None  # from the ASGI disconnect event
 
     async def receive(self) -> bytes | str:
         assert self.asgi_receive is not None, "receive() before the connection started"
@@ -49,8 +48,7 @@ class _DirectReceive:
                 return data if data is not None else event["text"]
             if event["type"] == "websocket.disconnect":
                 self.gone = True
-                self.code = event.get("code")
-        raise ClientDisconnected(self.code)
+        raise ClientDisconnected
 
 
 def reads_directly(websocket: Any) -> bool:

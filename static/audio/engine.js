@@ -132,4 +132,13 @@ export class AudioEngine {
   flush() {
     this.playback?.port.postMessage({ type: "flush" });
   }
+
+  /** Hold playback where it is (`playback_pause`); `resume()` plays on from there. */
+  pause() {
+    this.playback?.port.postMessage({ type: "pause" });
+  }
+
+  resume() {
+    this.playback?.port.postMessage({ type: "resume" });
+  }
 }

@@ -12,6 +12,10 @@
 // - `flush` drops everything queued at the next quantum (the fade-out is the only audio
 //   that follows it) and reports how much of the flushed response had been played.
 // - "Played" counts 24 kHz input samples that went out of the node, per response.
+// - `pause` (the server is judging the user's speech: `playback_pause`) fades out at
+//   the next quantum and holds the read position; audio keeps arriving and queues.
+//   `resume` plays on from that very sample (nothing lost, nothing repeated), through
+//   the jitter-buffer rule and a fade-in. `flush` also ends a pause.
 //
 // Memory is bounded by a ring of CAPACITY_S seconds; audio beyond it is dropped and
 // counted (the server paces TTS, so this only happens with a stalled audio thread).
@@ -47,8 +51,17 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     this.playing = false;
     this.gain = 0;
     this.flushRequested = false;
+    this.paused = false;
 
-    this.stats = { playedSamples: 0, quanta: 0, underruns: 0, flushes: 0, overflowSamples: 0 };
+    this.stats = {
+      playedSamples: 0,
+      quanta: 0,
+      underruns: 0,
+      flushes: 0,
+      overflowSamples: 0,
+      pauses: 0,
+      resumes: 0,
+    };
     this.lastRid = null;
     this.sinceStatus = 0;
 
@@ -73,6 +86,15 @@ class PlaybackProcessor extends AudioWorkletProcessor {
       }
       case "flush":
         this.flushRequested = true;
+        this.paused = false;
+        break;
+      case "pause":
+        if (!this.paused) this.stats.pauses++;
+        this.paused = true;
+        break;
+      case "resume":
+        if (this.paused) this.stats.resumes++;
+        this.paused = false;
         break;
     }
   }
@@ -108,6 +130,22 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     const out = outputs[0][0];
     const n = out.length;
     const queued = this.written - Math.floor(this.t);
+
+    if (this.paused && !this.flushRequested) {
+      if (this.playing) {
+        // Fade out over this quantum, then hold the position until `resume`.
+        const startT = this.t;
+        this.render(out, n, 0);
+        for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);
+        if (this.t > this.written) this.t = this.written;
+        this.account(startT);
+        this.playing = false;
+        this.reportStatus();
+      } else {
+        for (let c = 0; c < outputs[0].length; c++) outputs[0][c].fill(0);
+      }
+      return true;
+    }
 
     if (!this.playing && !this.flushRequested) {
       const ready = queued * 1000 >= PREBUFFER_MS * INPUT_RATE || (queued > 0 && this.allClosed());
@@ -235,6 +273,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
       rid: cur ? cur.rid : null,
       playedMs: cur ? cur.playedMs : null,
       playing: this.playing,
+      paused: this.paused,
       bufferedMs: msOf(this.written - Math.floor(this.t)),
       ...this.stats,
     });

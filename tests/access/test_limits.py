@@ -5,22 +5,22 @@ from __future__ import annotations
 from voiceagent.access.limits import LocalSlots, TokenBucket
 
 
-def test_slots_hold_up_to_the_limit_and_free_on_release() -> None:
+async def test_slots_hold_up_to_the_limit_and_free_on_release() -> None:
     slots = LocalSlots()
-    assert slots.acquire("ip", 2) and slots.acquire("ip", 2)
-    assert not slots.acquire("ip", 2)
-    assert slots.acquire("other", 2)
+    assert await slots.acquire("ip", 2) and await slots.acquire("ip", 2)
+    assert not await slots.acquire("ip", 2)
+    assert await slots.acquire("other", 2)
     slots.release("ip")
     assert slots.count("ip") == 1
-    assert slots.acquire("ip", 2)
+    assert await slots.acquire("ip", 2)
     slots.release("ip")
     slots.release("ip")
     assert slots.count("ip") == 0
 
 
-def test_a_zero_limit_means_unlimited() -> None:
+async def test_a_zero_limit_means_unlimited() -> None:
     slots = LocalSlots()
-    assert all(slots.acquire("k", 0) for _ in range(1000))
+    assert all([await slots.acquire("k", 0) for _ in range(1000)])
 
 
 def test_a_bucket_allows_its_burst_then_its_rate() -> None:

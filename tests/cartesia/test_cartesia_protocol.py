@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -167,3 +169,17 @@ def test_server_side_validation_locks_fields_but_not_transcript() -> None:
     assert a.locked == b.locked != c.locked
     with pytest.raises(proto.RequestInvalid):
         proto.parse_request(b'{"context_id": "c", "cancel": false}')
+
+
+def test_the_protocol_and_its_default_model_load_no_trio_and_no_websocket() -> None:
+    # voiceagent.config reads DEFAULT_MODEL_ID from here: settings must stay cheap.
+    code = (
+        "import sys\n"
+        "from voiceagent.tts.cartesia.protocol import DEFAULT_MODEL_ID\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'trio', 'trio_websocket', 'wsproto', 'httpx'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"

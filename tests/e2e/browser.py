@@ -130,13 +130,13 @@ class Demo:
 
 
 @contextmanager
-def connected_demo(browser: Any, base_url: str) -> Iterator[Demo]:
-    """The demo page in a fresh browser context, Connect clicked (the fake microphone
-    then speaks the question once)."""
+def connected_demo(browser: Any, base_url: str, query: str = "") -> Iterator[Demo]:
+    """The demo page (with `query`, e.g. "?bargein=server") in a fresh browser context,
+    Connect clicked (the fake microphone then speaks the question once)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     demo = Demo(page, watch_console(page))
-    page.goto(f"{base_url}/")
+    page.goto(f"{base_url}/{query}")
     page.get_by_role("button", name="Connect").click()
     try:
         yield demo

@@ -26,7 +26,7 @@ pytestmark = [
     pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or ""),
 ]
 
-FIRST_REPLY_TIMEOUT_MS = 90_000  # the emulator's recogniser loads on the first turn
+FIRST_REPLY_TIMEOUT_MS = 90_000  # generous: a loaded machine may still be warming engines
 
 
 def wait_port(port: int, timeout: float = 30) -> None:

@@ -8,8 +8,15 @@ counted in `voiceagent_handshakes_refused_total{reason}`):
    every client gets `OPEN_GRANT`;
 3. room ownership: a live room may be replaced only by the same `sub` or an admin
    grant (403 `room_owned`);
-4. concurrent rooms per client address and per user (429): slots are taken here and
-   given back by `Admission.release()` when the session ends, whatever way it ends.
+4. concurrent rooms per client address and per user (429), and in all
+   (`VOICEAGENT_MAX_ROOMS`, 503 `too_many_rooms`): slots are taken here and given back
+   by `Admission.release()` when the session ends, whatever way it ends.
+
+`admit` awaits only the ownership lookup and the slot counter: with the in-process
+registry and counter neither waits; with the shared ones (Redis) each is one round
+trip, and either may refuse with 503 `registry_unavailable` when Redis is down and
+`VOICEAGENT_REDIS_FAILURE=closed`. A refused or cancelled `admit` holds no slot (a
+counter cancelled mid-acquire gives back its own slot).
 
 Loopback peers are not limited per address: they are this machine (the operator's own
 tools, a local proxy whose forwarded addresses are believed once listed in
@@ -19,8 +26,9 @@ tools, a local proxy whose forwarded addresses are believed once listed in
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from prometheus_client import Counter
@@ -43,6 +51,9 @@ REFUSED = Counter(
     ["reason"],
     registry=metrics.REGISTRY,
 )
+
+
+OwnerOf = Callable[[str], Awaitable[RoomGrant | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +93,7 @@ class Gate:
         trusted_proxies: Sequence[Network] = (),
         max_sessions_per_ip: int = 0,
         max_sessions_per_user: int = 0,
+        max_rooms: int = 0,
         slots: SlotCounter | None = None,
     ) -> None:
         self.verifier = verifier
@@ -89,23 +101,22 @@ class Gate:
         self._trusted = tuple(trusted_proxies)
         self._per_ip = max_sessions_per_ip
         self._per_user = max_sessions_per_user
+        self._max_rooms = max_rooms
         self._slots = slots or LocalSlots()
 
     @property
     def auth_enabled(self) -> bool:
         return self.verifier is not None
 
-    def admit(self, handshake: Handshake, owner_of: Callable[[str], RoomGrant | None]) -> Admission:
+    async def admit(self, handshake: Handshake, owner_of: OwnerOf) -> Admission:
         """Admit `handshake` or raise `AccessRefused`; `owner_of(id)` is a live room's grant."""
         try:
-            return self._admit(handshake, owner_of)
+            return await self._admit(handshake, owner_of)
         except AccessRefused as refusal:
             REFUSED.labels(refusal.reason).inc()
             raise
 
-    def _admit(
-        self, handshake: Handshake, owner_of: Callable[[str], RoomGrant | None]
-    ) -> Admission:
+    async def _admit(self, handshake: Handshake, owner_of: OwnerOf) -> Admission:
         if not self._origins.allows(handshake.origin, handshake.host):
             raise AccessRefused(
                 "origin_not_allowed", "this page may not open rooms here", status=403
@@ -114,27 +125,34 @@ class Gate:
         if self.verifier is not None:
             token = token_from_handshake(handshake.subprotocols, handshake.query_token)
             grant = self.verifier.verify(token, handshake.session_id)
-            owner = owner_of(handshake.session_id)
+            owner = await owner_of(handshake.session_id)
             if owner is not None and owner.sub != grant.sub and not grant.admin:
                 raise AccessRefused("room_owned", "this room belongs to another user", status=403)
         address = client_address(handshake.peer, handshake.forwarded_for, self._trusted)
         answer = APP_SUBPROTOCOL if APP_SUBPROTOCOL in handshake.subprotocols else None
         admission = Admission(grant, address, answer)
+        wanted: list[tuple[str, int, AccessRefused]] = []
         if self._per_ip and not _is_loopback(address):
-            key = f"ip:{address}"
-            if not self._slots.acquire(key, self._per_ip):
-                raise AccessRefused(
-                    "too_many_sessions_ip", "too many rooms from this address", status=429
-                )
-            admission._release.append(lambda: self._slots.release(key))
+            refusal = AccessRefused(
+                "too_many_sessions_ip", "too many rooms from this address", status=429
+            )
+            wanted.append((f"ip:{address}", self._per_ip, refusal))
         if self._per_user and grant.sub:
-            key = f"sub:{grant.sub}"
-            if not self._slots.acquire(key, self._per_user):
-                admission.release()
-                raise AccessRefused(
-                    "too_many_sessions_user", "too many rooms for this user", status=429
-                )
-            admission._release.append(lambda: self._slots.release(key))
+            refusal = AccessRefused(
+                "too_many_sessions_user", "too many rooms for this user", status=429
+            )
+            wanted.append((f"sub:{grant.sub}", self._per_user, refusal))
+        if self._max_rooms:
+            refusal = AccessRefused("too_many_rooms", "the service is full", status=503)
+            wanted.append(("rooms", self._max_rooms, refusal))
+        try:
+            for key, limit, refusal in wanted:
+                if not await self._slots.acquire(key, limit):
+                    raise refusal
+                admission._release.append(partial(self._slots.release, key))
+        except BaseException:  # refused, unavailable or cancelled: give back what was taken
+            admission.release()
+            raise
         return admission
 
 
@@ -163,6 +181,8 @@ def gate_from_settings(
     trusted_proxies: str,
     max_sessions_per_ip: int,
     max_sessions_per_user: int,
+    max_rooms: int = 0,
+    slots: SlotCounter | None = None,
 ) -> Gate:
     """The gate the settings describe (raises ValueError on a bad key or list)."""
     verifier = None
@@ -178,6 +198,8 @@ def gate_from_settings(
         trusted_proxies=parse_networks(split_list(trusted_proxies)),
         max_sessions_per_ip=max_sessions_per_ip,
         max_sessions_per_user=max_sessions_per_user,
+        max_rooms=max_rooms,
+        slots=slots,
     )
 
 

@@ -1,8 +1,11 @@
 """Admission and rate limits: slots per key, and token buckets per room.
 
-`SlotCounter` counts concurrent rooms per key (a client address, a user) with a limit
-per call. The in-process counter is the embedded default; a deployment with several
-instances swaps in a shared one with the same three methods.
+`SlotCounter` counts concurrent rooms per key (a client address, a user, all rooms)
+with a limit per call. The in-process counter is the embedded default; with
+`VOICEAGENT_REDIS_URL` the instances share `voiceagent.fleet.slots.RedisSlots`, with the
+same three methods. `acquire` may wait (a shared counter asks Redis, at the handshake
+only); `release` never waits, since it runs in `finally` blocks (a shared counter
+sends the release in the background, and a slot it could not release expires).
 
 `TokenBucket` bounds a rate with a burst: each message takes tokens, tokens refill at
 `rate` per second up to `burst`. It is pure: the caller passes the time, so the same
@@ -19,13 +22,15 @@ from voiceagent.pcm import BYTES_PER_MS
 
 
 class SlotCounter(Protocol):
-    def acquire(self, key: str, limit: int) -> bool:
+    async def acquire(self, key: str, limit: int) -> bool:
         """Take a slot for `key` unless `limit` are taken (a limit of 0 means no limit)."""
         ...
 
     def release(self, key: str) -> None: ...
 
-    def count(self, key: str) -> int: ...
+    def count(self, key: str) -> int:
+        """Slots this process holds for `key`."""
+        ...
 
 
 class LocalSlots:
@@ -34,7 +39,11 @@ class LocalSlots:
     def __init__(self) -> None:
         self._held: Counter[str] = Counter()
 
-    def acquire(self, key: str, limit: int) -> bool:
+    async def acquire(self, key: str, limit: int) -> bool:
+        return self.take(key, limit)
+
+    def take(self, key: str, limit: int) -> bool:
+        """`acquire` without waiting."""
         if limit and self._held[key] >= limit:
             return False
         self._held[key] += 1

@@ -170,7 +170,9 @@ async def serve_realtime(
     """Serve the emulator until cancelled; `task_status.started(port)` gives the bound port.
 
     Use with ``port = await nursery.start(serve_realtime, "127.0.0.1", 0, config)``.
-    Cancelling it closes the listener and every connection.
+    Cancelling it closes the listener and every connection. With ``use_recognizer`` the
+    recogniser is warmed up in the background from the start (connections are accepted
+    at once) and its worker processes are stopped when the server stops.
     """
     _check_loopback(host)
     shared = Shared(config or EmulatorConfig())
@@ -180,9 +182,17 @@ async def serve_realtime(
     async def handler(stream: trio.SocketStream) -> None:
         await _serve_stream(stream, shared)
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, handler, listeners)
-        task_status.started(bound)
+    try:
+        async with trio.open_nursery() as nursery:
+            if shared.recognizer is not None:
+                nursery.start_soon(shared.recognizer.warm_up)
+            await nursery.start(trio.serve_listeners, handler, listeners)
+            task_status.started(bound)
+    finally:
+        if shared.recognizer is not None:
+            with trio.move_on_after(5) as closing:
+                closing.shield = True
+                await shared.recognizer.aclose()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--transcript", default="hello", help="what the default transcriber hears")
     p.add_argument(
-        "--stt", action="store_true", help="transcribe with voiceagent.speech.stt if present"
+        "--stt",
+        action="store_true",
+        help="transcribe with voiceagent.speech.stt if present (warmed up at start)",
     )
     p.add_argument("--ttft", type=float, default=0.0, help="seconds before the first delta")
     p.add_argument(

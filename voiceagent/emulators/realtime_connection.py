@@ -34,6 +34,7 @@ from voiceagent.emulators.realtime_config import EmulatorConfig
 from voiceagent.emulators.realtime_generator import ResponseGenerator
 from voiceagent.emulators.realtime_parts import (
     CannedTranscriber,
+    RecognizerTranscriber,
     Transcriber,
     default_brain,
     recognizer_transcriber,
@@ -69,8 +70,11 @@ class Shared:
         self.sessions = itertools.count(1)
         self.brain_factory = config.brain_factory or default_brain
         transcriber = config.transcriber
+        # The recogniser this server made itself (`use_recognizer`): it warms it up and
+        # stops it (a transcriber given in the config is the caller's to manage).
+        self.recognizer: RecognizerTranscriber | None = None
         if transcriber is None and config.use_recognizer:
-            transcriber = recognizer_transcriber()
+            self.recognizer = transcriber = recognizer_transcriber()
         self.transcriber: Transcriber = transcriber or CannedTranscriber()
 
 

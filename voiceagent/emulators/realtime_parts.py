@@ -6,7 +6,7 @@
 - A *transcriber* is ``async (pcm, sample_rate) -> str``. The default,
   `CannedTranscriber`, returns a fixed sentence (deterministic, zero CPU). With
   ``use_recognizer`` the offline recogniser `voiceagent.speech.stt.Recognizer` is used
-  when it exists.
+  when it exists (`RecognizerTranscriber`); the server warms it up when it starts.
 - `synthetic_voice(ms)` is NOT speech: a soft 220 Hz tone with a little noise, only
   so audio responses have the right size and pacing.
 """
@@ -16,12 +16,16 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import trio
 
 from voiceagent.conversation import AgentSetup, BrainReply, ConversationItem
 from voiceagent.pcm import SAMPLE_RATE, ms_bytes
+
+if TYPE_CHECKING:
+    from voiceagent.speech.stt import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +81,53 @@ class CannedTranscriber:
         return self.text
 
 
-def recognizer_transcriber() -> Transcriber | None:
-    """`voiceagent.speech.stt.Recognizer().transcribe` when that module exists."""
+class RecognizerTranscriber:
+    """The offline recogniser as a transcriber, warmed up once, in the background.
+
+    Its cold start (worker processes and model load) takes ~1-2 s on an idle machine
+    and was measured at 11 s on a loaded one: longer than a response waits for a
+    transcript (`realtime_connection.TRANSCRIPT_WAIT_S`, 10 s), so a cold first turn
+    could reach the brain empty. `serve_realtime` runs `warm_up()` as soon as it
+    listens; a transcription that comes while the warm-up runs waits for it instead of
+    starting a second cold load. A failed warm-up is logged and changes nothing else:
+    transcriptions then start workers themselves and report their own errors.
+    Cancelling the warm-up (the server stops) releases the waiting transcriptions.
+    """
+
+    def __init__(self, recognizer: Recognizer) -> None:
+        self.recognizer = recognizer
+        self._warm: trio.Event | None = None
+
+    async def warm_up(self) -> None:
+        """Load the recogniser now (once; a second call waits for the first)."""
+        if self._warm is not None:
+            await self._warm.wait()
+            return
+        self._warm = trio.Event()
+        try:
+            await self.recognizer.warm_up()
+        except Exception as exc:
+            log.warning("emulator recogniser warm-up failed: %s", exc)
+        finally:
+            self._warm.set()
+
+    async def __call__(self, pcm: bytes, sample_rate: int) -> str:
+        if self._warm is not None:
+            await self._warm.wait()
+        return str(await self.recognizer.transcribe(pcm, sample_rate=sample_rate))
+
+    async def aclose(self) -> None:
+        """Stop the recogniser's idle worker processes."""
+        await self.recognizer.aclose()
+
+
+def recognizer_transcriber() -> RecognizerTranscriber | None:
+    """A `RecognizerTranscriber` over `voiceagent.speech.stt.Recognizer` when it exists."""
     try:
-        from voiceagent.speech.stt import Recognizer  # type: ignore[import-not-found]
+        from voiceagent.speech.stt import Recognizer
     except ImportError:
         return None
-    recognizer = Recognizer()
-
-    async def transcribe(pcm: bytes, sample_rate: int) -> str:
-        return str(await recognizer.transcribe(pcm, sample_rate=sample_rate))
-
-    return transcribe
+    return RecognizerTranscriber(Recognizer())
 
 
 _TONE_SECONDS = 1

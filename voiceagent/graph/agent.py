@@ -18,12 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 from voiceagent.conversation import AgentSetup, ToolSpec
 from voiceagent.graph.guardrails import OutputGuardrail
 from voiceagent.graph.tools import FunctionTool, function_tool
 from voiceagent.handoffs import transfer_tool_name
+from voiceagent.interruption import InterruptionSettings
 from voiceagent.stems import content_stems
 
 HandoffTarget = Union["Agent", Callable[[], "Agent"], str]
@@ -103,10 +104,18 @@ class Agent:
     handoff_description: str = ""
     output_guardrails: list[OutputGuardrail] = field(default_factory=list)
     guardrail_safe_line: str = DEFAULT_SAFE_LINE
+    # Turn-taking (voiceagent/interruption.py): False makes every response of this
+    # agent play through the user's speech (a legal disclaimer); `interruption`
+    # overrides the server's settings for this agent, e.g. {"min_interruption_words": 2}.
+    allow_interruptions: bool = True
+    interruption: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ValueError("an agent needs a name")
+        unknown = set(self.interruption) - set(InterruptionSettings.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"agent {self.name!r}: unknown interruption settings {unknown}")
         # A plain function in `tools` is made a tool with the defaults.
         self.tools = [t if isinstance(t, FunctionTool) else function_tool(t) for t in self.tools]
         self.handoffs = [h if isinstance(h, Handoff) else Handoff(h) for h in self.handoffs]
@@ -132,6 +141,10 @@ class Agent:
                 raise ValueError(f"agent {self.name!r}: two tools are named {spec.name!r}")
             seen.add(spec.name)
         return AgentSetup(agent_name=self.name, instructions=self.instructions, tools=tuple(specs))
+
+    def interruption_settings(self, base: InterruptionSettings) -> InterruptionSettings:
+        """The server's interruption settings with this agent's overrides."""
+        return base.override(**self.interruption) if self.interruption else base
 
     def resolve(self, name: str) -> FunctionTool | Handoff | None:
         """The tool or handoff the model called by `name`, or None if this agent has none."""

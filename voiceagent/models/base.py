@@ -15,11 +15,11 @@ when the transport fails.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
-from voiceagent.conversation import AgentSetup, Heard
+from voiceagent.conversation import AgentSetup, ConversationItem, Heard
 from voiceagent.events import ModelEvent
 
 OutputMode = Literal["text", "audio"]
@@ -75,6 +75,36 @@ class ModelConnection(ABC):
         """Barge-in: stop the current response and keep only what was heard.
 
         Must be harmless when no response is in progress.
+        """
+
+    async def add_history(self, items: Sequence[ConversationItem]) -> None:
+        """Give a new conversation the items of an earlier one (a resumed room).
+
+        Called once, right after connecting and before any input. Only items a model
+        can take arrive (`conversation.replayable`). The default forgets them: a
+        provider that cannot take history starts afresh.
+        """
+        return None
+
+    #: True once `hold_spoken_turns()` took effect (see there).
+    holds_spoken_turns: bool = False
+
+    def hold_spoken_turns(self) -> bool:
+        """From now on, a spoken turn the model's VAD ends waits for `answer_input()`.
+
+        The model commits and transcribes it (InputCommitted, TranscriptCompleted) but
+        does not answer until told, so the session can judge speech over the agent
+        (voiceagent/interruption.py) before it becomes a turn. Called once, before any
+        audio. Returns False when the model cannot (it then answers by itself, and
+        speech over the agent interrupts at once).
+        """
+        return self.holds_spoken_turns
+
+    async def answer_input(self, item_id: str, respond: bool) -> None:  # noqa: B027
+        """Answer the held spoken turn `item_id` (`respond`) or forget it (not respond:
+        a backchannel or noise, which must not stay in the conversation).
+
+        A no-op for an item that is not held (already answered, or a manual commit).
         """
 
     @abstractmethod

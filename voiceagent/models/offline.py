@@ -44,7 +44,7 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -262,6 +262,10 @@ class _OfflineConnection(ModelConnection):
             nursery=nursery,
             commit=self._end_of_speech,
         )
+        # Spoken turns wait for the session's answer (base.py `holds_spoken_turns`):
+        # transcripts waiting for it, and answers that came before their transcript.
+        self._held: dict[str, str] = {}
+        self._answers: dict[str, bool] = {}
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -369,6 +373,12 @@ class _OfflineConnection(ModelConnection):
         self._check_open()
         self._setup = setup
 
+    async def add_history(self, items: Sequence[ConversationItem]) -> None:
+        """A resumed room: the brain reads the earlier conversation as its own."""
+        self._check_open()
+        for item in items:
+            self._remember(item)
+
     async def cancel_response(self, heard: Heard) -> None:
         self._check_open()
         response = self._response
@@ -390,11 +400,32 @@ class _OfflineConnection(ModelConnection):
                 log.warning("offline transcription failed: %s", exc)
                 await self._emit(TranscriptFailed(item_id, str(exc)))
                 continue
+            respond = self._answers.pop(item_id, None)
+            if respond is None and not self.holds_spoken_turns:
+                respond = True
+            if transcript and respond is None:
+                self._held[item_id] = transcript  # before the event: the answer may be quick
             await self._emit(TranscriptCompleted(item_id, transcript))
-            if not transcript:
-                continue  # noise the VAD let through: no words, no turn
-            self._user_said(ConversationItem(id=item_id, role="user", text=transcript))
-            await self._start_response()
+            if transcript and respond:  # noise the VAD let through: no words, no turn
+                await self._answer(item_id, transcript)
+
+    def hold_spoken_turns(self) -> bool:
+        self.holds_spoken_turns = True
+        return True
+
+    async def answer_input(self, item_id: str, respond: bool) -> None:
+        self._check_open()
+        transcript = self._held.pop(item_id, None)
+        if transcript is None:
+            self._answers[item_id] = respond  # its transcript is still being made
+            while len(self._answers) > self._config.pending_utterances * 4:
+                del self._answers[next(iter(self._answers))]  # bounded: oldest first
+        elif respond:
+            await self._answer(item_id, transcript)
+
+    async def _answer(self, item_id: str, transcript: str) -> None:
+        self._user_said(ConversationItem(id=item_id, role="user", text=transcript))
+        await self._start_response()
 
     # -- responses --------------------------------------------------------------------
 

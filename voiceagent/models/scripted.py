@@ -4,7 +4,11 @@ It speaks the same event vocabulary as the real providers with none of their
 uncertainty: replies are looked up by keyword, streamed word by word with a fixed
 delay, and tool calls are made when a script says so. Audio input runs through a tiny
 energy VAD (speech = mean |sample| above a threshold) so spoken turns and model-side
-barge-in can be exercised without a speech engine.
+barge-in can be exercised without a speech engine. Spoken turns are transcribed as
+the next of `spoken` (else "(spoken)"); once the session asks (`hold_spoken_turns`,
+refused when `hold_turns` is False) a turn its VAD ends waits for `answer_input()`,
+as the real providers do when the session decides turns (a manual commit is answered
+at once).
 
 It records what it was told (`ScriptedModel.log`): texts, tool outputs, agent
 switches and what the user heard of interrupted responses, so tests can assert the
@@ -23,7 +27,7 @@ from typing import Any
 import numpy as np
 import trio
 
-from voiceagent.conversation import AgentSetup, Heard
+from voiceagent.conversation import AgentSetup, ConversationItem, Heard
 from voiceagent.events import (
     AudioDelta,
     FunctionCall,
@@ -69,6 +73,9 @@ class ScriptedModel(RealtimeModel):
     fail_connects: int = 0  # refuse this many connects first (fault injection)
     drop_after_deltas: int | None = None  # drop the connection mid-response
     audio_delay: float = 0.0  # a slow provider: each audio append takes this long
+    hold_turns: bool = True  # VAD-ended turns may wait for answer_input()
+    spoken: list[str] = field(default_factory=list)  # transcripts of the next spoken turns
+    transcript_delay: float = 0.0  # a slow transcriber: held turns' transcripts come late
     name: str = "scripted"
     offline_brain: bool = False
     log: list[tuple[str, Any]] = field(default_factory=list)
@@ -117,7 +124,13 @@ class _ScriptedConnection(ModelConnection):
         self._silence_ms = 0
         self._audio_ms = 0
         self._deltas_sent = 0
+        self._held: dict[str, str] = {}  # item id -> transcript, waiting for answer_input
+        self._speech_item: str | None = None
         self.closed = False
+
+    def hold_spoken_turns(self) -> bool:
+        self.holds_spoken_turns = self._model.hold_turns
+        return self.holds_spoken_turns
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}_{next(self._ids)}"
@@ -143,26 +156,55 @@ class _ScriptedConnection(ModelConnection):
             self._silence_ms = 0
             if not self._speaking:
                 self._speaking = True
-                await self._tx.send(SpeechStarted(self._audio_ms - duration_ms))
+                self._speech_item = self._id("item")
+                await self._tx.send(SpeechStarted(self._audio_ms - duration_ms, self._speech_item))
         elif self._speaking:
             self._silence_ms += duration_ms
             if self._silence_ms >= self._model.silence_ms:
                 self._speaking = False
-                await self._tx.send(SpeechStopped(self._audio_ms))
-                await self._user_turn("(spoken)")
+                # The speech ended when the silence began.
+                ended = self._audio_ms - self._silence_ms
+                await self._tx.send(SpeechStopped(ended, self._speech_item))
+                await self._user_turn(self._transcript(), hold=self.holds_spoken_turns)
 
     async def commit_audio(self) -> None:
         self._check_open()
         self._model.log.append(("commit", self._audio_ms))
         self._speaking = False
-        await self._user_turn("(spoken)")
+        await self._user_turn(self._transcript(), hold=False)
 
-    async def _user_turn(self, transcript: str) -> None:
-        item_id = self._id("item")
+    def _transcript(self) -> str:
+        return self._model.spoken.pop(0) if self._model.spoken else "(spoken)"
+
+    async def _user_turn(self, transcript: str, *, hold: bool) -> None:
+        item_id = self._speech_item or self._id("item")
+        self._speech_item = None
+        if hold:  # before the events: the answer may come back before they are sent
+            self._held[item_id] = transcript
         await self._tx.send(InputCommitted(item_id))
+        if hold and self._model.transcript_delay:
+            self._nursery.start_soon(self._late_transcript, item_id, transcript)
+            return
         await self._tx.send(TranscriptCompleted(item_id, transcript))
+        if hold:
+            return
         self._model.log.append(("user", transcript))
         self._respond(self._model.reply_for(transcript))
+
+    async def _late_transcript(self, item_id: str, transcript: str) -> None:
+        await trio.sleep(self._model.transcript_delay)
+        await self._tx.send(TranscriptCompleted(item_id, transcript))
+
+    async def answer_input(self, item_id: str, respond: bool) -> None:
+        self._check_open()
+        transcript = self._held.pop(item_id, None)
+        if transcript is None:
+            return
+        if respond:
+            self._model.log.append(("user", transcript))
+            self._respond(self._model.reply_for(transcript))
+        else:
+            self._model.log.append(("dropped", transcript))
 
     async def send_text(self, text: str) -> None:
         self._check_open()
@@ -185,6 +227,10 @@ class _ScriptedConnection(ModelConnection):
         self._check_open()
         self.setup = setup
         self._model.log.append(("agent", setup.agent_name))
+
+    async def add_history(self, items: Sequence[ConversationItem]) -> None:
+        self._check_open()
+        self._model.log.append(("history", list(items)))
 
     async def cancel_response(self, heard: Heard) -> None:
         self._check_open()

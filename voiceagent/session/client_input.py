@@ -65,11 +65,15 @@ class ClientInput:
         if isinstance(message, AudioIn):
             if self._accept_audio(message.pcm) and self._ensure_model():
                 self._link.audio.append(message.pcm)
+                if self._room.recorder is not None:
+                    self._room.recorder.user(message.pcm, trio.current_time())
             return
         rates = self._rates
         if rates.messages is not None and not rates.messages.take(1, trio.current_time()):
             self.error("rate_limited", "too many messages: slow down")
             return
+        if isinstance(message, TextIn | CommitAudio | Interrupt | ClientVadSpeechStart):
+            self._router.away.user_active()  # a sign of life (session/away.py)
         if isinstance(message, TextIn):
             if not self._grant.text:
                 self.error("not_allowed", "this room's token does not allow typing")

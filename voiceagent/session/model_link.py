@@ -10,7 +10,7 @@ Rules:
    is 1.5 batch periods old. One channel hop and one provider append per batch, not
    per 20 ms frame.
 3. Everything else for the provider is a typed control message (`SendText`,
-   `ToolOutput`, `UpdateAgent`, `CancelResponse`) on one small `control` channel,
+   `ToolOutput`, `UpdateAgent`, `CancelResponse`, `AnswerInput`) on one small `control` channel,
    sent in order by the control pump, so the reader never waits for the provider.
 4. A model that goes quiet (no response after a request, or a response that stops
    mid-way) is given up on by the deadlines of deadlines.py; the connection stays.
@@ -39,7 +39,7 @@ from typing import Protocol
 import trio
 
 from voiceagent import metrics
-from voiceagent.conversation import AgentSetup, Heard
+from voiceagent.conversation import AgentSetup, Heard, replayable
 from voiceagent.events import ModelEvent
 from voiceagent.logs import log_event
 from voiceagent.models.base import ModelConnection, ModelConnectionError
@@ -83,7 +83,15 @@ class CancelResponse:
     heard: Heard
 
 
-Control = SendText | ToolOutput | UpdateAgent | CancelResponse
+@dataclass(frozen=True, slots=True)
+class AnswerInput:
+    """A held spoken turn (interruptions.py): answer it, or forget it."""
+
+    item_id: str
+    respond: bool
+
+
+Control = SendText | ToolOutput | UpdateAgent | CancelResponse | AnswerInput
 
 
 class EventSink(Protocol):
@@ -207,9 +215,12 @@ class ModelLink:
         registry = self._room.services.registry
         settings = self._room.settings
         watch = ModelWatch(settings.model_first_event_timeout_s, settings.model_stall_timeout_s)
+        conn.hold_spoken_turns()  # the session decides turns (interruptions.py)
         self.connection = conn
         registry.model_opened()
         try:
+            if self._room.resumed:  # resume.py: the conversation so far, before any input
+                await conn.add_history(replayable(list(self._room.resumed)))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pump_audio, conn, watch)
                 nursery.start_soon(self._pump_control, conn, watch)
@@ -305,6 +316,8 @@ class ModelLink:
                     await conn.update_agent(setup)
                 case CancelResponse(heard):
                     await conn.cancel_response(heard)
+                case AnswerInput(item_id, respond):
+                    await conn.answer_input(item_id, respond)
 
 
 def _first(group: BaseExceptionGroup[ModelConnectionError]) -> ModelConnectionError:

@@ -17,7 +17,12 @@ Rules:
    them only while that epoch is current. `interrupt()` makes the epoch stale *before*
    it queues the urgent `audio_interrupted`, so once that event is on the wire no byte
    of the old response can follow it.
-4. Audio may carry the time its chunk arrived from the voice provider, and
+4. `pause()` holds the audio of the current epoch: the writer moves it, in order, to
+   a side queue (bounded by the channel's capacity: the speaker stops producing while
+   paused, see speaker.py) and keeps sending everything else; `resume()` sends the held
+   audio before anything queued after it; `interrupt()` forgets it. So a false
+   interruption loses and repeats nothing, and a committed one sends none of it.
+5. Audio may carry the time its chunk arrived from the voice provider, and
    `audio_interrupted` the time of the barge-in; the writer records both delays until
    the frame is written (`voiceagent_audio_relay_seconds`, `voiceagent_interrupt_seconds`):
    what the server itself adds.
@@ -54,6 +59,10 @@ class Outbox:
         self._send_timeout = send_timeout
         self._tally = tally  # counts what post() drops
         self.current_epoch = NO_EPOCH
+        self.paused = False  # rule 4
+        self._held: deque[tuple[str | bytes, float]] = deque()
+        self._resumed = trio.Event()
+        self._resumed.set()
 
     # -- producers --------------------------------------------------------------------
 
@@ -97,7 +106,30 @@ class Outbox:
     def interrupt(self, message: str) -> None:
         """Make the current epoch stale, then queue `message` ahead of everything."""
         self.current_epoch = NO_EPOCH - 1  # matches no response
+        self._unpause()
+        self._held.clear()
         self.urgent(message, trio.current_time())
+
+    def pause(self, message: str) -> None:
+        """Hold the current epoch's audio from now on; `message` goes out at once."""
+        self.paused = True
+        if self._resumed.is_set():
+            self._resumed = trio.Event()
+        self.urgent(message)
+
+    def resume(self, message: str) -> None:
+        """Send `message`, then the held audio, then the rest (rule 4)."""
+        self._unpause()
+        self.urgent(message)
+
+    def _unpause(self) -> None:
+        self.paused = False
+        self._resumed.set()
+
+    async def wait_unpaused(self) -> None:
+        """Return once the outbox is not paused (a TTS waits here: rule 4)."""
+        while self.paused:
+            await self._resumed.wait()
 
     def urgent(self, message: str, since: float = 0.0) -> None:
         self._urgent.append((message, since))
@@ -123,14 +155,28 @@ class Outbox:
         async for epoch, message, arrived in self._rx:
             if self._urgent:
                 await self._send_urgent(send)
+            if self._held and not self.paused:
+                await self._send_held(send)
             if epoch != NO_EPOCH and epoch != self.current_epoch:
                 continue  # audio of an interrupted response
             if message == "":
                 continue  # a wake-up
+            if self.paused and epoch != NO_EPOCH:
+                self._held.append((message, arrived))
+                continue
             await send(message)
             if arrived:
                 RELAY_LATENCY.observe(trio.current_time() - arrived)
         await self._send_urgent(send)
+
+    async def _send_held(self, send: SendFn) -> None:
+        while self._held and not self.paused:
+            message, arrived = self._held.popleft()
+            await send(message)
+            if arrived:
+                RELAY_LATENCY.observe(trio.current_time() - arrived)
+            if self._urgent:  # an interrupt while flushing: it clears the rest
+                await self._send_urgent(send)
 
     async def _send_urgent(self, send: SendFn) -> None:
         while self._urgent:
@@ -139,9 +185,13 @@ class Outbox:
             if since:
                 INTERRUPT_LATENCY.observe(trio.current_time() - since)
 
+    def held(self) -> int:
+        return len(self._held)
+
     def drain_nowait(self) -> None:
         """Forget everything queued (used when closing: nothing more will be sent)."""
         self._urgent.clear()
+        self._held.clear()
         while True:
             try:
                 self._rx.receive_nowait()

@@ -10,7 +10,8 @@ Rules:
    waits: it makes the epoch stale and queues `audio_interrupted` ahead of everything
    (outbox.py), cancels the speaking responses' scopes and the interruptible tool
    calls, asks the model to cancel and keep only what was heard, and records the
-   heard text in the history.
+   heard text in the history. The model's VAD first goes through interruptions.py
+   (pause, judge, then resume or commit); the client's messages commit at once.
 4. An output guardrail that trips cuts the response (a barge-in) and says the agent's
    safe line instead, as a response of its own (`<id>_safe`).
 5. When both the model and the voice are done with a response, `audio_end` and the
@@ -48,6 +49,9 @@ from voiceagent.graph import GuardrailMonitor
 from voiceagent.logs import log_event
 from voiceagent.models.base import ModelConnectionError
 from voiceagent.protocol import error_event, event
+from voiceagent.session.away import AwayWatch
+from voiceagent.session.interruptions import Interruptions
+from voiceagent.session.lines import say_line
 from voiceagent.session.model_link import CancelResponse, ModelLink
 from voiceagent.session.room import Room
 from voiceagent.session.speaker import Speaker
@@ -66,13 +70,20 @@ class ResponseRouter:
         self._tools = tools
         self._speaker = Speaker(room)
         self._speaking = False  # the model heard the user start and not yet stop
+        self.interruptions = Interruptions(room, link)
+        self.away = AwayWatch(room)
 
     async def on_event(self, ev: ModelEvent) -> None:
         handler = _HANDLERS.get(type(ev))
         if handler is not None:
             await handler(self, ev)
 
+    @property
+    def user_is_speaking(self) -> bool:
+        return self._speaking
+
     def user_speaking(self, speaking: bool) -> None:
+        self.away.user_active()
         if speaking != self._speaking:
             self._speaking = speaking
             metrics.SESSIONS_SPEAKING.inc() if speaking else metrics.SESSIONS_SPEAKING.dec()
@@ -90,9 +101,11 @@ class ResponseRouter:
         # Every response until the user's next input (a tool call's follow-up, the
         # new agent's answer after a handoff) belongs to the same turn and timer.
         response.timer = room.timer
+        response.uninterruptible = not agent.allow_interruptions
         if agent.output_guardrails:
             response.guardrails = GuardrailMonitor(agent.output_guardrails)
         await room.put(event("response_start", response_id=ev.response_id, agent=response.agent))
+        self.away.start(self)
         if self._speaker.enabled:
             self._speaker.start(response, self._finish_response)
         else:
@@ -136,9 +149,12 @@ class ResponseRouter:
             response.text = ev.text or response.text
             response.item_id = response.item_id or ev.item_id
             _end_text(response)
-            room.history.put(
-                ConversationItem(ev.item_id, "assistant", text=response.text, agent=response.agent)
-            )
+            if not response.interrupted:  # a cut reply stays in the history as heard
+                room.history.put(
+                    ConversationItem(
+                        ev.item_id, "assistant", text=response.text, agent=response.agent
+                    )
+                )
         await room.put(
             event("text_done", response_id=ev.response_id, item_id=ev.item_id, text=ev.text)
         )
@@ -191,33 +207,43 @@ class ResponseRouter:
         if response.timer is not None and (response.text or response.audio_bytes):
             report = response.timer.report(response.response_id, room.tally.dropped)
             room.outbox.post(event(report.pop("type"), **report))
+            room.journal.turn(report)
 
     # -- the user's side --------------------------------------------------------------
 
     async def _on_speech_started(self, ev: SpeechStarted) -> None:
         self.user_speaking(True)
         await self._room.put(event("input_speech_started", audio_start_ms=ev.audio_start_ms))
-        self.barge_in("model_vad")
+        self.interruptions.speech_started(self, ev.item_id, ev.audio_start_ms)
 
     async def _on_speech_stopped(self, ev: SpeechStopped) -> None:
         self.user_speaking(False)
-        self._room.new_turn().speech_end()
+        if not self.interruptions.paused:  # speech being judged is not a turn yet
+            self._room.new_turn().speech_end()
+        self.interruptions.speech_stopped(self, ev.item_id, ev.audio_end_ms)
         await self._room.put(event("input_speech_stopped", audio_end_ms=ev.audio_end_ms))
 
     async def _on_input_committed(self, ev: InputCommitted) -> None:
-        self._room.history.put(ConversationItem(ev.item_id, "user", status="in_progress"))
+        if self.interruptions.input_committed(ev.item_id):
+            self._room.history.put(ConversationItem(ev.item_id, "user", status="in_progress"))
 
     async def _on_transcript_delta(self, ev: TranscriptDelta) -> None:
-        self._room.outbox.post(event("user_transcript_delta", item_id=ev.item_id, delta=ev.delta))
+        if self.interruptions.transcript_delta(self, ev.item_id, ev.delta):
+            self._room.outbox.post(
+                event("user_transcript_delta", item_id=ev.item_id, delta=ev.delta)
+            )
 
     async def _on_transcript_completed(self, ev: TranscriptCompleted) -> None:
         room = self._room
+        if not self.interruptions.transcript(self, ev.item_id, ev.transcript):
+            return  # a backchannel or noise over the agent: not a user turn
         if room.timer is not None:
             room.timer.transcript_final()
         await room.put(event("user_transcript", item_id=ev.item_id, text=ev.transcript))
         room.history.put(ConversationItem(ev.item_id, "user", text=ev.transcript))
 
     async def _on_transcript_failed(self, ev: TranscriptFailed) -> None:
+        self.interruptions.transcript_failed(self, ev.item_id)
         await self._room.put(error_event("transcription_failed", ev.message))
         self._room.history.put(ConversationItem(ev.item_id, "user", status="failed"))
 
@@ -238,6 +264,10 @@ class ResponseRouter:
 
     def barge_in(self, source: str) -> None:
         """Stop what the user is hearing; keep only what they heard. Never waits."""
+        self._cut(source)
+        self.interruptions.barged_in()  # after the cancel: held turns are answered next
+
+    def _cut(self, source: str) -> None:
         room = self._room
         now = trio.current_time()
         self._tools.cancel_interruptible()
@@ -266,6 +296,11 @@ class ResponseRouter:
             response_id=current.response_id,
             played_ms=heard.audio_ms,
         )
+        room.journal.mark(
+            "barge_in", source=source, response_id=current.response_id, played_ms=heard.audio_ms
+        )
+        if room.recorder is not None:
+            room.recorder.cut(current.response_id, heard.audio_ms)
         if self._link.connection is not None:
             if not self._link.send_nowait(CancelResponse(heard)):
                 log_event(log, "cancel_not_queued", level=logging.WARNING)
@@ -287,6 +322,11 @@ class ResponseRouter:
         safe_line = room.agent.guardrail_safe_line
         self.barge_in("guardrail")
         response.guardrails = None
+        room.journal.mark(
+            "guardrail_tripped",
+            guardrail=str(name),
+            response_id=response.response_id,
+        )
         await room.put(
             event(
                 "guardrail_tripped",
@@ -298,7 +338,7 @@ class ResponseRouter:
         if self._link.connection is not None:
             heard = Heard(response.response_id, response.item_id, 0, safe_line)
             await self._link.send(CancelResponse(heard))
-        await self._say_line(f"{response.response_id}_safe", response.agent, safe_line)
+        await self.say_line(f"{response.response_id}_safe", response.agent, safe_line)
 
     async def end_for_budget(self) -> None:
         """The room reached its token or cost cap: say goodbye, then close with 4002.
@@ -310,39 +350,25 @@ class ResponseRouter:
         log_event(log, "session_budget_reached", tokens=room.spent_tokens, usd=room.spent_usd)
         metrics.count_error("session_budget")
         await room.put(error_event("session_budget", "this session reached its usage limit"))
-        await self._say_line(
-            f"budget_{room.next_id()}", room.agent.name, GOODBYE, self._close_after
-        )
+        await self.say_line(f"budget_{room.next_id()}", room.agent.name, GOODBYE, self._close_after)
 
     async def _close_after(self, response: Response) -> None:
         await self._finish_response(response)
         self._room.close(CloseCode.BUDGET, "session usage limit reached")
 
-    async def _say_line(
+    async def say_line(
         self,
         response_id: str,
         agent: str,
         line: str,
         finish: Callable[[Response], Awaitable[None]] | None = None,
+        *,
+        uninterruptible: bool = False,
     ) -> None:
-        """Say a line of the server's own as a response (a safe line, a goodbye)."""
-        room = self._room
+        """Say a line of the server's own as a response (lines.py)."""
+        self.away.start(self)
         finish = finish or self._finish_response
-        said = room.turns.begin(response_id, agent)
-        room.outbox.begin_epoch(room.turns.epoch)
-        said.model_done = True
-        said.text = line
-        item_id = f"item_{response_id}"
-        await room.put(event("response_start", response_id=response_id, agent=agent))
-        await room.put(event("text_done", response_id=response_id, item_id=item_id, text=line))
-        room.history.put(ConversationItem(item_id, "assistant", text=line, agent=agent))
-        if self._speaker.enabled:
-            self._speaker.say(said, line, finish)
-        else:
-            said.speech_done = True
-        await room.put(event("response_done", response_id=response_id, status="completed"))
-        if not self._speaker.enabled:
-            await finish(said)
+        await say_line(self._room, self._speaker, response_id, agent, line, finish, uninterruptible)
 
 
 # Provider errors that are races inside the server's own use of the provider, not

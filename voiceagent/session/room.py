@@ -18,7 +18,8 @@ Rules:
 5. `charge()` adds a response's usage to what the room has spent; once a token or cost
    cap (`VOICEAGENT_MAX_SESSION_TOKENS`, `VOICEAGENT_MAX_SESSION_COST_USD`) is reached
    the room is `ending`: nothing more goes to the model, the agent says goodbye
-   (responses.py) and the room closes with 4002.
+   (responses.py) and the room closes with 4002. The journal sums the same usage
+   by kind for the session's billing record.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import logging
 import trio
 
 from voiceagent.close_codes import CLOSE_ERRORS, CloseCode
+from voiceagent.conversation import ConversationItem
 from voiceagent.events import Usage
 from voiceagent.graph import Agent
 from voiceagent.logs import log_event
@@ -36,8 +38,10 @@ from voiceagent.metrics import TrafficTally, TurnTimer
 from voiceagent.protocol import error_event
 from voiceagent.session.history import History
 from voiceagent.session.outbox import NO_EPOCH, Outbox, SlowClient
+from voiceagent.session.recorder import Recorder
 from voiceagent.session.services import Services
 from voiceagent.session.turns import Turns
+from voiceagent.store.journal import Journal
 
 log = logging.getLogger("voiceagent.session")
 
@@ -52,7 +56,14 @@ class Room:
         self.outbox = outbox
         self.tally = tally
         self.turns = Turns()
-        self.history = History(outbox)
+        # What this connection tells the conversation store (a no-op without one).
+        self.journal = Journal(services.store, session_id)
+        self.history = History(outbox, self.journal)
+        self.recorder: Recorder | None = None  # VOICEAGENT_RECORD=1 (recorder.py)
+        writer = services.recordings
+        if writer is not None:
+            path = writer.path_for(session_id, self.journal.connection_id)
+            self.recorder = Recorder(writer, path, trio.current_time())
         self.agent: Agent = services.agent
         self.work_scope = trio.CancelScope()
         self.work: trio.Nursery | None = None  # set while the session's work runs
@@ -63,6 +74,7 @@ class Room:
         self.spent_usd = 0.0  # rule 5
         self.spent_tokens = 0
         self.ending = False
+        self.resumed: tuple[ConversationItem, ...] = ()  # an earlier conversation (resume.py)
         self._ids = itertools.count(1)
 
     def next_id(self) -> int:
@@ -75,8 +87,10 @@ class Room:
 
     def charge(self, usage: Usage) -> bool:
         """Add one usage report (rule 5); True when it reaches a cap for the first time."""
+        cost = self.services.prices.cost_usd(usage)
         self.spent_tokens += usage.input_tokens + usage.output_tokens
-        self.spent_usd += self.services.prices.cost_usd(usage)
+        self.spent_usd += cost
+        self.journal.charge(usage, cost)
         settings = self.settings
         over = (
             settings.max_session_tokens and self.spent_tokens >= settings.max_session_tokens

@@ -15,19 +15,18 @@ from voiceagent.tts.base import TTS
 
 if TYPE_CHECKING:
     from voiceagent.graph import Agent
-    from voiceagent.session.registry import SessionRegistry
+    from voiceagent.recordings import RecordingWriter
+    from voiceagent.session.registry import Registry
+    from voiceagent.store.writer import Store
 
 
 class ClientDisconnected(Exception):
     """The client has gone: raised by `ClientSocket.receive()` instead of a message.
 
-    `code` is the close code the transport reported (1006: the connection was lost
-    without a Close frame, e.g. dropped for not reading), or None when unknown.
+    It carries no close code: Hypercorn reports 1006 to the app whenever the client
+    closes first, a clean Close included, so the code would say nothing. A connection
+    the transport dropped is logged there (`client_too_slow`, transport.py).
     """
-
-    def __init__(self, code: int | None = None) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 class ClientSocket(Protocol):
@@ -51,13 +50,17 @@ class ClientSocket(Protocol):
 class Services:
     settings: Settings
     agent: Agent
-    registry: SessionRegistry
+    registry: Registry
     model: RealtimeModel | None = None
     #: why there is no model (shown to clients as a `no_provider` error)
     model_problem: str = "no speech model is configured"
     tts: TTS | None = None
     tool_limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(8))
     prices: PriceTable = field(default_factory=PriceTable)
+    #: the conversation store (voiceagent/store/), or None: nothing is stored
+    store: Store | None = None
+    #: the recordings' writer (VOICEAGENT_RECORD=1), or None: nothing is recorded
+    recordings: RecordingWriter | None = None
 
     @property
     def output_mode(self) -> OutputMode:

@@ -11,7 +11,9 @@ The session owns its parts and wires them together; they share a `Room` (room.py
     responses.py    model events → responses, barge-in, guardrails, turn metrics
     speaker.py      TTS per response, in order
     tool_runner.py  tool calls and handoffs
-    history.py      the conversation the browser shows
+    history.py      the conversation the browser shows (final items also go to
+                    the conversation store through the room's journal)
+    resume.py       a reconnect continues the room's stored conversation
     outbox.py       the single writer's queue; turns.py epochs and what was heard
 
 Task tree (every task has this session as its owner; nothing outlives `run()`):
@@ -59,6 +61,7 @@ from voiceagent.session.client_input import ClientInput
 from voiceagent.session.model_link import ModelLink
 from voiceagent.session.outbox import Outbox
 from voiceagent.session.responses import ResponseRouter
+from voiceagent.session.resume import resume
 from voiceagent.session.room import Room
 from voiceagent.session.services import ClientDisconnected, ClientSocket, Services
 from voiceagent.session.tool_runner import ToolRunner
@@ -127,6 +130,15 @@ class Session:
                         log.debug("close after crash failed", exc_info=True)
             finally:
                 registry.unregister(self)
+                room.journal.closed(
+                    reason=room.close_reason or "",
+                    code=room.close_code,
+                    agent=room.agent.name,
+                    model=self._model_name,
+                    tts=self._tts_name,
+                )
+                if room.recorder is not None:
+                    room.recorder.close(trio.current_time())
                 self._router.user_speaking(False)
                 self._tally.close()
                 self.finished.set()
@@ -143,6 +155,15 @@ class Session:
         teardown = self._settings.teardown_timeout_s
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write)
+            resumed = await resume(room, self.grant)
+            room.journal.opened(
+                sub=self.grant.sub or None,
+                agent=room.agent.name,
+                model=self._model_name,
+                tts=self._tts_name,
+                resumed=resumed,
+                recording=str(room.recorder.path) if room.recorder is not None else None,
+            )
             self._outbox.urgent(
                 session_started(
                     session_id=self.session_id,
@@ -154,6 +175,7 @@ class Session:
                 )
             )
             self._outbox.urgent(event("agent_start", agent=room.agent.name))
+            room.history.restore(room.resumed)
             client_gone = False
             limit = self._duration_limit()
             if limit is not None:
@@ -163,12 +185,10 @@ class Session:
                     room.work = work
                     try:
                         await self._read_until_idle()  # in this task: one task fewer per room
-                    except ClientDisconnected as gone:
+                    except ClientDisconnected:
                         # A normal end: our own scopes stop our own tasks, and nothing
                         # is raised into the framework.
                         client_gone = True
-                        if gone.code not in (None, CloseCode.NORMAL, 1005):
-                            room.close_code = gone.code  # what the log line reports
                         work.cancel_scope.cancel()
             room.work = None
             timed_out = room.work_scope.cancelled_caught and not client_gone

@@ -9,6 +9,10 @@ Rules:
    lock), so "let me check" is never talked over by the answer that follows it.
 3. Audio leaves through `send_audio`, tagged with its response's epoch: the first
    chunk is preceded by `audio_start`; chunks are `WS_TTS_CHUNK_BYTES` at most.
+   While the outbox is paused (the user's speech is being judged) a TTS's audio
+   waits: the voice keeps its place and nothing piles up. The model's own audio is
+   not held back here (its events carry the transcripts that end the pause); the
+   outbox holds it instead.
 4. A TTS failure is an `error` event for the client; the response's text has reached
    it already, so the session goes on.
 """
@@ -142,6 +146,8 @@ class Speaker:
                 event("audio_start", response_id=response.response_id, sample_rate=SAMPLE_RATE),
                 epoch=response.epoch,
             )
+        if room.recorder is not None:
+            room.recorder.agent(response.response_id, pcm, arrived)
         for chunk in chunk_pcm(pcm, room.settings.ws_tts_chunk_bytes):
             await room.put(chunk, epoch=response.epoch, arrived=arrived)
             if response.interrupted:
@@ -161,6 +167,9 @@ class _ResponseSink:
         self._response = response
 
     async def audio(self, pcm: bytes) -> None:
+        outbox = self._speaker._room.outbox
+        if outbox.paused:
+            await outbox.wait_unpaused()  # rule 3; a barge-in cancels this wait
         await self._speaker.send_audio(self._response, pcm)
 
     def words(self, timings: Iterable[Any]) -> None:

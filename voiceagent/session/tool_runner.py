@@ -10,12 +10,14 @@ Rules:
    cancelled call's output asks for no follow-up response (the user spoke instead).
 4. A handoff switches the room's agent, tells the client (`handoff`, `agent_end`,
    `agent_start`), gives the model the new agent's setup, then answers the call.
-5. Each call, output and handoff is a history item.
+5. Each call, output and handoff is a history item; an output carries the tool's
+   error and how long it ran to the conversation store.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import trio
 
@@ -85,6 +87,7 @@ class ToolRunner:
         """Run one tool in its own scope; its output always goes back to the model."""
         room = self._room
         respond = True
+        started = time.monotonic()
         try:
             with scope:
                 if tool is None:
@@ -123,7 +126,9 @@ class ToolRunner:
                 name=call.name,
                 call_id=call.call_id,
                 output=result.output,
-            )
+            ),
+            error=result.error,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
         await self._link.send(ToolOutput(call.call_id, result.output, respond))
 

@@ -16,6 +16,9 @@ Rules:
    proportion to the audio played).
 4. A response that has finished playing is simply forgotten; interrupting then is a
    no-op (nothing to flush, nothing to cancel).
+5. While the user's speech is being judged (session/interruptions.py) the audible
+   responses are *paused*: the client holds its audio, so the time paused does not
+   count as played, and a paused response stays audible until it is resumed.
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ class Response:
     timer: TurnTimer | None = None
     guardrails: GuardrailMonitor | None = None
     reported: bool = False
+    uninterruptible: bool = False  # the user's speech does not stop it (interruption.py)
+    paused_s: float = 0.0  # time spent paused before now (rule 5)
+    paused_at: float | None = None  # paused since then
+
+    def _playing_s(self, now: float) -> float:
+        assert self.first_audio_at is not None
+        paused = self.paused_s + (now - self.paused_at if self.paused_at is not None else 0.0)
+        return max(0.0, now - self.first_audio_at - paused)
 
     @property
     def audio_ms(self) -> int:
@@ -66,16 +77,16 @@ class Response:
             return min(self.played_ms, self.audio_ms)
         if self.first_audio_at is None:
             return 0
-        return min(self.audio_ms, int((now - self.first_audio_at) * 1000))
+        return min(self.audio_ms, int(self._playing_s(now) * 1000))
 
     def audible(self, now: float) -> bool:
         if self.interrupted:
             return False
-        if not (self.model_done and self.speech_done):
+        if not (self.model_done and self.speech_done) or self.paused_at is not None:
             return True
         if self.first_audio_at is None:
             return False
-        return now < self.first_audio_at + self.audio_ms / 1000 + PLAYBACK_SLACK_S
+        return self._playing_s(now) < self.audio_ms / 1000 + PLAYBACK_SLACK_S
 
     def heard(self, now: float) -> Heard:
         played = self.estimated_played_ms(now)
@@ -133,6 +144,39 @@ class Turns:
                 return response
         return None
 
+    def heard_now(self, now: float) -> Response | None:
+        """The audible response the user is hearing: the oldest one whose audio began
+        (responses of an epoch play in order), else the newest audible one."""
+        audible = [r for r in self._responses if r.audible(now)]
+        playing = [r for r in audible if r.first_audio_at is not None]
+        return playing[0] if playing else (audible[-1] if audible else None)
+
+    def quiet_since(self) -> float | None:
+        """When the agent stopped being heard (0.0: never spoke); None while it is busy:
+        a response unfinished or paused."""
+        quiet = 0.0
+        for r in self._responses:
+            if not (r.model_done and r.speech_done) or r.paused_at is not None:
+                return None
+            if r.first_audio_at is not None and not r.interrupted:
+                end = r.first_audio_at + r.paused_s + r.audio_ms / 1000 + PLAYBACK_SLACK_S
+                quiet = max(quiet, end)
+        return quiet
+
+    def pause(self, now: float) -> list[Response]:
+        """Pause the audible responses (rule 5); returns them."""
+        speaking = [r for r in self._responses if r.audible(now)]
+        for response in speaking:
+            if response.paused_at is None:
+                response.paused_at = now
+        return speaking
+
+    def resume(self, now: float) -> None:
+        for response in self._responses:
+            if response.paused_at is not None:
+                response.paused_s += now - response.paused_at
+                response.paused_at = None
+
     def interrupt(self, now: float) -> list[Response]:
         """End the epoch of the audible responses; returns them (empty: nothing to stop)."""
         speaking = [r for r in self._responses if r.audible(now)]
@@ -140,5 +184,8 @@ class Turns:
             return []
         for response in speaking:
             response.interrupted = True
+            if response.paused_at is not None:  # what was heard ends where it paused
+                response.paused_s += now - response.paused_at
+                response.paused_at = None
         self.epoch += 1
         return speaking

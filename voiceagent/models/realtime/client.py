@@ -21,7 +21,7 @@ goes, redacted, into its `detail` for the log.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import NoReturn
 
@@ -34,7 +34,7 @@ from trio_websocket import (
     connect_websocket_url,
 )
 
-from voiceagent.conversation import AgentSetup, Heard
+from voiceagent.conversation import AgentSetup, ConversationItem, Heard
 from voiceagent.events import ModelError, ModelEvent
 from voiceagent.models.base import (
     ModelClosed,
@@ -96,8 +96,23 @@ class RealtimeConnection(ModelConnection):
     async def update_agent(self, setup: AgentSetup) -> None:
         await self._send(self.protocol.agent_update(setup))
 
+    async def add_history(self, items: Sequence[ConversationItem]) -> None:
+        messages = self.protocol.history(items)
+        if messages:
+            await self._send(*messages)
+
     async def cancel_response(self, heard: Heard) -> None:
         messages = self.protocol.cancel(heard)
+        if messages:
+            await self._send(*messages)
+
+    def hold_spoken_turns(self) -> bool:
+        # Decided by the config at connect (session.update went out with it).
+        self.holds_spoken_turns = self.protocol.holds_turns
+        return self.holds_spoken_turns
+
+    async def answer_input(self, item_id: str, respond: bool) -> None:
+        messages = self.protocol.answer(item_id, respond)
         if messages:
             await self._send(*messages)
 

@@ -59,6 +59,10 @@ class RealtimeConfig:
     eagerness: Eagerness = "auto"
     create_response: bool = True
     interrupt_response: bool = True
+    # The session decides turns (voiceagent/interruption.py): the server VAD neither
+    # answers nor cancels by itself (both flags go out false); a turn its VAD ends is
+    # answered with `response.create`, or deleted, when the session says so.
+    hold_turns: bool = False
     transcription_model: str | None = "whisper-1"
     transcription_language: str | None = None
     noise_reduction: Literal["near_field", "far_field"] | None = None

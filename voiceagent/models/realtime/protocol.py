@@ -37,13 +37,13 @@ import base64
 import binascii
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from voiceagent.conversation import AgentSetup, Heard
+from voiceagent.conversation import AgentSetup, ConversationItem, Heard
 from voiceagent.events import (
     AudioDelta,
     FunctionCall,
@@ -98,8 +98,8 @@ def turn_detection(config: RealtimeConfig, flavor: Flavor) -> dict[str, Any] | N
             td["idle_timeout_ms"] = config.idle_timeout_ms
     else:
         td["eagerness"] = config.eagerness
-    td["create_response"] = config.create_response
-    td["interrupt_response"] = config.interrupt_response
+    td["create_response"] = config.create_response and not config.hold_turns
+    td["interrupt_response"] = config.interrupt_response and not config.hold_turns
     return td
 
 
@@ -265,6 +265,10 @@ class RealtimeProtocol:
         }
         self._outbox: list[str] = []
         self._create_when_idle = False
+        # Turns the server VAD committed, waiting for `answer()` (config.hold_turns).
+        self.holds_turns = config.hold_turns and config.turn_detection != "none"
+        self._held: OrderedDict[str, None] = OrderedDict()
+        self._manual_commits = 0
 
     # ----------------------------------------------------------------- client events
 
@@ -289,6 +293,7 @@ class RealtimeProtocol:
 
     def commit_audio(self) -> list[str]:
         """Manual end of turn: commit, then ask for a response."""
+        self._manual_commits += 1  # its `committed` is answered already: never held
         out = [_dumps({"type": "input_audio_buffer.commit", "event_id": self._event_id()})]
         out.extend(self._request_response())
         return out
@@ -301,6 +306,38 @@ class RealtimeProtocol:
         }
         out = [self._item_create(item)]
         out.extend(self._request_response())
+        return out
+
+    def history(self, items: Sequence[ConversationItem]) -> list[str]:
+        """`conversation.item.create` for each earlier item (a resumed room), in order.
+
+        Ids are left to the server (earlier ids may repeat in a new conversation);
+        assistant text is what the user heard; no response is requested.
+        """
+        assistant_part = "output_text" if self.flavor == "ga" else "text"
+        out = []
+        for item in items:
+            wire: dict[str, Any]
+            if item.type == "message":
+                part = "input_text" if item.role == "user" else assistant_part
+                content = [{"type": part, "text": item.text}]
+                wire = {"type": "message", "role": item.role, "content": content}
+            elif item.type == "function_call":
+                wire = {
+                    "type": "function_call",
+                    "call_id": item.call_id,
+                    "name": item.name,
+                    "arguments": item.arguments or "{}",
+                }
+            elif item.type == "function_call_output":
+                wire = {
+                    "type": "function_call_output",
+                    "call_id": item.call_id,
+                    "output": item.output or "",
+                }
+            else:
+                continue
+            out.append(self._item_create(wire))
         return out
 
     def _request_response(self) -> list[str]:
@@ -403,6 +440,14 @@ class RealtimeProtocol:
                 out.append(self._item_create(message, item.previous_item_id))
         return out
 
+    def answer(self, item_id: str, respond: bool) -> list[str]:
+        """A held turn: ``response.create`` (now or once the response in progress is
+        done), or ``conversation.item.delete`` so the model never sees it."""
+        if item_id not in self._held:
+            return []
+        del self._held[item_id]
+        return self._request_response() if respond else [self._item_delete(item_id)]
+
     def _item_delete(self, item_id: str) -> str:
         return _dumps(
             {"type": "conversation.item.delete", "event_id": self._event_id(), "item_id": item_id}
@@ -443,7 +488,10 @@ class RealtimeProtocol:
         return self.current is not None
 
     def _interrupt_enabled(self) -> bool:
-        return self.config.turn_detection != "none" and self.config.interrupt_response
+        config = self.config
+        return (
+            config.turn_detection != "none" and config.interrupt_response and not self.holds_turns
+        )
 
     def _speech_started(self, data: dict[str, Any]) -> list[ModelEvent]:
         if self.current is not None and self._interrupt_enabled():
@@ -454,7 +502,12 @@ class RealtimeProtocol:
         return [SpeechStopped(int(data.get("audio_end_ms") or 0), data.get("item_id"))]
 
     def _committed(self, data: dict[str, Any]) -> list[ModelEvent]:
-        return [InputCommitted(data["item_id"])]
+        item_id = data["item_id"]
+        if self._manual_commits:
+            self._manual_commits -= 1
+        elif self.holds_turns:
+            self._remember(self._held, item_id, None)
+        return [InputCommitted(item_id)]
 
     def _item_added(self, data: dict[str, Any]) -> list[ModelEvent]:
         item = data["item"]

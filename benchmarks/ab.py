@@ -1,0 +1,122 @@
+"""Interleaved A/B of the active-rooms benchmark between two checkouts.
+
+A performance change stays only when an A/B in one run shows it. This runs
+`benchmarks/active_rooms.py` of checkout A, then of checkout B, A, B, ... (`--runs` each),
+each against its own code (the script serves the checkout it lives in), and compares
+the figures that do not depend on how fast the machine is that day: the CPU ratio to
+the echo floor at equal load (echo CPU per session / CPU per room, by room count) and
+the server CPU per room-second. Interleaving spreads any drift of the machine over both
+sides.
+
+Writes results/<--name>.{json,md}. Example (A = the commit before a change, checked
+out with `git worktree add /tmp/before <commit>`):
+    python benchmarks/ab.py --a /tmp/before --b . --runs 3 --name restructure_ab \\
+        -- --rooms 25,50 --floor-sessions 25,50 --duration 15 --warmup 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import md_table, write_results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--a", type=Path, required=True, help="checkout A (the baseline)")
+    p.add_argument("--b", type=Path, required=True, help="checkout B (the change)")
+    p.add_argument("--runs", type=int, default=3, help="runs per side, interleaved")
+    p.add_argument("--name", default="ab", help="results/<name>.{json,md}")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="-- active_rooms.py args")
+    return p
+
+
+def one_run(checkout: Path, label: str, bench_args: list[str]) -> dict[str, Any]:
+    """Run checkout's active_rooms.py; its results go to a scratch name we read back."""
+    name = f"ab_scratch_{label}"
+    script = checkout / "benchmarks" / "active_rooms.py"
+    command = [sys.executable, str(script), *bench_args, "--name", name, "--no-plots"]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, cwd=checkout, check=True, stdout=subprocess.DEVNULL)
+    written = checkout / "benchmarks" / "results" / f"{name}.json"
+    data = json.loads(written.read_text())
+    for suffix in (".json", ".md"):  # scratch output: not a result of its own
+        (checkout / "benchmarks" / "results" / f"{name}{suffix}").unlink(missing_ok=True)
+    return data
+
+
+def figures(run: dict[str, Any]) -> dict[str, Any]:
+    verdict = run["verdict"]
+    return {
+        "cpu_ratio_at_equal_load": {
+            str(m): r for m, r in (verdict.get("cpu_ratio_at_equal_load") or {}).items()
+        },
+        "cpu_ms_per_room_s": verdict.get("cpu_ms_per_room_s"),
+    }
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    bench_args = [a for a in args.bench_args if a != "--"]
+    runs: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+    for n in range(args.runs):
+        for label, checkout in (("A", args.a), ("B", args.b)):
+            runs[label].append(figures(one_run(checkout.resolve(), f"{label}{n}", bench_args)))
+            print(label, n, runs[label][-1], flush=True)
+    rooms = sorted(
+        {int(m) for side in runs.values() for run in side for m in run["cpu_ratio_at_equal_load"]}
+    )
+    rows = []
+    medians: dict[str, dict[str, float | None]] = {"A": {}, "B": {}}
+    for m in rooms:
+        row: list[Any] = [m]
+        for label in ("A", "B"):
+            values = [
+                run["cpu_ratio_at_equal_load"][str(m)]
+                for run in runs[label]
+                if str(m) in run["cpu_ratio_at_equal_load"]
+            ]
+            medians[label][str(m)] = statistics.median(values) if values else None
+            row.append(", ".join(f"{v:.3f}" for v in values) or "-")
+            row.append(medians[label][str(m)])
+        rows.append(row)
+    cpu: dict[str, float | None] = {}
+    for label in runs:
+        values = [r["cpu_ms_per_room_s"] for r in runs[label] if r["cpu_ms_per_room_s"]]
+        cpu[label] = statistics.median(values) if values else None
+    ratio = cpu["B"] / cpu["A"] if cpu["A"] and cpu["B"] else None
+    command = "python benchmarks/ab.py " + " ".join(sys.argv[1:])
+    markdown = "\n\n".join(
+        [
+            f"# A/B: {args.a} (A) vs {args.b} (B), interleaved",
+            f"`{command}`",
+            "CPU ratio to the echo floor at equal load (echo CPU per session / CPU per room; "
+            "1.0 = a relayed room costs what a bare echo session costs):",
+            md_table(["rooms", "A runs", "A median", "B runs", "B median"], rows),
+            f"Server CPU per room-second (median of runs, loaded steps): A {cpu['A']} ms, "
+            f"B {cpu['B']} ms (B/A {ratio}).",
+        ]
+    )
+    write_results(
+        args.name,
+        {
+            "args": {**vars(args), "a": str(args.a), "b": str(args.b)},
+            "runs": runs,
+            "medians": medians,
+            "cpu_ms_per_room_s": cpu,
+        },
+        markdown,
+    )
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
