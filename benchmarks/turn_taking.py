@@ -12,9 +12,10 @@
     - added delay: semantic end delay minus VAD-only end delay, same utterance.
 (b) Sounds over agent speech: barge-in phrases, backchannels ("yeah", "mm-hmm"...),
     coughs and noise bursts, as the microphone sends them (after echo cancellation).
-    Today every VAD speech start during agent audio is a committed barge-in, so the
-    figures for main are the VAD's: what starts speech, and how fast. The interruption
-    policy's own figures come from `policy_outcomes()` once the session has one.
+    Without the interruption policy every VAD speech start during agent audio is a
+    committed barge-in (`barge_in_on_main()`: what starts speech, and how fast);
+    `policy_outcomes()` applies the policy (`voiceagent.interruption`) to the same
+    sounds: its verdict from the speech's length and the local recogniser's transcript.
 (c) Cost under load: 4 speakers talking at once through `OfflineModel` in real time,
     semantic on and off: p50/p99 per decision (wall time of `decide()`, queueing for
     the thread limiter included) and event-loop lag.
@@ -216,12 +217,57 @@ def barge_in_on_main(overlays: list[Overlay]) -> list[dict[str, Any]]:
     return rows
 
 
-def policy_outcomes(overlays: list[Overlay]) -> list[dict[str, Any]] | None:
-    """The interruption policy's verdict for each overlay (committed, resumed, time to
-    silence), once the session has a policy: None until then. Its rows have the shape
-    of `barge_in_on_main()`'s so the report shows both side by side."""
-    del overlays
-    return None
+def policy_outcomes(overlays: list[Overlay]) -> list[dict[str, Any]]:
+    """The interruption policy's verdict for each overlay (`voiceagent.interruption`,
+    default settings): speech the VAD hears pauses the agent at once (so the agent goes
+    silent when main's barge-in would); the policy then judges the VAD's speech length
+    and the local recogniser's transcript. Rows have `barge_in_on_main()`'s shape, plus
+    `decided_ms` (onset -> verdict: VAD stop + transcription) and the reason."""
+    from voiceagent.interruption import InterruptionSettings
+    from voiceagent.speech.stt import Recognizer
+
+    settings = InterruptionSettings()
+
+    async def run() -> list[dict[str, Any]]:
+        recognizer = Recognizer(2)
+        await recognizer.warm_up()
+        rows = []
+        try:
+            for overlay in overlays:
+                events = vad_events(overlay.pcm, VadConfig())
+                start = next((e for e in events if isinstance(e[1], SpeechStart)), None)
+                stop = next((e for e in events if isinstance(e[1], SpeechStop)), None)
+                row: dict[str, Any] = {
+                    "kind": overlay.kind,
+                    "label": overlay.label,
+                    "duration_ms": round(overlay.duration_ms),
+                    "interrupted": False,
+                    "resumed": False,
+                    "detect_ms": None,
+                    "decided_ms": None,
+                    "reason": "not_speech",
+                }
+                if start is not None and stop is not None:
+                    assert isinstance(stop[1], SpeechStop)
+                    began = time.perf_counter()
+                    transcript = await recognizer.transcribe(stop[1].audio, 16_000)
+                    stt_ms = (time.perf_counter() - began) * 1000
+                    speech_ms = stop[1].audio_end_ms - start[0]
+                    reason = settings.judge(transcript, speech_ms)
+                    row.update(
+                        interrupted=reason is None,
+                        resumed=reason is not None,
+                        detect_ms=start[0] - overlay.onset_ms,
+                        decided_ms=stop[0] - overlay.onset_ms + stt_ms,
+                        reason=reason or "interruption",
+                        transcript=transcript,
+                    )
+                rows.append(row)
+        finally:
+            await recognizer.aclose()
+        return rows
+
+    return trio.run(run)
 
 
 def summarise_overlays(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -229,6 +275,7 @@ def summarise_overlays(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for kind in ("barge_in", "backchannel", "cough", "noise"):
         chosen = [row for row in rows if row["kind"] == kind]
         detect = [row["detect_ms"] for row in chosen if row["detect_ms"] is not None]
+        decided = [row["decided_ms"] for row in chosen if row.get("decided_ms") is not None]
         out.append(
             {
                 "kind": kind,
@@ -237,6 +284,7 @@ def summarise_overlays(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "resumed": sum(row["resumed"] for row in chosen),
                 "detect_p50_ms": pct(detect, 50),
                 "detect_p99_ms": pct(detect, 99),
+                "decided_p50_ms": pct(decided, 50),
             }
         )
     return out
@@ -333,7 +381,10 @@ LABELS = {
 
 
 def plot(
-    summary: dict[str, Any], rows: list[dict[str, Any]], overlays: list[dict[str, Any]]
+    summary: dict[str, Any],
+    rows: list[dict[str, Any]],
+    overlays: list[dict[str, Any]],
+    policy: list[dict[str, Any]],
 ) -> Path:
     import matplotlib
 
@@ -362,10 +413,14 @@ def plot(
     axes[1].boxplot(data, tick_labels=[LABELS[p].replace("semantic, ", "") for p in POLICIES])
     axes[1].set_ylabel("end of speech -> turn committed (ms)")
     axes[1].set_title("End-of-turn delay, complete utterances")
-    labels = [o["kind"] for o in overlays]
-    axes[2].bar(labels, [100 * o["interrupted"] / max(o["n"], 1) for o in overlays])
+    spots = np.arange(len(overlays))
+    for shift, table, label in ((-0.2, overlays, "every speech start"), (0.2, policy, "policy")):
+        shares = [100 * o["interrupted"] / max(o["n"], 1) for o in table]
+        axes[2].bar(spots + shift, shares, 0.4, label=label)
+    axes[2].set_xticks(spots, [o["kind"] for o in overlays])
     axes[2].set_ylabel("interrupted the agent (%)")
-    axes[2].set_title("Sounds over agent speech (main: every speech start)")
+    axes[2].set_title("Sounds over agent speech")
+    axes[2].legend(fontsize=8)
     fig.tight_layout()
     path = HERE / "results" / "turn_taking.png"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -377,7 +432,7 @@ def markdown(
     summary: dict[str, Any],
     decisions_ms: list[float],
     overlays: list[dict[str, Any]],
-    policy: list[dict[str, Any]] | None,
+    policy: list[dict[str, Any]],
     load: list[dict[str, Any]],
 ) -> str:
     levels = ", ".join(
@@ -438,8 +493,9 @@ def markdown(
         "",
         "## (b) Sounds over agent speech",
         "",
-        "On main every VAD speech start during agent audio is a committed barge-in "
-        "(nothing resumes). Detection: from the sound's onset to the VAD's speech start.",
+        "Without the policy every VAD speech start during agent audio is a committed "
+        "barge-in (nothing resumes). Detection: from the sound's onset to the VAD's "
+        "speech start.",
         "",
         md_table(
             ["sound", "n", "interrupted", "resumed", "detect p50 ms", "detect p99 ms"],
@@ -456,11 +512,23 @@ def markdown(
             ],
         ),
         "",
-        "Interruption policy: "
-        + (
-            "not in this build (`policy_outcomes()` returns None)."
-            if policy is None
-            else "see JSON."
+        "With the interruption policy (default settings): the agent pauses at the VAD's "
+        "speech start (the same detection time), then the policy judges the speech's "
+        "length and its local transcript; decided: onset to verdict.",
+        "",
+        md_table(
+            ["sound", "n", "interrupted", "resumed", "detect p50 ms", "decided p50 ms"],
+            [
+                [
+                    o["kind"],
+                    o["n"],
+                    o["interrupted"],
+                    o["resumed"],
+                    o["detect_p50_ms"],
+                    o["decided_p50_ms"],
+                ]
+                for o in policy
+            ],
         ),
         "",
         "## (c) Cost with concurrent speakers (real time, one process)",
@@ -519,7 +587,8 @@ def main() -> None:
     summary = summarise_turns(rows)
     on_main = barge_in_on_main(overlays)
     overlay_summary = summarise_overlays(on_main)
-    policy = policy_outcomes(overlays)
+    policy_rows = policy_outcomes(overlays)
+    policy = summarise_overlays(policy_rows)
     load: list[dict[str, Any]] = []
     if args.load_seconds > 0:
         paused = [item for item in turns if item.kind == "paused"]
@@ -543,14 +612,15 @@ def main() -> None:
             "n": len(decisions_ms),
         },
         "overlays_on_main": overlay_summary,
-        "policy": policy,
+        "overlays_with_policy": policy,
+        "policy_rows": policy_rows,
         "load": load,
         "utterances": rows,
         "overlay_rows": on_main,
     }
     md = markdown(summary, decisions_ms, overlay_summary, policy, load)
     paths = write_results("turn_taking", data, md)
-    png = plot(summary, rows, overlay_summary)
+    png = plot(summary, rows, overlay_summary, policy)
     print(md)
     print(f"\nwrote {paths['json']}, {paths['md']}, {png}")
 
