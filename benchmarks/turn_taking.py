@@ -395,9 +395,9 @@ def plot(
     kinds = ("paused", "complete")
     x = np.arange(len(kinds))
     width = 0.8 / len(POLICIES)
-    for index, policy in enumerate(POLICIES):
-        rates = [summary[kind][policy]["premature_rate"] * 100 for kind in kinds]
-        axes[0].bar(x + (index - 1.5) * width, rates, width, label=LABELS[policy])
+    for index, name in enumerate(POLICIES):
+        rates = [summary[kind][name]["premature_rate"] * 100 for kind in kinds]
+        axes[0].bar(x + (index - 1.5) * width, rates, width, label=LABELS[name])
     axes[0].set_xticks(x, [f"{k} (n={summary[k]['utterances']})" for k in kinds])
     axes[0].set_ylabel("utterances cut by a premature end of turn (%)")
     axes[0].set_title("Premature end of turn")

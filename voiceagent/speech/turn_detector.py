@@ -7,11 +7,12 @@ Rules of this module:
   list, so pipecat itself is never imported and none of its dependencies is needed at
   run time (`pip install --no-deps pipecat-ai` is enough). No file -> no detector, and
   the offline pipeline ends turns on VAD silence alone.
-* `predict()` is blocking (~10-25 ms of one core for 8 s of audio: log-mel features in
-  numpy, then one ONNX run). onnxruntime releases the GIL while it runs, so `decide()`
-  runs it in a Trio worker thread behind a `CapacityLimiter` (one decision per core at
-  once): the event loop only pays for the thread hand-off. Cancelling `decide()`
-  abandons the thread's result; the thread finishes on its own.
+* `predict()` is blocking (50-150 ms of one core: log-mel features of 8 s of audio in
+  numpy, ~10 ms, then one ONNX run; benchmarks/turn_taking.py). onnxruntime releases
+  the GIL while it runs, so `decide()` runs it in a Trio worker thread behind a
+  `CapacityLimiter` (one decision per core at once): the event loop pays for the
+  thread hand-off and for the GIL the feature extraction holds in short numpy steps.
+  Cancelling `decide()` abandons the thread's result; the thread finishes on its own.
 * One `SmartTurnDetector` per process serves every session (an ONNX session is safe to
   run from several threads at once).
 * Errors: a missing or unreadable model raises `TurnModelUnavailable` at load; a failed
