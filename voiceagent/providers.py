@@ -83,7 +83,14 @@ def build_model(settings: Settings) -> RealtimeModel:
             prefix_padding_ms=settings.vad_prefix_padding_ms,
             silence_duration_ms=settings.vad_silence_duration_ms,
         )
-        config = OfflineModelConfig(vad=vad, max_text_chars=settings.ws_max_text_chars)
+        config = OfflineModelConfig(
+            vad=vad,
+            max_text_chars=settings.ws_max_text_chars,
+            # One setting, one behaviour: semantic_vad is the end-of-turn model offline
+            # and the provider's semantic VAD with the Realtime models.
+            semantic_turn=settings.turn_detection == "semantic_vad",
+            turn_eagerness=settings.vad_eagerness,
+        )
         # One brain per conversation: the model calls the factory on every connect.
         return OfflineModel(config, brain_factory=OfflineBrain)
     from voiceagent.models.realtime import RealtimeAPIModel, RealtimeConfig, RealtimeConfigError

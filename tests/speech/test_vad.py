@@ -7,6 +7,7 @@ import pytest
 from tests.speech.sounds import RATE, frames, silence, white_noise
 from voiceagent.speech.vad import (
     VAD_SAMPLE_RATE,
+    SpeechPause,
     SpeechStart,
     SpeechStop,
     VadConfig,
@@ -120,3 +121,21 @@ def test_a_reused_model_starts_fresh(spoken_question: bytes) -> None:
     ]
     with pytest.raises(RuntimeError):
         first.feed(silence(0.1))
+
+
+def test_a_pause_comes_before_the_stop_with_the_same_audio(spoken_question: bytes) -> None:
+    config = VadConfig(pause_ms=260)
+    events = run(silence(1.0) + spoken_question + silence(1.0), config)
+    assert [type(event) for event in events] == [SpeechStart, SpeechPause, SpeechStop]
+    _, pause, stop = events
+    assert pause.audio_start_ms == stop.audio_start_ms
+    assert 150 <= stop.audio_end_ms - pause.audio_end_ms <= 260  # 500 - 260 ms, in windows
+    assert pause.audio == stop.audio  # the model is asked about what the turn will carry
+    # Without pause_ms, no pause events (VAD-only stays as it was).
+    assert SpeechPause not in {type(event) for event in run(spoken_question + silence(1.0))}
+
+
+@pytest.mark.parametrize("pause_ms", [0, 500, 900])
+def test_a_pause_must_come_before_the_silence_that_ends_speech(pause_ms: int) -> None:
+    with pytest.raises(ValueError, match="pause_ms"):
+        VadConfig(pause_ms=pause_ms)

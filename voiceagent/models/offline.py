@@ -18,7 +18,9 @@ Theory of operation
 -------------------
 `send_audio()` runs the VAD inline (~0.5 ms per 100 ms of audio, see `speech/vad.py`)
 and emits SpeechStarted/SpeechStopped as it goes, so barge-in is never delayed by a
-transcription. A finished utterance becomes an item (InputCommitted) and goes to one
+transcription. With `semantic_turn`, a VAD stop is first held for the end-of-turn model
+(`offline_turns.py`): speech after a pause that the model judged unfinished continues
+the same item. A finished utterance becomes an item (InputCommitted) and goes to one
 *turn task* through a small channel: it transcribes utterances one after another (so
 transcripts stay in speaking order), appends the user message and asks for a response.
 
@@ -71,10 +73,14 @@ from voiceagent.models.base import (
     OutputMode,
     RealtimeModel,
 )
+from voiceagent.models.offline_turns import TurnGate, TurnModel, vad_config_for
 from voiceagent.speech.availability import check_offline_engines
 from voiceagent.speech.stt import Recognizer, SpeechRecognitionError
+from voiceagent.speech.turn_detector import SmartTurnDetector
+from voiceagent.speech.turn_end import EAGERNESS
 from voiceagent.speech.vad import (
     VAD_SAMPLE_RATE,
+    SpeechPause,
     SpeechStart,
     SpeechStop,
     VadConfig,
@@ -105,6 +111,11 @@ class OfflineModelConfig:
     max_history_items: int = 200
     #: longest user text message accepted, in characters
     max_text_chars: int = 4000
+    #: after VAD silence, the end-of-turn model decides (VOICEAGENT_TURN_DETECTION=
+    #: semantic_vad); VAD-only when the model is not installed
+    semantic_turn: bool = False
+    #: how soon the model ends a turn (VOICEAGENT_VAD_EAGERNESS; see speech/turn_end.py)
+    turn_eagerness: str = "auto"
 
     def __post_init__(self) -> None:
         if self.stt_concurrency < 1:
@@ -113,6 +124,8 @@ class OfflineModelConfig:
             raise ValueError("words_per_delta must be >= 1")
         if not 0.0 <= self.delta_interval_s <= 1.0:
             raise ValueError("delta_interval_s must be in [0, 1]")
+        if self.turn_eagerness not in EAGERNESS:
+            raise ValueError(f"turn_eagerness must be one of {', '.join(EAGERNESS)}")
         for name in ("event_capacity", "pending_utterances", "max_history_items"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
@@ -131,14 +144,17 @@ class OfflineModel(RealtimeModel):
         *,
         brain_factory: Callable[[], Brain],
         recognizer: Recognizer | None = None,
+        turn_detector: SmartTurnDetector | None = None,
     ) -> None:
         """`brain_factory` makes each conversation's brain (a brain keeps per-conversation
         state; the app passes `voiceagent.brain.OfflineBrain`, tests their own);
-        `recognizer` shares one STT pool between models."""
+        `recognizer` shares one STT pool between models; `turn_detector` the end-of-turn
+        model (loaded on first use when `config.semantic_turn` and not given)."""
         self.config = config or OfflineModelConfig()
         self._recognizer = recognizer
         self._brain_factory = brain_factory
         self._missing: str | None = None  # what the engine check found, once
+        self.turn_model = TurnModel(self.config.semantic_turn, turn_detector)
 
     @property
     def recognizer(self) -> Recognizer:
@@ -153,6 +169,7 @@ class OfflineModel(RealtimeModel):
         # Imports the VAD and leaves one loaded model in the pool for the first session.
         vad = await trio.to_thread.run_sync(VoiceActivityDetector, self.config.vad)
         vad.close()
+        await self.turn_model.get()
         await self.recognizer.warm_up()
 
     def _check_engines(self) -> None:
@@ -179,11 +196,12 @@ class OfflineModel(RealtimeModel):
     @asynccontextmanager
     async def _open(self, setup: AgentSetup) -> AsyncIterator[ModelConnection]:
         brain = self._brain_factory()
-        vad = VoiceActivityDetector(self.config.vad)
+        detector = await self.turn_model.get()
+        vad = VoiceActivityDetector(vad_config_for(self.config.vad, detector is not None))
         try:
             async with trio.open_nursery() as nursery:
                 connection = _OfflineConnection(
-                    self.config, setup, vad, self.recognizer, brain, nursery
+                    self.config, setup, vad, self.recognizer, brain, nursery, detector
                 )
                 nursery.start_soon(connection.run_turns)
                 try:
@@ -215,6 +233,7 @@ class _OfflineConnection(ModelConnection):
         recognizer: Recognizer,
         brain: Brain,
         nursery: trio.Nursery,
+        detector: SmartTurnDetector | None = None,
     ) -> None:
         self._config = config
         self._setup = setup
@@ -236,6 +255,13 @@ class _OfflineConnection(ModelConnection):
         self._ids = itertools.count(1)
         self._speech_item: str | None = None
         self._closed = False
+        self.turns = TurnGate(
+            detector,
+            eagerness=EAGERNESS[config.turn_eagerness],
+            max_turn_ms=config.vad.max_utterance_ms,
+            nursery=nursery,
+            commit=self._end_of_speech,
+        )
         # Spoken turns wait for the session's answer (base.py `holds_spoken_turns`):
         # transcripts waiting for it, and answers that came before their transcript.
         self._held: dict[str, str] = {}
@@ -282,10 +308,15 @@ class _OfflineConnection(ModelConnection):
             return
         for event in events:
             if isinstance(event, SpeechStart):
+                if self.turns.speech_started():
+                    continue  # the held turn goes on: same item, no second SpeechStarted
                 self._speech_item = self._id("item")
                 await self._emit(SpeechStarted(event.audio_start_ms, self._speech_item))
+            elif isinstance(event, SpeechPause):
+                self.turns.speech_paused(event)
             else:
-                await self._end_of_speech(event)
+                await self.turns.speech_stopped(event)
+        await self.turns.audio_fed(self._vad.audio_ms)
 
     async def _end_of_speech(self, stop: SpeechStop) -> None:
         item_id = self._speech_item or self._id("item")
@@ -300,7 +331,7 @@ class _OfflineConnection(ModelConnection):
 
     async def commit_audio(self) -> None:
         self._check_open()
-        stop = self._vad.end_utterance()
+        stop = self.turns.flush(self._vad.end_utterance())
         if stop is None:
             await self._emit(ModelError("input_audio_buffer_commit_empty", "no speech to commit"))
             return

@@ -26,7 +26,10 @@ The windows drive a small state machine:
     SPEAKING   --p < threshold - hysteresis for silence_duration_ms--------> QUIET
                --utterance reached max_utterance_ms------------------------> QUIET
 
-Entering SPEAKING emits `SpeechStart`; leaving it emits `SpeechStop`. As with the
+Entering SPEAKING emits `SpeechStart`; leaving it emits `SpeechStop`. With `pause_ms`
+set (the semantic end of turn), a silence that reaches it first emits `SpeechPause`
+with the utterance audio so far (the same audio its `SpeechStop` would carry, when
+`pause_ms` >= the 250 ms tail), so the end-of-turn model can be asked early. As with the
 Realtime API, `audio_start_ms` includes the prefix padding (it is where the utterance
 audio begins) and `audio_end_ms` includes the silence that ended the turn (it is when
 the end was detected). `SpeechStop.audio` is the utterance as 16 kHz PCM16: the prefix
@@ -108,6 +111,8 @@ class VadConfig:
     max_utterance_ms: int = 30_000
     #: speech continues while p >= threshold - hysteresis (Silero's usual 0.15)
     hysteresis: float = 0.15
+    #: emit SpeechPause after this much silence (None: never); < silence_duration_ms
+    pause_ms: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -119,6 +124,8 @@ class VadConfig:
                 raise ValueError(f"VAD {name} must be >= 0")
         if self.max_utterance_ms < 1000:
             raise ValueError("VAD max_utterance_ms must be >= 1000")
+        if self.pause_ms is not None and not 0 < self.pause_ms < self.silence_duration_ms:
+            raise ValueError("VAD pause_ms must be in (0, silence_duration_ms)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +146,16 @@ class SpeechStop:
     truncated: bool = False
 
 
-VadEvent = SpeechStart | SpeechStop
+@dataclass(frozen=True, slots=True)
+class SpeechPause:
+    """`pause_ms` of silence inside an utterance; `audio` is the utterance so far (16 kHz)."""
+
+    audio_start_ms: int
+    audio_end_ms: int
+    audio: bytes
+
+
+VadEvent = SpeechStart | SpeechPause | SpeechStop
 
 
 class _State(enum.Enum):
@@ -273,6 +289,12 @@ class VoiceActivityDetector:
             self._silence_ms += _WINDOW_MS
             if self._silence_ms >= cfg.silence_duration_ms:
                 return self._stop(truncated=False, trim_tail=True)
+            if cfg.pause_ms is not None and 0 <= self._silence_ms - cfg.pause_ms < _WINDOW_MS:
+                return SpeechPause(
+                    self._window_ms(self._utterance_start_window),
+                    self._window_ms(self._windows_done),
+                    self._audio(trim_tail=True),
+                )
         if len(self._utterance) * _WINDOW_MS >= cfg.max_utterance_ms:
             return self._stop(truncated=True, trim_tail=False)
         return None
@@ -283,16 +305,18 @@ class VoiceActivityDetector:
         self._state = _State.SPEAKING
         return SpeechStart(audio_start_ms=self._window_ms(self._utterance_start_window))
 
-    def _stop(self, *, truncated: bool, trim_tail: bool) -> SpeechStop:
+    def _audio(self, *, trim_tail: bool) -> bytes:
         windows = self._utterance
         if trim_tail:
             keep_until = self._last_speech_window + 1 + int(np.ceil(_TAIL_MS / _WINDOW_MS))
             windows = windows[: max(keep_until - self._utterance_start_window, 1)]
-        audio = np.concatenate(windows).tobytes() if windows else b""
+        return np.concatenate(windows).tobytes() if windows else b""
+
+    def _stop(self, *, truncated: bool, trim_tail: bool) -> SpeechStop:
         event = SpeechStop(
             audio_start_ms=self._window_ms(self._utterance_start_window),
             audio_end_ms=self._window_ms(self._windows_done),
-            audio=audio,
+            audio=self._audio(trim_tail=trim_tail),
             truncated=truncated,
         )
         self._state = _State.QUIET
