@@ -1,8 +1,10 @@
 """Keys and internals never reach the browser, and never a log line in clear.
 
 `voiceagent serve` runs as a real process, with recognisable fake keys and a Cartesia
-URL that carries its key as `?api_key=` (Cartesia accepts that form), pointed at closed
-ports or at the emulators (as real servers) refusing the credentials. A client drives a
+URL that carries its key as `?api_key=` (Cartesia accepts that form), a room-token
+secret, an admin token and a room token offered in the URL, pointed at closed ports or
+at the emulators (as real servers) refusing the credentials (401), rate limiting the
+handshake (429) or dropping the socket mid-response. A client drives a
 session until the failure is reported; then every event it received, `/healthz`,
 `/metrics` and the server's whole output (at debug level, so library lines such as
 trio-websocket's "Connecting to <url>" are included) are searched for the secrets.
@@ -26,14 +28,19 @@ import trio
 from trio_websocket import open_websocket_url
 
 from tests.test_package import _output_file, _stop, free_port
+from voiceagent.access.tokens import mint_token
 from voiceagent.emulators.cartesia import CartesiaEmulatorConfig, serve_cartesia
 from voiceagent.emulators.realtime import EmulatorConfig, serve_realtime
+from voiceagent.emulators.realtime_config import Faults
 from voiceagent.emulators.realtime_parts import CannedTranscriber
 
 AZURE_KEY = "AZKEY-SECRET-4242"
 CARTESIA_KEY = "CAKEY-SECRET-5353"
 URL_KEY = "SECRETVALUE123"
-SECRETS = (AZURE_KEY, CARTESIA_KEY, URL_KEY)
+AUTH_SECRET = "AUTHSECRET-" + "7" * 32  # signs room tokens
+ADMIN_TOKEN = "ADMINTOKEN-SECRET-9191"
+ROOM_TOKEN = mint_token(AUTH_SECRET, sub="alice", room="secrets", ttl_s=86_400)
+SECRETS = (AZURE_KEY, CARTESIA_KEY, URL_KEY, AUTH_SECRET, ADMIN_TOKEN, ROOM_TOKEN)
 
 
 def _closed_port() -> int:
@@ -71,7 +78,9 @@ async def _server(tmp_path: Path, env: dict[str, str]) -> AsyncIterator[tuple[st
 async def _session_until_error(address: str) -> list[str]:
     """Ask a question; return every text frame received until the first `error` (+1 s)."""
     received: list[str] = []
-    async with open_websocket_url(f"ws://{address}/ws/secrets") as ws:
+    # The room token travels in the URL, the form proxies log: it must not reach a log here.
+    url = f"ws://{address}/ws/secrets?token={ROOM_TOKEN}"
+    async with open_websocket_url(url) as ws:
         await ws.send_message(orjson.dumps({"type": "text", "text": "Is there wifi?"}).decode())
         with trio.fail_after(30):
             while True:
@@ -100,11 +109,14 @@ def _assert_clean(seen: str, where: str, ports: list[int], *, endpoint_allowed: 
 
 SCENARIOS = {
     # what fails: (realtime emulator api_keys or None for a closed port,
-    #              Cartesia emulator api_key or None for a closed port, expected code)
-    "model_closed_port": (None, "unused", "model_unavailable"),
-    "cartesia_closed_port": ((), None, "tts_unavailable"),
-    "model_wrong_key": (("the-right-key",), "unused", "model_auth"),
-    "cartesia_wrong_key": ((), "the-right-key", "tts_unauthorized"),
+    #              Cartesia emulator api_key or None for a closed port, expected code,
+    #              realtime emulator faults)
+    "model_closed_port": (None, "unused", "model_unavailable", Faults()),
+    "cartesia_closed_port": ((), None, "tts_unavailable", Faults()),
+    "model_wrong_key": (("the-right-key",), "unused", "model_auth", Faults()),
+    "cartesia_wrong_key": ((), "the-right-key", "tts_unauthorized", Faults()),
+    "model_rate_limited": ((), "unused", "rate_limited", Faults(reject_status=429)),
+    "model_dropped": ((), "unused", "model_dropped", Faults(drop_on_response=1)),
 }
 
 
@@ -112,13 +124,15 @@ SCENARIOS = {
 async def test_no_secret_or_endpoint_reaches_the_client_or_the_log(
     scenario: str, tmp_path: Path
 ) -> None:
-    realtime_keys, cartesia_key, expected_code = SCENARIOS[scenario]
+    realtime_keys, cartesia_key, expected_code, faults = SCENARIOS[scenario]
     async with trio.open_nursery() as nursery:
         if realtime_keys is None:
             rt_port = _closed_port()
         else:
             config = EmulatorConfig(
-                api_keys=realtime_keys, transcriber=CannedTranscriber("Is there wifi?")
+                api_keys=realtime_keys,
+                transcriber=CannedTranscriber("Is there wifi?"),
+                faults=faults,
             )
             rt_port = await nursery.start(serve_realtime, "127.0.0.1", 0, config)
         if cartesia_key is None:
@@ -133,12 +147,16 @@ async def test_no_secret_or_endpoint_reaches_the_client_or_the_log(
             ),
             "CARTESIA_API_KEY": CARTESIA_KEY,
             "CARTESIA_WEBSOCKET_URL": (f"ws://127.0.0.1:{ca_port}/tts/websocket?api_key={URL_KEY}"),
+            "VOICEAGENT_AUTH_SECRET": AUTH_SECRET,
+            "VOICEAGENT_ADMIN_TOKEN": ADMIN_TOKEN,
         }
         async with _server(tmp_path, env) as (address, log_path):
             received = await _session_until_error(address)
             async with httpx.AsyncClient() as client:
                 health = (await client.get(f"http://{address}/healthz")).text
-                metrics = (await client.get(f"http://{address}/metrics")).text
+                bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+                metrics = (await client.get(f"http://{address}/metrics", headers=bearer)).text
+                assert "voiceagent_sessions_open" in metrics  # the real exposition
         nursery.cancel_scope.cancel()
     errors = [e for e in map(orjson.loads, received) if e["type"] == "error"]
     assert errors[0]["code"] == expected_code, errors
