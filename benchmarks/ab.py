@@ -93,6 +93,10 @@ def main() -> None:
         values = [r["cpu_ms_per_room_s"] for r in runs[label] if r["cpu_ms_per_room_s"]]
         cpu[label] = statistics.median(values) if values else None
     ratio = cpu["B"] / cpu["A"] if cpu["A"] and cpu["B"] else None
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f} ms"
+
     command = "python benchmarks/ab.py " + " ".join(sys.argv[1:])
     markdown = "\n\n".join(
         [
@@ -101,8 +105,8 @@ def main() -> None:
             "CPU ratio to the echo floor at equal load (echo CPU per session / CPU per room; "
             "1.0 = a relayed room costs what a bare echo session costs):",
             md_table(["rooms", "A runs", "A median", "B runs", "B median"], rows),
-            f"Server CPU per room-second (median of runs, loaded steps): A {cpu['A']} ms, "
-            f"B {cpu['B']} ms (B/A {ratio}).",
+            f"Server CPU per room-second (median of runs, loaded steps): A {ms(cpu['A'])}, "
+            f"B {ms(cpu['B'])} (B/A {'-' if ratio is None else f'{ratio:.3f}'}).",
         ]
     )
     write_results(
