@@ -7,8 +7,10 @@ Rules:
    on, the same token `sub` held it. Works across instances that share a database.
 2. The store is read once, before `session_started`, bounded by `RESUME_TIMEOUT_S`
    in all: a store that is slow or down means a fresh conversation, never a stuck
-   room. Records this process still has queued are flushed first (a quick reconnect
-   to the same instance), for at most `FLUSH_WAIT_S`; a store still migrating (a
+   room. This room's records this process still has queued are flushed first (a quick
+   reconnect to the same instance), for at most `FLUSH_WAIT_S`; a room with none
+   queued does not wait for other rooms' writes (they would add up to
+   `VOICEAGENT_STORE_FLUSH_MS` to every handshake); a store still migrating (a
    server that has just started) is waited for as long, then skipped.
 3. What resumes: the browser gets `history_added` for every earlier item (ids made
    unique as `<id>@<connection>`, since a model's ids are unique in one connection
@@ -51,7 +53,7 @@ async def resume(room: Room, grant: RoomGrant) -> int:
             if not store.migrated.is_set():
                 log_event(log, "resume_skipped", reason="the store is not ready")
                 return 0
-            await store.flush(FLUSH_WAIT_S)
+            await store.flush_room(room.session_id, FLUSH_WAIT_S)
             visit = await store.last_visit(room.session_id)
             if visit is None:
                 return 0

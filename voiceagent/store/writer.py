@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -105,6 +106,9 @@ class Store:
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(READ_THREADS)
         self.put_count = 0  # records accepted by put()
+        # Room -> the put_count of its newest queued record, oldest first; entries leave
+        # once written, so this holds only rooms with records still in the queue.
+        self._queued_rooms: OrderedDict[str, int] = OrderedDict()
         self.done_count = 0  # records written or given up on by the writer
         self.dropped = 0  # rule 1
         self.migrated = trio.Event()
@@ -128,6 +132,9 @@ class Store:
                 )
             return False
         self.put_count += 1
+        queued = self._queued_rooms
+        queued[record.session_id] = self.put_count
+        queued.move_to_end(record.session_id)
         return True
 
     def depth(self) -> int:
@@ -222,6 +229,9 @@ class Store:
 
     def _done(self, count: int) -> None:
         self.done_count += count
+        queued = self._queued_rooms
+        while queued and next(iter(queued.values())) <= self.done_count:
+            queued.popitem(last=False)
         self._progress.set()
         self._progress = trio.Event()
 
@@ -239,6 +249,19 @@ class Store:
     async def flush(self, timeout_s: float) -> bool:
         """Wait until everything put so far is written; False on timeout."""
         target = self.put_count
+        with trio.move_on_after(timeout_s):
+            while self.done_count < target:
+                await self._progress.wait()
+            return True
+        return False
+
+    async def flush_room(self, session_id: str, timeout_s: float) -> bool:
+        """Wait until the records of `session_id` put so far are written (at once when
+        it has none queued: a new room's handshake never waits for other rooms' writes);
+        False on timeout."""
+        target = self._queued_rooms.get(session_id)
+        if target is None:
+            return True
         with trio.move_on_after(timeout_s):
             while self.done_count < target:
                 await self._progress.wait()
