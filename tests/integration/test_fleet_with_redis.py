@@ -223,66 +223,73 @@ async def test_a_killed_and_a_drained_instance_lose_no_room(
             victim = va.instance(before[ROOMS[0]])
             lost = sorted(r for r, name in before.items() if name == victim.name)
             kept = sorted(r for r in ROOMS if r not in lost)
+            assert len(lost) >= 2, before
             victim.process.send_signal(signal.SIGKILL)
             killed_at = trio.current_time()
+            # Until its presence expires a dead instance's room still has its owner.
+            newcomer, stranger = lost[0], {"with_token": token("someone-new")}
+            assert await rejection(proxy, newcomer, **stranger) == 403
             for session_id in lost:  # HAProxy ends their tunnels
                 assert await clients[session_id].wait_closed() not in (1000, 1001)
-            # Its presence outlives it by at most the TTL (plus a heartbeat's slack).
-            await eventually(lambda: not any(map(va.present, lost)), within=TTL_S + 2)
+            # Their owners reconnect at once through HAProxy and land on the survivors
+            # (the dead instance's slots for them have not expired yet).
+            back = await exits.enter_async_context(rooms(proxy, lost[1:]))
+            # The room nobody took back: its presence outlives the instance by at most
+            # the TTL (plus a heartbeat's slack); then a new user may take the id.
+            await eventually(lambda: not va.present(newcomer), within=TTL_S + 2)
             assert trio.current_time() - killed_at <= TTL_S + 2
+            back[newcomer] = await exits.enter_async_context(room(proxy, newcomer, **stranger))
             down = {name: "DOWN" if name == victim.name else "UP" for name in before.values()}
             await va.proxy.wait_for_states(down)
 
-            # Its clients reconnect through HAProxy and land on the survivors; one of
-            # its ids is taken by a new user (no `room_owned` left behind).
-            newcomer = lost[0]
-            opened = room(proxy, newcomer, with_token=token("someone-new"))
-            back = {newcomer: await exits.enter_async_context(opened)}
-            back |= await exits.enter_async_context(rooms(proxy, lost[1:]))
             after = await va.placement()
             for session_id in lost:
                 assert after[session_id] != victim.name, after
             for session_id in kept:  # untouched: same instance, same connection
                 assert after[session_id] == before[session_id]
             async with trio.open_nursery() as nursery:
-                for session_id in kept:
-                    nursery.start_soon(talks, clients[session_id])
-            for client in back.values():
-                await talks(client)
+                for client in [*(clients[r] for r in kept), *back.values()]:
+                    nursery.start_soon(talks, client)
             live = {**{r: clients[r] for r in kept}, **back}
+            users = {r: owner(r) for r in ROOMS} | {newcomer: "someone-new"}
 
-            # 6. SIGTERM a survivor while one of its rooms is mid-response.
+            # 6. SIGTERM a survivor while its rooms but one are mid-response.
             drained = va.instance(after[kept[0]])
             on_it = sorted(r for r, name in after.items() if name == drained.name)
-            talking = kept[0]
-            assert talking in on_it
-            await live[talking].send(type="text", text="how heavy may my bag be?")
-            started = await live[talking].wait_for("response_start")
+            idle, talking = on_it[0], on_it[1:]
+            assert talking, after
+            for session_id in talking:
+                await live[session_id].send(type="text", text="how heavy may my bag be?")
+            started = {r: await live[r].wait_for("response_start") for r in talking}
             drained.process.send_signal(signal.SIGTERM)
-            for session_id in on_it:
-                if session_id == talking:
-                    continue
-                assert await live[session_id].wait_closed(within=5) == 1001
-            closed = await live[talking].wait_closed(within=30)
-            assert closed == 1001
-            events = live[talking].events
-            kinds = [event["type"] for event in events]
-            done = [e for e in events if e["type"] == "response_done"][-1]
-            assert done["response_id"] == started["response_id"], events[-5:]
-            assert done["status"] == "completed", done
-            assert kinds.index("response_done") < len(kinds) - 1
+            # The idle room is sent away at once and comes back on the other survivor
+            # while its neighbours are still answering.
+            assert await live[idle].wait_closed(within=5) == 1001
+            async with room(proxy, idle, with_token=token(users[idle])):
+                moved = await va.placement()
+                assert moved[idle] != drained.name, moved
+                assert all(moved[r] == drained.name for r in talking), moved
+            for session_id in talking:  # each finishes its answer, then 1001
+                assert await live[session_id].wait_closed(within=30) == 1001
+                events = live[session_id].events
+                kinds = [event["type"] for event in events]
+                last_done = len(kinds) - 1 - kinds[::-1].index("response_done")
+                done = events[last_done]
+                assert done["response_id"] == started[session_id]["response_id"], done
+                assert done["status"] == "completed", done
+                # nothing cut short after it: its audio's end, then the goodbye
+                assert "response_start" not in kinds[last_done:], kinds[last_done:]
+                assert kinds.index("audio_end", last_done) < len(kinds) - 1
             for session_id in on_it:
                 last = live[session_id].events[-1]
                 assert (last["code"], last["reconnect"]) == ("server_shutting_down", True)
             with trio.fail_after(15):
                 assert await drained.process.wait() == 0
             # They all come back on the last instance.
-            returning = [r for r in on_it if r != newcomer]
-            async with (
-                rooms(proxy, returning),
-                room(proxy, newcomer, with_token=token("someone-new")),
-            ):
+            async with AsyncExitStack() as returning:
+                for session_id in on_it:
+                    opened = room(proxy, session_id, with_token=token(users[session_id]))
+                    await returning.enter_async_context(opened)
                 final = await va.placement()
-            survivor = va.others(drained.name)
-            assert len(survivor) == 1
-            assert all(final[r] == survivor[0].name for r in returning), final
+            (survivor,) = va.others(drained.name)
+            assert all(final[r] == survivor.name for r in on_it), final
