@@ -11,7 +11,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-from tests.conftest import Client, make_services, running_app
+from tests.conftest import Client, eventually, make_services, running_app
 from tests.session.helpers import front_desk
 from voiceagent.access.tokens import APP_SUBPROTOCOL, mint_token
 from voiceagent.config import Settings
@@ -158,6 +158,21 @@ async def test_rooms_per_user() -> None:
             assert await rejection(address, "room-2", with_token=token("alice")) == 429
             async with room(address, "room-3", with_token=token("bob")):
                 pass
+
+
+async def test_a_user_at_the_limit_may_still_replace_their_own_room() -> None:
+    """A reconnect is the same room, not a second one: at the limit it replaces the old
+    connection, and afterwards the user still holds exactly one slot."""
+    limits = {"auth_secret": SECRET, "max_sessions_per_user": 1, "max_rooms": 1}
+    async with server(**limits) as (address, services, _):
+        async with room(address, "room-1", with_token=token("alice")) as first:
+            async with room(address, "room-1", with_token=token("alice")):
+                assert await first.wait_closed() == 1012
+                assert await rejection(address, "room-2", with_token=token("alice")) == 429
+                assert await rejection(address, "room-3", with_token=token("bob")) == 503
+        await eventually(lambda: len(services.registry) == 0, within=5)
+        async with room(address, "room-2", with_token=token("alice")):
+            pass
 
 
 async def test_a_full_process_refuses_at_the_handshake_and_says_so() -> None:

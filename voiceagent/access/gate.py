@@ -10,7 +10,9 @@ counted in `voiceagent_handshakes_refused_total{reason}`):
    grant (403 `room_owned`);
 4. concurrent rooms per client address and per user (429), and in all
    (`VOICEAGENT_MAX_ROOMS`, 503 `too_many_rooms`): slots are taken here and given back
-   by `Admission.release()` when the session ends, whatever way it ends.
+   by `Admission.release()` when the session ends, whatever way it ends. A reconnect
+   that replaces its owner's live room is the same room, not another: it may take one
+   slot past the limit (the old connection gives its slot back as it closes).
 
 `admit` awaits only the ownership lookup and the slot counter: with the in-process
 registry and counter neither waits; with the shared ones (Redis) each is one round
@@ -122,12 +124,18 @@ class Gate:
                 "origin_not_allowed", "this page may not open rooms here", status=403
             )
         grant = OPEN_GRANT
+        owner: RoomGrant | None = None
         if self.verifier is not None:
             token = token_from_handshake(handshake.subprotocols, handshake.query_token)
             grant = self.verifier.verify(token, handshake.session_id)
             owner = await owner_of(handshake.session_id)
             if owner is not None and owner.sub != grant.sub and not grant.admin:
                 raise AccessRefused("room_owned", "this room belongs to another user", status=403)
+        # Replacing a live room (a reconnect) keeps the count of rooms: the old
+        # connection gives its slot back as it closes, so the new one may hold one more
+        # for that moment (its owner's, and the total's).
+        spare_user = int(owner is not None and owner.sub == grant.sub)
+        spare_room = int(owner is not None)
         address = client_address(handshake.peer, handshake.forwarded_for, self._trusted)
         answer = APP_SUBPROTOCOL if APP_SUBPROTOCOL in handshake.subprotocols else None
         admission = Admission(grant, address, answer)
@@ -141,10 +149,10 @@ class Gate:
             refusal = AccessRefused(
                 "too_many_sessions_user", "too many rooms for this user", status=429
             )
-            wanted.append((f"sub:{grant.sub}", self._per_user, refusal))
+            wanted.append((f"sub:{grant.sub}", self._per_user + spare_user, refusal))
         if self._max_rooms:
             refusal = AccessRefused("too_many_rooms", "the service is full", status=503)
-            wanted.append(("rooms", self._max_rooms, refusal))
+            wanted.append(("rooms", self._max_rooms + spare_room, refusal))
         try:
             for key, limit, refusal in wanted:
                 if not await self._slots.acquire(key, limit):
