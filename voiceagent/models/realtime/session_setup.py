@@ -8,8 +8,8 @@ Rules of this module:
   options under ``audio.input`` / ``audio.output``; ``"beta"`` (Azure preview / OpenAI
   beta) keeps them flat and asks for text alongside audio (docs/architecture.md,
   "Provider protocols").
-- Nothing here can fail: `RealtimeConfig.validate()` has refused unusable values at
-  startup.
+- Nothing here raises on a validated configuration: `RealtimeConfig.validate()` has
+  refused unusable values at startup.
 """
 
 from __future__ import annotations
