@@ -7,13 +7,11 @@ Rules:
    TTS it is voiced by its own `speak` task (speaker.py), else the model's own audio
    deltas are relayed. Text of a response the user cut off is dropped.
 3. A barge-in (the client's `interrupt` or VAD, the model's VAD, a guardrail) never
-   waits: it makes the epoch stale and queues `audio_interrupted` ahead of everything
-   (outbox.py), cancels the speaking responses' scopes and the interruptible tool
-   calls, asks the model to cancel and keep only what was heard, and records the
-   heard text in the history. The model's VAD first goes through interruptions.py
-   (pause, judge, then resume or commit); the client's messages commit at once.
-4. An output guardrail that trips cuts the response (a barge-in) and says the agent's
-   safe line instead, as a response of its own (`<id>_safe`).
+   waits; what it does is barge_in.py's (`cut`). The model's VAD first goes through
+   interruptions.py (pause, judge, then resume or commit); the client's messages
+   commit at once.
+4. An output guardrail that trips cuts the response and says the agent's safe line
+   instead, as a response of its own (barge_in.py `trip_guardrail`).
 5. When both the model and the voice are done with a response, `audio_end` and the
    turn's `metrics` event are sent (once).
 """
@@ -28,7 +26,7 @@ import trio
 
 from voiceagent import metrics
 from voiceagent.close_codes import CloseCode
-from voiceagent.conversation import ConversationItem, Heard
+from voiceagent.conversation import ConversationItem
 from voiceagent.events import (
     AudioDelta,
     FunctionCall,
@@ -50,9 +48,10 @@ from voiceagent.logs import log_event
 from voiceagent.models.base import ModelConnectionError
 from voiceagent.protocol import error_event, event
 from voiceagent.session.away import AwayWatch
+from voiceagent.session.barge_in import cut, end_text, trip_guardrail
 from voiceagent.session.interruptions import Interruptions
 from voiceagent.session.lines import say_line
-from voiceagent.session.model_link import CancelResponse, ModelLink
+from voiceagent.session.model_link import ModelLink
 from voiceagent.session.room import Room
 from voiceagent.session.speaker import Speaker
 from voiceagent.session.tool_runner import ToolRunner
@@ -125,7 +124,7 @@ class ResponseRouter:
         if response.guardrails is not None:
             tripped = response.guardrails.feed(ev.delta)
             if tripped is not None:
-                await self._trip_guardrail(response, tripped)
+                await trip_guardrail(self, self._room, self._link, response, tripped)
                 return
         if response.text_tx is not None:
             if response.timer is not None:
@@ -148,7 +147,7 @@ class ResponseRouter:
         if response is not None:
             response.text = ev.text or response.text
             response.item_id = response.item_id or ev.item_id
-            _end_text(response)
+            end_text(response)
             if not response.interrupted:  # a cut reply stays in the history as heard
                 room.history.put(
                     ConversationItem(
@@ -173,8 +172,8 @@ class ResponseRouter:
             if response.guardrails is not None and not response.interrupted:
                 tripped = response.guardrails.finish()
                 if tripped is not None:
-                    await self._trip_guardrail(response, tripped)
-            _end_text(response)
+                    await trip_guardrail(self, self._room, self._link, response, tripped)
+            end_text(response)
         await self._room.put(event("response_done", response_id=ev.response_id, status=ev.status))
         if response is not None and response.speech_done:
             await self._finish_response(response)
@@ -187,7 +186,7 @@ class ResponseRouter:
         response = self._room.turns.current
         if response is not None and not response.model_done:
             response.model_done = True
-            _end_text(response)
+            end_text(response)
             await self._room.put(
                 event("response_done", response_id=response.response_id, status="failed")
             )
@@ -265,81 +264,8 @@ class ResponseRouter:
 
     def barge_in(self, source: str) -> None:
         """Stop what the user is hearing; keep only what they heard. Never waits."""
-        self._cut(source)
+        cut(self._room, self._link, self._tools, source)
         self.interruptions.barged_in()  # after the cancel: held turns are answered next
-
-    def _cut(self, source: str) -> None:
-        room = self._room
-        now = trio.current_time()
-        self._tools.cancel_interruptible()
-        if room.ending:  # a barge-in over the goodbye: the room has nothing more to say
-            room.close(CloseCode.BUDGET, "session usage limit reached")
-        speaking = room.turns.interrupt(now)
-        if not speaking:
-            return
-        current = speaking[-1]
-        room.outbox.interrupt(
-            event(
-                "audio_interrupted",
-                response_id=current.response_id,
-                played_ms=current.estimated_played_ms(now),
-            )
-        )
-        for response in speaking:
-            if response.tts_scope is not None:
-                response.tts_scope.cancel()
-            _end_text(response)
-        heard = current.heard(now)
-        log_event(
-            log,
-            "barge_in",
-            source=source,
-            response_id=current.response_id,
-            played_ms=heard.audio_ms,
-        )
-        room.journal.mark(
-            "barge_in", source=source, response_id=current.response_id, played_ms=heard.audio_ms
-        )
-        if room.recorder is not None:
-            room.recorder.cut(current.response_id, heard.audio_ms)
-        if self._link.connection is not None:
-            if not self._link.send_nowait(CancelResponse(heard)):
-                log_event(log, "cancel_not_queued", level=logging.WARNING)
-        if current.item_id is not None:
-            room.history.put(
-                ConversationItem(
-                    current.item_id,
-                    "assistant",
-                    text=heard.text or "",
-                    status="interrupted",
-                    agent=current.agent,
-                )
-            )
-
-    async def _trip_guardrail(self, response: Response, tripped: Any) -> None:
-        """An output guardrail fired: cut the response and say the safe line instead."""
-        room = self._room
-        name = getattr(tripped, "guardrail", None) or getattr(tripped, "name", "guardrail")
-        safe_line = room.agent.guardrail_safe_line
-        self.barge_in("guardrail")
-        response.guardrails = None
-        room.journal.mark(
-            "guardrail_tripped",
-            guardrail=str(name),
-            response_id=response.response_id,
-        )
-        await room.put(
-            event(
-                "guardrail_tripped",
-                guardrail=str(name),
-                response_id=response.response_id,
-                message=str(getattr(tripped, "message", "") or ""),
-            )
-        )
-        if self._link.connection is not None:
-            heard = Heard(response.response_id, response.item_id, 0, safe_line)
-            await self._link.send(CancelResponse(heard))
-        await self.say_line(f"{response.response_id}_safe", response.agent, safe_line)
 
     async def end_for_budget(self) -> None:
         """The room reached its token or cost cap: say goodbye, then close with 4002.
@@ -381,12 +307,6 @@ _CLIENT_ERRORS = {
     ),
     "response_cancel_not_active": ("", ""),  # a cancel that crossed the response's end
 }
-
-
-def _end_text(response: Response) -> None:
-    """No more text for `response`'s voice: its `speak` task finishes what it has."""
-    if response.text_tx is not None:
-        response.text_tx.close()
 
 
 # Rule 1. Unbound functions, not bound methods: a table of bound methods held by the

@@ -8,7 +8,8 @@ The session owns its parts and wires them together; they share a `Room` (room.py
     model_link.py   the model connection (lazy, reconnect, idle close), the audio
                     and control pumps; audio_batch.py the inbound audio batch;
                     deadlines.py when a quiet model is given up on
-    responses.py    model events → responses, barge-in, guardrails, turn metrics
+    responses.py    model events → responses, barge-in, guardrails, turn metrics;
+                    barge_in.py the cut of a barge-in or a tripped guardrail
     speaker.py      TTS per response, in order
     tool_runner.py  tool calls and handoffs
     history.py      the conversation the browser shows (final items also go to
