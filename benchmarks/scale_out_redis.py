@@ -251,6 +251,7 @@ def plot(result: dict[str, Any], name: str) -> list[str]:
         share = [(i + 1) / len(values) for i in range(len(values))]
         left.plot(values, share, "-" if path.endswith("direct") else "--", label=path)
     left.set_xscale("log")
+    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # unreadable overlap
     left.set_xlabel("connect → session_started (ms)")
     left.set_ylabel("share of handshakes")
     left.legend(fontsize=8)
