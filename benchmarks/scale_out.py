@@ -14,8 +14,8 @@ The instances are pinned to `--server-cpus`, HAProxy and this load process to
 its first audio or text, so the figures are the load balancer's and the handshake's.
 Every wait is bounded (`--timeout` for the whole run).
 
-The shared registry (Redis) is not part of this run; its command counts per room will
-be measured here once it exists.
+The shared registry (Redis) is not part of this run: benchmarks/scale_out_redis.py
+measures what it adds to a handshake and what an idle room costs it.
 
 Writes results/scale_out.{json,md} and results/scale_out.png.
 Example: python benchmarks/scale_out.py --instances 3 --rooms 600 --handshakes 300
@@ -91,29 +91,34 @@ def instance_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def fleet(args: argparse.Namespace) -> Iterator[tuple[list[int], int, int, int]]:
-    """K instances and HAProxy; yields (instance ports, proxy port, stats port, proxy pid)."""
+def fleet(
+    args: argparse.Namespace, extra_env: dict[str, str] | None = None, tag: str = ""
+) -> Iterator[tuple[list[int], int, int, int]]:
+    """K instances and HAProxy; yields (instance ports, proxy port, stats port, proxy pid).
+
+    `extra_env` is added to every instance's environment; `tag` names its logs."""
     ports = [free_port() for _ in range(args.instances)]
+    name = f"{args.name}{tag}"
     with contextlib.ExitStack() as stack:
         for index, port in enumerate(ports, 1):
             argv = [sys.executable, "-m", "voiceagent", "serve", "--host", "127.0.0.1"]
             stack.enter_context(
                 server_process(
                     [*argv, "--port", str(port)],
-                    name=f"{args.name}-va{index}",
+                    name=f"{name}-va{index}",
                     cpus=args.server_cpus,
-                    env=instance_env(),
+                    env={**instance_env(), **(extra_env or {})},
                 )
             )
         for port in ports:
             wait_app_ready(port)
         proxy_port, stats_port = free_port(), free_port()
         LOGS.mkdir(parents=True, exist_ok=True)
-        config = LOGS / f"{args.name}-haproxy.cfg"
+        config = LOGS / f"{name}-haproxy.cfg"
         config.write_text(render_haproxy_config(proxy_port, stats_port, ports))
         proxy = stack.enter_context(
             server_process(
-                [HAPROXY, "-f", str(config), "-db"], name=f"{args.name}-haproxy", cpus=args.aux_cpus
+                [HAPROXY, "-f", str(config), "-db"], name=f"{name}-haproxy", cpus=args.aux_cpus
             )
         )
         wait_port(proxy_port, proxy)
