@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -34,23 +35,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--a", type=Path, required=True, help="checkout A (the baseline)")
     p.add_argument("--b", type=Path, required=True, help="checkout B (the change)")
     p.add_argument("--runs", type=int, default=3, help="runs per side, interleaved")
+    p.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--name", default="ab", help="results/<name>.{json,md}")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="-- active_rooms.py args")
     return p
 
 
-def one_run(checkout: Path, label: str, bench_args: list[str]) -> dict[str, Any]:
-    """Run checkout's active_rooms.py; its results go to a scratch name we read back."""
+def one_run(
+    checkout: Path, label: str, bench_args: list[str], env: dict[str, str]
+) -> dict[str, Any]:
+    """Run checkout's active_rooms.py (servers inherit `env`); its results go to a
+    scratch name we read back."""
     name = f"ab_scratch_{label}"
     script = checkout / "benchmarks" / "active_rooms.py"
     command = [sys.executable, str(script), *bench_args, "--name", name, "--no-plots"]
     print("$", " ".join(command), flush=True)
-    subprocess.run(command, cwd=checkout, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        command, cwd=checkout, check=True, stdout=subprocess.DEVNULL, env={**os.environ, **env}
+    )
     written = checkout / "benchmarks" / "results" / f"{name}.json"
     data = json.loads(written.read_text())
     for suffix in (".json", ".md"):  # scratch output: not a result of its own
         (checkout / "benchmarks" / "results" / f"{name}{suffix}").unlink(missing_ok=True)
     return data
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--a-env/--b-env take NAME=VALUE, not {pair!r}")
+        env[name] = value
+    return env
 
 
 def figures(run: dict[str, Any]) -> dict[str, Any]:
@@ -67,9 +85,11 @@ def main() -> None:
     args = build_parser().parse_args()
     bench_args = [a for a in args.bench_args if a != "--"]
     runs: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+    envs = {"A": parse_env(args.a_env), "B": parse_env(args.b_env)}
     for n in range(args.runs):
         for label, checkout in (("A", args.a), ("B", args.b)):
-            runs[label].append(figures(one_run(checkout.resolve(), f"{label}{n}", bench_args)))
+            data = one_run(checkout.resolve(), f"{label}{n}", bench_args, envs[label])
+            runs[label].append(figures(data))
             print(label, n, runs[label][-1], flush=True)
     rooms = sorted(
         {int(m) for side in runs.values() for run in side for m in run["cpu_ratio_at_equal_load"]}
@@ -100,7 +120,8 @@ def main() -> None:
     command = "python benchmarks/ab.py " + " ".join(sys.argv[1:])
     markdown = "\n\n".join(
         [
-            f"# A/B: {args.a} (A) vs {args.b} (B), interleaved",
+            f"# A/B: {args.a} {' '.join(args.a_env)} (A) vs {args.b} {' '.join(args.b_env)}"
+            " (B), interleaved",
             f"`{command}`",
             "CPU ratio to the echo floor at equal load (echo CPU per session / CPU per room; "
             "1.0 = a relayed room costs what a bare echo session costs):",
