@@ -41,7 +41,10 @@ async def test_a_pause_mid_sentence_ends_the_turn_only_without_the_model(semanti
     if semantic:
         assert len(starts) == 1 and len(transcripts) == 1
         assert len(client.of_type("input_speech_stopped")) == 1
+        # Both parts in one transcript: more words than the first part's eight. (Which
+        # words the recogniser hears varies with the synthesised voice, so no word is
+        # required by name.)
         words = transcripts[0]["text"].lower().split()
-        assert "flight" in words and len(words) >= 8  # both parts in one transcript
+        assert len(words) >= 9, words
     else:
         assert len(starts) == 2 and len(transcripts) == 2
