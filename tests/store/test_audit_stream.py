@@ -151,3 +151,26 @@ def test_settings() -> None:
         parse({"VOICEAGENT_AUDIT_STREAM": "audit"})
     with pytest.raises(ConfigError, match="VOICEAGENT_AUDIT_STREAM_MAXLEN"):
         parse({"VOICEAGENT_AUDIT_STREAM_MAXLEN": "0"})
+
+
+async def test_a_paused_redis_costs_the_writer_nothing(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """SIGSTOP: connections stay open and nothing answers; each send meets the timeout."""
+    services = store_services(SqliteBackend(tmp_path / "va.db"))
+    assert services.store is not None
+    stream = sink(redis_server)
+    services.store.audit = Sinks([FileSink(tmp_path / "events.jsonl"), stream])
+    async with running_app(services) as address:
+        redis_server.pause()
+        try:
+            async with connect(address, "paused") as client:
+                await converse(client)
+            await settled(stream, tmp_path, "paused")
+            # The writer kept up: every batch was stored and reached the file meanwhile.
+            assert services.store.done_count == services.store.put_count
+        finally:
+            redis_server.resume()
+    stored = SqliteBackend(tmp_path / "va.db").items("paused")
+    assert [r.item_id for r in stored] == [item["id"] for item in shown(client)]
+    assert stream.dropped > 0 and stream.failures > 0
