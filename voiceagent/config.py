@@ -156,6 +156,8 @@ class Settings:
     store_queue: int = 10_000  # VOICEAGENT_STORE_QUEUE (records waiting; full: dropped)
     resume_window_s: float = 120.0  # VOICEAGENT_RESUME_WINDOW_S (0: never resume)
     audit_file: str = ""  # VOICEAGENT_AUDIT_FILE (JSON lines of stored records; empty: none)
+    audit_stream: str = ""  # VOICEAGENT_AUDIT_STREAM (Redis stream key; needs REDIS_URL)
+    audit_stream_maxlen: int = 100_000  # VOICEAGENT_AUDIT_STREAM_MAXLEN (XADD MAXLEN ~)
     record: bool = False  # VOICEAGENT_RECORD (stereo WAV per connection in DATA_DIR/recordings)
 
     @property

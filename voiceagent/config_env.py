@@ -108,6 +108,8 @@ _ENV_NAMES: dict[str, str] = {
     "store_queue": "VOICEAGENT_STORE_QUEUE",
     "resume_window_s": "VOICEAGENT_RESUME_WINDOW_S",
     "audit_file": "VOICEAGENT_AUDIT_FILE",
+    "audit_stream": "VOICEAGENT_AUDIT_STREAM",
+    "audit_stream_maxlen": "VOICEAGENT_AUDIT_STREAM_MAXLEN",
     "record": "VOICEAGENT_RECORD",
     "max_rooms": "VOICEAGENT_MAX_ROOMS",
     "redis_url": "VOICEAGENT_REDIS_URL",
@@ -270,6 +272,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "store_flush_ms": _int_range(1, 60_000),
     "store_queue": _int_range(10, 10_000_000),
     "resume_window_s": _float_range(0.0, 30 * 86_400.0),
+    "audit_stream_maxlen": _int_range(1, 10**10),
     "max_rooms": _int_range(0, 10_000_000),
     "redis_url": _redis_url,
     "redis_prefix": _redis_prefix,
@@ -331,6 +334,8 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError(
             "VOICEAGENT_REDIS_URL needs the redis extra: pip install 'voiceagent[redis]'"
         )
+    if settings.audit_stream and not settings.redis_url:
+        raise ConfigError("VOICEAGENT_AUDIT_STREAM needs VOICEAGENT_REDIS_URL (the Redis to use)")
     if settings.ws_tts_chunk_bytes % 2:
         raise ConfigError("WS_TTS_CHUNK_BYTES must be even (whole 16-bit samples)")
 

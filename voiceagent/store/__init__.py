@@ -7,6 +7,7 @@
     backend.py   the SQL both databases share; sqlite.py and postgres.py
     report.py    the read side: a room's report, the list, the export
     audit.py     the audit stream: stored records published as JSON events
+    audit_stream.py  its Redis Streams sink (XADD ... MAXLEN ~)
 
 Nothing here runs between a frame arriving and a frame leaving: a room only puts
 records on a memory channel (docs/store.md).
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from voiceagent.config import ConfigError, Settings
 from voiceagent.store.backend import SqlBackend
-from voiceagent.store.writer import Store
+from voiceagent.store.writer import AuditSink, Store
 
 __all__ = ["Store", "open_store"]
 
@@ -39,14 +40,34 @@ def open_store(settings: Settings) -> Store | None:
         from voiceagent.store.sqlite import SqliteBackend
 
         backend = SqliteBackend.in_dir(Path(settings.data_dir))
-    audit = None
-    if settings.audit_file:
-        from voiceagent.store.audit import FileSink
-
-        audit = FileSink(settings.audit_file)
     return Store(
         backend,
         capacity=settings.store_queue,
         flush_ms=settings.store_flush_ms,
-        audit=audit,
+        audit=open_audit(settings),
     )
+
+
+def open_audit(settings: Settings) -> AuditSink | None:
+    """The audit sinks the settings ask for: the file, the Redis stream, both or none."""
+    sinks: list[AuditSink] = []
+    if settings.audit_file:
+        from voiceagent.store.audit import FileSink
+
+        sinks.append(FileSink(settings.audit_file))
+    if settings.audit_stream and settings.redis_url:
+        from voiceagent.store.audit_stream import StreamSink
+
+        sinks.append(
+            StreamSink(
+                settings.redis_url,
+                settings.audit_stream,
+                maxlen=settings.audit_stream_maxlen,
+                timeout_s=settings.redis_timeout_s,
+            )
+        )
+    if len(sinks) > 1:
+        from voiceagent.store.audit import Sinks
+
+        return Sinks(sinks)
+    return sinks[0] if sinks else None

@@ -1,8 +1,9 @@
 """The audit and analytics stream: every stored record, published as a JSON event.
 
-Sinks: none (the default) and a JSON-lines file (`VOICEAGENT_AUDIT_FILE`; one event
-per line, appended, the folder created on first use). The event schema and a consumer
-example are in docs/store.md ("Audit stream").
+Sinks: none (the default), a JSON-lines file (`VOICEAGENT_AUDIT_FILE`; one event
+per line, appended, the folder created on first use) and a Redis stream
+(`VOICEAGENT_AUDIT_STREAM`, audit_stream.py); both at once through `Sinks`. The event
+schema and consumer examples are in docs/store.md ("Audit stream").
 
 Rules:
 1. Out of band: the writer (writer.py) publishes a batch after the store committed
@@ -21,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 import trio
@@ -44,9 +45,35 @@ AUDIT_ERRORS = Counter(
 )
 
 
+def event_json(record: Record) -> bytes:
+    """One event: the record's event form plus the schema version `v`, as JSON."""
+    return orjson.dumps({"v": EVENT_VERSION, **record.as_event()})
+
+
 def audit_event(record: Record) -> bytes:
-    """One line of the stream: the record's event form plus the schema version `v`."""
-    return orjson.dumps({"v": EVENT_VERSION, **record.as_event()}) + b"\n"
+    """One line of the file: the event and a newline."""
+    return event_json(record) + b"\n"
+
+
+class Sinks(AuditSink):
+    """Several sinks at once, in order; each one's failures stay its own (rule 2)."""
+
+    def __init__(self, sinks: Sequence[AuditSink]) -> None:
+        self.sinks = list(sinks)
+
+    async def publish(self, batch: Sequence[Record]) -> None:
+        for sink in self.sinks:
+            await sink.publish(batch)
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            for sink in self.sinks:
+                await nursery.start(sink.serve)
+            task_status.started()
+
+    async def aclose(self) -> None:
+        for sink in self.sinks:
+            await sink.aclose()
 
 
 class FileSink(AuditSink):

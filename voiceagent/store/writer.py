@@ -79,10 +79,17 @@ _DROPPED_REFUSED = RECORDS.labels("dropped_refused")
 
 
 class AuditSink:
-    """Where stored records are published after they are written (audit.py)."""
+    """Where stored records are published after they are written (audit.py).
+
+    `serve()` runs in the writer task's nursery for as long as the writer (a sink that
+    needs a connection or a sender task owns it there); `aclose()` sends what the sink
+    still holds, within its own bound, and may be called more than once."""
 
     async def publish(self, batch: Sequence[Record]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
 
     async def aclose(self) -> None:
         return None
@@ -143,12 +150,19 @@ class Store:
     # -- the writer (rules 2-5) -------------------------------------------------------------
 
     async def run(self) -> None:
-        """The writer task: migrate, then write batches until `aclose()`."""
+        """The writer task: migrate, then write batches until `aclose()`; the audit
+        sink serves alongside and is closed (its last events sent) before it ends."""
         try:
-            await self._retrying(self.backend.migrate, "store_migrate_failed")
-            self.migrated.set()
-            log_event(log, "store_ready", backend=self.backend.describe())
-            await self._drain()
+            async with trio.open_nursery() as nursery:
+                if self.audit is not None:
+                    await nursery.start(self.audit.serve)
+                await self._retrying(self.backend.migrate, "store_migrate_failed")
+                self.migrated.set()
+                log_event(log, "store_ready", backend=self.backend.describe())
+                await self._drain()
+                if self.audit is not None:
+                    await self.audit.aclose()
+                nursery.cancel_scope.cancel()
         finally:
             self.finished.set()
 
