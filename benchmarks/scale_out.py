@@ -176,17 +176,24 @@ async def measure_handshakes(
 
 
 async def hold_rooms(
-    count: int, concurrency: int, proxy_port: int, opened: trio.Event, release: trio.Event
+    count: int,
+    concurrency: int,
+    proxy_port: int,
+    opened: trio.Event,
+    release: trio.Event,
+    prefix: str = "spread",
 ) -> list[str]:
-    """Open `count` rooms through the proxy and hold them until `release`."""
+    """Open `count` rooms (`<prefix>-<n>`) through `proxy_port` and hold them idle until
+    `release`; returns the failures."""
     failures: list[str] = []
     limiter = trio.CapacityLimiter(concurrency)
     remaining = [count]
 
     async def room(index: int) -> None:
+        ws = None
         try:
             async with limiter:
-                ws = await LeanWebSocket.connect("127.0.0.1", proxy_port, f"/ws/spread-{index}")
+                ws = await LeanWebSocket.connect("127.0.0.1", proxy_port, f"/ws/{prefix}-{index}")
                 while b'"session_started"' not in (await ws.receive())[1]:
                     pass
         except Exception as exc:

@@ -44,8 +44,14 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))  # tests.infra: RedisServer, HAProxy
 
 from _common import RESULTS, md_table, pin, raise_nofile, write_results  # noqa: E402
-from _wsclient import LeanWebSocket  # noqa: E402
-from scale_out import cpu_list, fleet, handshake, sessions_of, summary  # noqa: E402
+from scale_out import (  # noqa: E402
+    cpu_list,
+    fleet,
+    handshake,
+    hold_rooms,
+    sessions_of,
+    summary,
+)
 
 from tests.infra import RedisServer  # noqa: E402
 
@@ -129,37 +135,6 @@ async def measure_handshakes(
     return samples
 
 
-async def hold_idle(
-    count: int, concurrency: int, port: int, opened: trio.Event, release: trio.Event
-) -> list[str]:
-    """Open `count` rooms through `port`, hold them idle until `release`."""
-    failures: list[str] = []
-    limiter = trio.CapacityLimiter(concurrency)
-    remaining = [count]
-
-    async def room(index: int) -> None:
-        ws = None
-        try:
-            async with limiter:
-                ws = await LeanWebSocket.connect("127.0.0.1", port, f"/ws/idle-{index}")
-                while b'"session_started"' not in (await ws.receive())[1]:
-                    pass
-        except Exception as exc:
-            failures.append(repr(exc))
-            ws = None
-        remaining[0] -= 1
-        if not remaining[0]:
-            opened.set()
-        if ws is not None:
-            await release.wait()
-            await ws.aclose()
-
-    async with trio.open_nursery() as nursery:
-        for index in range(count):
-            nursery.start_soon(room, index)
-    return failures
-
-
 async def run(
     args: argparse.Namespace,
     ports: dict[str, list[int]],
@@ -187,8 +162,8 @@ async def run(
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(observe)
-            failures = await hold_idle(
-                args.idle_rooms, args.concurrency, proxies["redis"], opened, release
+            failures = await hold_rooms(
+                args.idle_rooms, args.concurrency, proxies["redis"], opened, release, "idle"
             )
     before, after = window["before"], window["after"]
     rooms = sum(window["held"])
