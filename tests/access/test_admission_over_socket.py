@@ -267,6 +267,26 @@ async def test_at_the_token_cap_the_agent_says_goodbye_and_nothing_more_is_spent
         assert [text for kind, text in model.log if kind == "user"] == ["first", "second"]
 
 
+async def test_an_interrupt_over_the_goodbye_closes_at_once() -> None:
+    model = ScriptedModel(default=ScriptedReply("Hello there, how can I help?"))
+    tts = ScriptedTTS(realtime_factor=1.0)  # the goodbye takes seconds to speak
+    settings = Settings(max_session_tokens=20)
+    services = make_services(model, tts, agent=front_desk, settings=settings)
+    async with running_app(services) as address, room(address, "room-1") as client:
+        await client.send(type="text", text="first")
+        await client.wait_for("audio_end", within=20)
+        await client.send(type="text", text="second")  # over the cap: goodbye
+        goodbye = await client.wait_for("text_done", where=lambda e: "Goodbye" in e["text"])
+        goodbye_id = goodbye["response_id"]
+        await client.wait_for("audio_start", where=lambda e: e["response_id"] == goodbye_id)
+        await client.send(type="interrupt")
+        started = trio.current_time()
+        assert await client.wait_closed(within=5) == 4002
+        assert trio.current_time() - started < 2.0  # not after the goodbye's seconds of audio
+        ended = [e["response_id"] for e in client.of_type("audio_end")]
+        assert goodbye_id not in ended  # cut, not played to its end
+
+
 # -- admin ----------------------------------------------------------------------------
 
 
