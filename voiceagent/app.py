@@ -20,8 +20,7 @@ from quart.routing import QuartMap
 from quart_trio import QuartTrio
 
 from voiceagent import metrics
-from voiceagent.access.gate import Gate, Handshake, gate_from_settings
-from voiceagent.access.limits import SlotCounter
+from voiceagent.access.gate import Handshake, gate_from_settings
 from voiceagent.access.tokens import AccessRefused, mint_token
 from voiceagent.admin import add_admin_routes, bearer_ok
 from voiceagent.capacity import Capacity, watch_accept_errors
@@ -64,7 +63,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         ),
     )
     capacity = Capacity.from_setting(settings.ws_max_connections)
-    gate = build_gate(settings, slots=getattr(registry, "slots", None))
+    gate = gate_from_settings(settings, slots=getattr(registry, "slots", None))
     app.config["GATE"] = gate
     drain = Drain(settings.drain_grace_s, on_begin=transport.stop_writes)
     app.config["DRAIN"] = drain  # cli.py drains on SIGTERM; admin.py on POST /admin/drain
@@ -206,19 +205,6 @@ def use_shared_registry(services: Services) -> Registry:
 def _refusal(refusal: AccessRefused) -> Response:
     headers = {"Retry-After": "5"} if refusal.status == 503 else {}
     return Response(f"{refusal.message}\n", refusal.status, headers, content_type="text/plain")
-
-
-def build_gate(settings: Settings, *, slots: SlotCounter | None = None) -> Gate:
-    return gate_from_settings(
-        auth_secret=settings.auth_secret,
-        auth_public_key=settings.auth_public_key,
-        allowed_origins=settings.allowed_origins,
-        trusted_proxies=settings.trusted_proxies,
-        max_sessions_per_ip=settings.max_sessions_per_ip,
-        max_sessions_per_user=settings.max_sessions_per_user,
-        max_rooms=settings.max_rooms,
-        slots=slots,
-    )
 
 
 def _handshake(session_id: str) -> Handshake:

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
@@ -46,6 +47,9 @@ from voiceagent.access.tokens import (
     TokenVerifier,
     token_from_handshake,
 )
+
+if TYPE_CHECKING:
+    from voiceagent.config import Settings
 
 REFUSED = Counter(
     "voiceagent_handshakes_refused",
@@ -181,32 +185,22 @@ def read_public_key(value: str) -> str:
         raise ValueError(f"cannot read the public key file {value!r}: {exc.strerror}") from None
 
 
-def gate_from_settings(
-    *,
-    auth_secret: str,
-    auth_public_key: str,
-    allowed_origins: str,
-    trusted_proxies: str,
-    max_sessions_per_ip: int,
-    max_sessions_per_user: int,
-    max_rooms: int = 0,
-    slots: SlotCounter | None = None,
-) -> Gate:
-    """The gate the settings describe (raises ValueError on a bad key or list)."""
+def gate_from_settings(settings: Settings, *, slots: SlotCounter | None = None) -> Gate:
+    """The gate `settings` describe (raises ValueError on a bad key or list)."""
     verifier = None
-    if auth_secret and auth_public_key:
+    if settings.auth_secret and settings.auth_public_key:
         raise ValueError("set VOICEAGENT_AUTH_SECRET or VOICEAGENT_AUTH_PUBLIC_KEY, not both")
-    if auth_secret:
-        verifier = TokenVerifier(secret=auth_secret)
-    elif auth_public_key:
-        verifier = TokenVerifier(public_key=read_public_key(auth_public_key))
+    if settings.auth_secret:
+        verifier = TokenVerifier(secret=settings.auth_secret)
+    elif settings.auth_public_key:
+        verifier = TokenVerifier(public_key=read_public_key(settings.auth_public_key))
     return Gate(
         verifier=verifier,
-        origins=OriginPolicy(split_list(allowed_origins)),
-        trusted_proxies=parse_networks(split_list(trusted_proxies)),
-        max_sessions_per_ip=max_sessions_per_ip,
-        max_sessions_per_user=max_sessions_per_user,
-        max_rooms=max_rooms,
+        origins=OriginPolicy(split_list(settings.allowed_origins)),
+        trusted_proxies=parse_networks(split_list(settings.trusted_proxies)),
+        max_sessions_per_ip=settings.max_sessions_per_ip,
+        max_sessions_per_user=settings.max_sessions_per_user,
+        max_rooms=settings.max_rooms,
         slots=slots,
     )
 
