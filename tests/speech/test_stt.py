@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import wave
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soxr
 import trio
 
 from tests.speech.sounds import RATE, silence
+from voiceagent.interruption import BACKCHANNELS, is_backchannel, words_of
 from voiceagent.speech.stt import MAX_UTTERANCE_S, Recognizer, SpeechRecognitionError
+from voiceagent.speech.stt_worker import SILENCE_MARGIN_MS, trim_silence
 
 
 async def test_a_spoken_sentence_is_transcribed(spoken_question: bytes) -> None:
@@ -82,3 +87,40 @@ async def test_warm_up_starts_the_workers_once() -> None:
     await recognizer.warm_up()  # already warm: no more processes
     assert recognizer.worker_pids == started
     await recognizer.aclose()
+
+
+YEAH_FROM_CHROMIUM = Path(__file__).parent / "audio" / "yeah_from_chromium.wav"
+
+
+async def test_a_backchannel_padded_with_digital_silence_stays_a_backchannel() -> None:
+    # A "Yeah." as Chromium captured it (its audio processing clips it), followed by
+    # the digital silence a VAD segment ends with. Undecoded, pocketsphinx heard
+    # "yeah and" in most of these cuts: no longer a backchannel, so a "yeah" over the
+    # agent cut it off instead of letting it play on.
+    with wave.open(str(YEAH_FROM_CHROMIUM)) as wav:
+        rate = wav.getframerate()
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    recognizer = Recognizer(max_concurrency=1)
+    heard = set()
+    for start_ms in (0, 100, 200, 300):
+        for end_ms in (1200, 1400, 1600):
+            cut = samples[start_ms * rate // 1000 : end_ms * rate // 1000]
+            heard.add(await recognizer.transcribe(cut.tobytes(), rate))
+    await recognizer.aclose()
+    assert all(is_backchannel(words_of(text), BACKCHANNELS["en"]) for text in heard), heard
+
+
+def test_trimming_keeps_the_speech_and_a_margin_of_silence() -> None:
+    speech = (np.sin(np.arange(8_000) / 5) * 10_000).astype("<i2")  # 0.5 s at 16 kHz
+    padded = np.concatenate([silence_16k(1.0), speech, silence_16k(2.0)])
+    trimmed = trim_silence(padded)
+    margin = SILENCE_MARGIN_MS * 16
+    assert len(trimmed) == len(speech) + 2 * margin
+    assert np.array_equal(trimmed[margin:-margin], speech)
+    noisy = np.random.default_rng(1).normal(0, 300, 16_000).astype("<i2")  # a noisy room
+    assert len(trim_silence(noisy)) == len(noisy)
+    assert len(trim_silence(silence_16k(1.0))) == 16_000  # nothing voiced: left alone
+
+
+def silence_16k(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * 16_000), dtype="<i2")

@@ -21,6 +21,8 @@ import struct
 import sys
 from typing import BinaryIO
 
+import numpy as np
+
 SAMPLE_RATE = 16_000
 REQUEST = struct.Struct("<II")
 REPLY = struct.Struct("<BI")
@@ -28,6 +30,10 @@ REPLY = struct.Struct("<BI")
 MAX_REQUEST_BYTES = 60 * 48_000 * 2
 #: how much lower than the server the worker runs (Unix nice increment)
 NICENESS = 10
+#: silence kept around the speech when trimming (see `trim_silence`)
+SILENCE_MARGIN_MS = 150
+#: RMS of a 10 ms frame below which it counts as silence (about -54 dBFS)
+SILENCE_RMS = 64.0
 
 
 def _read_exactly(stream: BinaryIO, count: int) -> bytes | None:
@@ -46,6 +52,28 @@ def _reply(stream: BinaryIO, status: int, text: str) -> None:
     payload = text.encode("utf-8")
     stream.write(REPLY.pack(status, len(payload)) + payload)
     stream.flush()
+
+
+def trim_silence(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """`samples` (int16) without the near-silence beyond `SILENCE_MARGIN_MS` at each end.
+
+    A VAD segment ends with its hangover, and a browser's capture pads it with digital
+    silence: on a second of trailing zeros pocketsphinx invents words ("yeah" becomes
+    "yeah and", which is no longer a backchannel). A noisy microphone never falls below
+    the threshold, so its audio is left as it is.
+    """
+    frame = sample_rate // 100
+    count = len(samples) // frame
+    if count == 0:
+        return samples
+    frames = samples[: count * frame].astype(np.float32).reshape(count, frame)
+    voiced = np.flatnonzero(np.sqrt(np.mean(frames * frames, axis=1)) > SILENCE_RMS)
+    if voiced.size == 0:
+        return samples
+    margin = SILENCE_MARGIN_MS // 10
+    start = max(0, int(voiced[0]) - margin) * frame
+    end = min(len(samples), (int(voiced[-1]) + 1 + margin) * frame)
+    return samples[start:end]
 
 
 def main() -> int:
@@ -77,12 +105,12 @@ def main() -> int:
             _reply(replies, 0, str(os.getpid()))
             continue
         try:
+            samples = np.frombuffer(pcm, dtype="<i2")
             if sample_rate != SAMPLE_RATE:
-                import numpy as np
                 import soxr
 
-                samples = np.frombuffer(pcm, dtype="<i2")
-                pcm = soxr.resample(samples, sample_rate, SAMPLE_RATE).astype("<i2").tobytes()
+                samples = soxr.resample(samples, sample_rate, SAMPLE_RATE).astype("<i2")
+            pcm = trim_silence(samples).tobytes()
             decoder.start_utt()
             decoder.process_raw(pcm, no_search=False, full_utt=True)
             decoder.end_utt()
