@@ -76,3 +76,17 @@ def test_transport_message_limit_follows_the_protocol_maxima() -> None:
     # Below what the protocol itself allows: refused, naming the variable.
     with pytest.raises(ConfigError, match="WS_MAX_MESSAGE_BYTES"):
         Settings.from_env({"WS_MAX_MESSAGE_BYTES": "65536"})
+
+
+def test_frame_durations_are_ordered_and_fit_the_byte_limit() -> None:
+    settings = Settings.from_env({})
+    assert (settings.ws_min_audio_frame_ms, settings.ws_max_audio_frame_ms) == (10, 200)
+    custom = Settings.from_env({"WS_PREFERRED_AUDIO_FRAME_MS": "20"})
+    assert custom.ws_preferred_audio_frame_ms == 20
+    with pytest.raises(ConfigError, match="WS_PREFERRED_AUDIO_FRAME_MS"):
+        Settings.from_env({"WS_PREFERRED_AUDIO_FRAME_MS": "300"})
+    with pytest.raises(ConfigError, match="WS_PREFERRED_AUDIO_FRAME_MS"):
+        Settings.from_env({"WS_MIN_AUDIO_FRAME_MS": "150"})
+    # 200 ms is 9 600 bytes: a byte limit below it would refuse announced frames.
+    with pytest.raises(ConfigError, match="WS_MAX_AUDIO_FRAME_MS"):
+        Settings.from_env({"WS_MAX_AUDIO_FRAME_BYTES": "8000"})

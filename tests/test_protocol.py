@@ -15,6 +15,7 @@ from voiceagent.protocol import (
     TextIn,
     chunk_pcm,
     parse_client_message,
+    session_started,
     valid_session_id,
 )
 
@@ -103,3 +104,30 @@ def test_client_metrics_accepts_the_whole_range() -> None:
     for value in (0.5, 812, 60_000):
         message = orjson.dumps({"type": "client_metrics", "response_id": "r", "e2e_ms": value})
         assert parse_client_message(message.decode(), LIMITS) == ClientMetrics("r", float(value))
+
+
+def test_session_started_announces_the_frame_durations() -> None:
+    limits = Limits(min_audio_frame_ms=10, max_audio_frame_ms=200, preferred_audio_frame_ms=60)
+    started = orjson.loads(
+        session_started(
+            session_id="r", model="m", tts="t", agent="a", offline_brain=False, limits=limits
+        )
+    )
+    assert started["protocol"] == 2
+    assert started["limits"] == {
+        "max_audio_frame_bytes": 32768,
+        "max_text_chars": 4000,
+        "min_audio_frame_ms": 10,
+        "max_audio_frame_ms": 200,
+        "preferred_audio_frame_ms": 60,
+    }
+
+
+@pytest.mark.parametrize("frame_ms", [1, 10, 20, 40, 60, 100, 200, 682])
+def test_any_frame_duration_up_to_the_byte_limit_is_audio(frame_ms: int) -> None:
+    """The parser knows bytes, not durations: a short tail and a long frame both pass."""
+    pcm = bytes(frame_ms * 48)
+    assert parse_client_message(pcm, LIMITS) == AudioIn(pcm)
+    with pytest.raises(ProtocolError) as refused:
+        parse_client_message(bytes(LIMITS.max_audio_frame_bytes + 2), LIMITS)
+    assert refused.value.code == "frame_too_large"

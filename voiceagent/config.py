@@ -87,6 +87,11 @@ class Settings:
     ws_tts_chunk_bytes: int = 9600  # WS_TTS_CHUNK_BYTES (200 ms)
     ws_max_audio_frame_bytes: int = 32768  # WS_MAX_AUDIO_FRAME_BYTES
     ws_max_text_chars: int = 4000  # WS_MAX_TEXT_CHARS
+    # The client's microphone frame durations, announced in `session_started.limits`
+    # (docs/protocol.md): the range a client may pick from, and the one it should pick.
+    ws_min_audio_frame_ms: int = 10  # WS_MIN_AUDIO_FRAME_MS
+    ws_max_audio_frame_ms: int = 200  # WS_MAX_AUDIO_FRAME_MS
+    ws_preferred_audio_frame_ms: int = 100  # WS_PREFERRED_AUDIO_FRAME_MS
     ws_send_timeout_s: float = 5.0  # WS_SEND_TIMEOUT_S
     ws_write_timeout_s: float = 10.0  # WS_WRITE_TIMEOUT_S (one socket write, transport level)
     ws_max_errors: int = 20  # WS_MAX_ERRORS (bad messages per 10 s before close 1008)

@@ -23,6 +23,7 @@ from voiceagent.config import (
     ConfigError,
     Settings,
 )
+from voiceagent.pcm import ms_bytes
 from voiceagent.redact import redact_url
 
 _ENV_NAMES: dict[str, str] = {
@@ -61,6 +62,9 @@ _ENV_NAMES: dict[str, str] = {
     "ws_tts_chunk_bytes": "WS_TTS_CHUNK_BYTES",
     "ws_max_audio_frame_bytes": "WS_MAX_AUDIO_FRAME_BYTES",
     "ws_max_text_chars": "WS_MAX_TEXT_CHARS",
+    "ws_min_audio_frame_ms": "WS_MIN_AUDIO_FRAME_MS",
+    "ws_max_audio_frame_ms": "WS_MAX_AUDIO_FRAME_MS",
+    "ws_preferred_audio_frame_ms": "WS_PREFERRED_AUDIO_FRAME_MS",
     "ws_send_timeout_s": "WS_SEND_TIMEOUT_S",
     "ws_write_timeout_s": "WS_WRITE_TIMEOUT_S",
     "ws_max_errors": "WS_MAX_ERRORS",
@@ -231,6 +235,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "ws_tts_chunk_bytes": _int_range(480, 1 << 20),
     "ws_max_audio_frame_bytes": _int_range(2, 15 << 20),
     "ws_max_text_chars": _int_range(1, 1_000_000),
+    "ws_min_audio_frame_ms": _int_range(1, 10_000),
+    "ws_max_audio_frame_ms": _int_range(1, 10_000),
+    "ws_preferred_audio_frame_ms": _int_range(1, 10_000),
     "ws_send_timeout_s": _float_range(0.05, 600.0),
     "ws_write_timeout_s": _float_range(0.1, 600.0),
     "ws_max_errors": _int_range(1, 100_000),
@@ -336,8 +343,26 @@ def _check_consistency(settings: Settings) -> None:
         )
     if settings.audit_stream and not settings.redis_url:
         raise ConfigError("VOICEAGENT_AUDIT_STREAM needs VOICEAGENT_REDIS_URL (the Redis to use)")
+    _check_frame_durations(settings)
     if settings.ws_tts_chunk_bytes % 2:
         raise ConfigError("WS_TTS_CHUNK_BYTES must be even (whole 16-bit samples)")
+
+
+def _check_frame_durations(settings: Settings) -> None:
+    """The announced frame durations must be ordered, and the longest must fit the
+    enforced byte limit (else a client keeping to the announcement gets refused)."""
+    low, high = settings.ws_min_audio_frame_ms, settings.ws_max_audio_frame_ms
+    preferred = settings.ws_preferred_audio_frame_ms
+    if not low <= preferred <= high:
+        raise ConfigError(
+            f"WS_PREFERRED_AUDIO_FRAME_MS={preferred} must lie within WS_MIN_AUDIO_FRAME_MS"
+            f"={low} and WS_MAX_AUDIO_FRAME_MS={high}"
+        )
+    if ms_bytes(high) > settings.ws_max_audio_frame_bytes:
+        raise ConfigError(
+            f"WS_MAX_AUDIO_FRAME_MS={high} ({ms_bytes(high)} bytes) does not fit"
+            f" WS_MAX_AUDIO_FRAME_BYTES={settings.ws_max_audio_frame_bytes}"
+        )
 
 
 def _check_access(settings: Settings) -> None:

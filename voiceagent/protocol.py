@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: `session_started.limits` announces the frame durations
 SAMPLE_RATE = 24_000
 MAX_RESPONSE_ID_CHARS = 128
 MAX_CLIENT_E2E_MS = 60_000  # a client_metrics figure above this is refused
@@ -37,8 +37,20 @@ ENVELOPE_CHARS = 1024
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """What `session_started.limits` announces, and what the parser enforces.
+
+    The frame durations are the client's to choose (the server never asks a client for
+    its framing: it re-batches whatever arrives, audio_batch.py): any frame from
+    `min_audio_frame_ms` to `max_audio_frame_ms` is in the contract, and the client
+    should send `preferred_audio_frame_ms`. Only `max_audio_frame_bytes` is enforced
+    (`frame_too_large` above it), so a shorter frame (the tail of an utterance) is fine.
+    """
+
     max_audio_frame_bytes: int = 32768
     max_text_chars: int = 4000
+    min_audio_frame_ms: int = 10
+    max_audio_frame_ms: int = 200
+    preferred_audio_frame_ms: int = 100
 
     @property
     def max_text_message_chars(self) -> int:
@@ -259,6 +271,9 @@ def session_started(
         limits={
             "max_audio_frame_bytes": limits.max_audio_frame_bytes,
             "max_text_chars": limits.max_text_chars,
+            "min_audio_frame_ms": limits.min_audio_frame_ms,
+            "max_audio_frame_ms": limits.max_audio_frame_ms,
+            "preferred_audio_frame_ms": limits.preferred_audio_frame_ms,
         },
     )
 

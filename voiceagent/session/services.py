@@ -72,7 +72,11 @@ class Services:
 
     @property
     def limits(self) -> Limits:
+        settings = self.settings
         return Limits(
-            max_audio_frame_bytes=self.settings.ws_max_audio_frame_bytes,
-            max_text_chars=self.settings.ws_max_text_chars,
+            max_audio_frame_bytes=settings.ws_max_audio_frame_bytes,
+            max_text_chars=settings.ws_max_text_chars,
+            min_audio_frame_ms=settings.ws_min_audio_frame_ms,
+            max_audio_frame_ms=settings.ws_max_audio_frame_ms,
+            preferred_audio_frame_ms=settings.ws_preferred_audio_frame_ms,
         )
