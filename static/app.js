@@ -5,8 +5,10 @@
 // - Connect (a user gesture) creates the AudioContext, asks the server for a room token
 //   (net/room-token.js: only servers run with VOICEAGENT_DEMO_TOKENS=1 hand one out),
 //   opens /ws/{session_id}, and opens the microphone once `session_started` arrives, so
-//   no speech is lost before the server listens. Mic frames go out as binary 960-byte frames (`?audio=json` sends the
-//   JSON fallback instead).
+//   no speech is lost before the server listens. Mic frames go out as binary frames of
+//   the server's `limits.preferred_audio_frame_ms` (100 ms = 4 800 bytes by default;
+//   `?frame_ms=20` picks another duration within the announced range, for testing and
+//   comparison); `?audio=json` sends the JSON fallback instead.
 // - Server audio belongs to the response named by the last `audio_start`. Audio of a
 //   response we cut (interrupt button, client VAD barge-in, `audio_interrupted`) is
 //   dropped on arrival: playback stops at once, before the server's confirmation.
@@ -44,6 +46,9 @@ const jsonAudio = params.get("audio") === "json";
 // ?bargein=server: the client VAD never cuts the agent; the server's turn-taking policy
 // (pause, then resume or interrupt) decides alone.
 const serverBargeIn = params.get("bargein") === "server";
+// ?frame_ms=N: the microphone's frame duration, instead of the server's preferred one.
+const frameMsOverride = Number(params.get("frame_ms")) || null;
+const V1_FRAME_MS = 20; // a version-1 server announces no durations: its demo's framing
 
 const ui = {
   form: $("connect-form"),
@@ -74,6 +79,7 @@ const stats = {
   eventsByType: {},
   framesSent: 0,
   framesDropped: 0,
+  lastFrameBytes: 0, // PCM bytes of the last mic frame sent
   audioBytesIn: 0,
   audioBytesDropped: 0,
   lateAudioBytes: 0, // bytes of a response after its audio_interrupted: must stay 0
@@ -119,6 +125,7 @@ const s = {
   typedAtPerf: null,
   measuredAfter: 0, // the speech end already used for an e2e figure
   maxText: 4000,
+  frameMs: V1_FRAME_MS, // the microphone's frame duration (from session_started.limits)
   lastClose: null, // {code, reason} of the last close
   audioReady: Promise.resolve(false), // resolves once the audio graph is up (or failed)
   toolCalls: new Map(), // call id -> {call, agent}: tool_end carries no arguments
@@ -156,6 +163,9 @@ window.voiceagent = {
     return engine.sampleRate;
   },
   audioTransport: jsonAudio ? "json" : "binary",
+  get frameMs() {
+    return s.frameMs;
+  },
   /** Reopen the microphone (after a device change; the E2E tests use it because
    * Chromium's fake device replays its file from the start on every open). */
   async restartMic() {
@@ -355,6 +365,16 @@ function send(msg) {
 
 // --- microphone ----------------------------------------------------------------------
 
+/** The frame duration to send: `?frame_ms=` when the server's range allows it, else
+ * the server's preferred one (docs/protocol.md, Microphone framing). */
+function frameDuration(limits) {
+  const low = limits?.min_audio_frame_ms ?? V1_FRAME_MS;
+  const high = limits?.max_audio_frame_ms ?? V1_FRAME_MS;
+  const preferred = limits?.preferred_audio_frame_ms ?? V1_FRAME_MS;
+  if (frameMsOverride !== null) return Math.min(high, Math.max(low, frameMsOverride));
+  return preferred;
+}
+
 function sendMicFrame(pcm) {
   const ws = s.ws;
   if (!ws || ws.readyState !== WebSocket.OPEN || !s.session) return;
@@ -365,6 +385,7 @@ function sendMicFrame(pcm) {
   if (jsonAudio) ws.send(JSON.stringify({ type: "audio", data: Array.from(new Int16Array(pcm)) }));
   else ws.send(pcm);
   stats.framesSent++;
+  stats.lastFrameBytes = pcm.byteLength;
 }
 
 function onClientVad(m) {
@@ -394,7 +415,7 @@ async function startMic() {
   if (!(await s.audioReady)) return;
   if (!s.session) return; // closed while the audio graph was starting
   try {
-    await engine.startMic();
+    await engine.startMic(s.frameMs);
     if (!s.session) {
       engine.stopMic(); // closed while the browser was opening the microphone
       return;
@@ -555,6 +576,7 @@ const HANDLERS = {
   session_started(m) {
     s.session = m;
     s.maxText = m.limits?.max_text_chars || 4000;
+    s.frameMs = frameDuration(m.limits);
     ui.message.maxLength = s.maxText;
     ui.banner.hidden = m.offline_brain !== true;
     ui.info.textContent = `model ${m.model} · voice ${m.tts} · ${m.agent}`;

@@ -1,13 +1,16 @@
 // Capture worklet: microphone (device rate, any channel count) -> 24 kHz mono PCM16
-// frames of 20 ms (480 samples = 960 bytes), plus an energy VAD for instant barge-in.
+// frames of `frameMs` (processorOptions; 20 ms = 480 samples = 960 bytes when absent),
+// plus an energy VAD for instant barge-in. The VAD runs on its own 10 ms windows, so
+// the frame duration never delays a barge-in (docs/protocol.md, Microphone framing).
 //
 // Messages to the main thread:
-//   {type: "frame", pcm: ArrayBuffer}              960 bytes of PCM16 little-endian
+//   {type: "frame", pcm: ArrayBuffer}              frameMs of PCM16 little-endian
 //   {type: "vad", speaking: true,  t}              speech onset (AudioContext time, s)
 //   {type: "vad", speaking: false, t}              last voiced instant of the utterance
 //   {type: "level", db, floor}                     meter, every 50 ms
 // Messages from the main thread:
 //   {type: "agentSpeaking", value: bool}           turns the echo guard on/off
+//   {type: "frameMs", value: number}               the next frames' duration (10-200 ms)
 //
 // The VAD itself (and why it is an energy VAD) lives in vad.js.
 
@@ -15,15 +18,21 @@ import { StreamResampler } from "./resampler.js";
 import { EnergyVad, WINDOW_SAMPLES } from "./vad.js";
 
 const TARGET_RATE = 24000;
-const FRAME_SAMPLES = 480; // 20 ms at 24 kHz
+const DEFAULT_FRAME_MS = 20;
+
+function frameSamples(ms) {
+  const bounded = Math.min(200, Math.max(10, Math.round(Number(ms) || DEFAULT_FRAME_MS)));
+  return (TARGET_RATE / 1000) * bounded;
+}
 
 class CaptureProcessor extends AudioWorkletProcessor {
-  constructor() {
+  constructor(options) {
     super();
     this.resampler = new StreamResampler(sampleRate, TARGET_RATE);
     this.scratchIn = new Float32Array(128);
     this.scratchOut = new Float32Array(this.resampler.maxOutput(128));
-    this.frame = new Int16Array(FRAME_SAMPLES);
+    this.frameSamples = frameSamples(options?.processorOptions?.frameMs);
+    this.frame = new Int16Array(this.frameSamples);
     this.frameFill = 0;
 
     this.winSum = 0;
@@ -33,6 +42,7 @@ class CaptureProcessor extends AudioWorkletProcessor {
 
     this.port.onmessage = (e) => {
       if (e.data && e.data.type === "agentSpeaking") this.vad.agentSpeaking = !!e.data.value;
+      if (e.data && e.data.type === "frameMs") this.frameSamples = frameSamples(e.data.value);
     };
   }
 
@@ -69,10 +79,11 @@ class CaptureProcessor extends AudioWorkletProcessor {
   pushSample(s) {
     const clamped = s > 1 ? 1 : s < -1 ? -1 : s;
     this.frame[this.frameFill++] = clamped < 0 ? clamped * 0x8000 : clamped * 0x7fff;
-    if (this.frameFill === FRAME_SAMPLES) {
+    // A new duration applies from the next frame: this one keeps its length.
+    if (this.frameFill === this.frame.length) {
       const pcm = this.frame.buffer;
       this.port.postMessage({ type: "frame", pcm }, [pcm]);
-      this.frame = new Int16Array(FRAME_SAMPLES);
+      this.frame = new Int16Array(this.frameSamples);
       this.frameFill = 0;
     }
   }

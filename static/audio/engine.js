@@ -64,9 +64,13 @@ export class AudioEngine {
     return performance.now() + (contextTime - this.ctx.currentTime) * 1000;
   }
 
-  /** Open the microphone with echo cancellation; frames flow to handlers.onFrame. */
-  async startMic() {
-    if (this.stream) return;
+  /** Open the microphone with echo cancellation; frames of `frameMs` (10-200) flow to
+   * handlers.onFrame. Already open: the next frames take the new duration. */
+  async startMic(frameMs = 20) {
+    if (this.stream) {
+      this.capture?.port.postMessage({ type: "frameMs", value: frameMs });
+      return;
+    }
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       throw new Error("no microphone access here (the page needs https or localhost)");
     }
@@ -83,6 +87,7 @@ export class AudioEngine {
     this.capture = new AudioWorkletNode(this.ctx, "voiceagent-capture", {
       numberOfInputs: 1,
       numberOfOutputs: 0,
+      processorOptions: { frameMs },
     });
     this.capture.port.onmessage = (e) => {
       const m = e.data;

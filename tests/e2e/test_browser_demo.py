@@ -46,11 +46,16 @@ def test_page_connects_and_says_the_offline_brain_is_in_use(demo: Demo) -> None:
     assert "not from a language model" in banner.inner_text()
 
 
-def test_microphone_streams_20ms_binary_frames(demo: Demo) -> None:
+def test_microphone_streams_binary_frames_of_the_announced_duration(demo: Demo) -> None:
+    """With no `?frame_ms=`, the page sends the server's preferred frame duration."""
     sent = demo.wait("() => window.voiceagent.stats.framesSent >= 50 && window.voiceagent.stats")
     sent = sent["framesSent"]
     assert sent >= 50
     assert demo.stats()["framesDropped"] == 0
+    limits = demo.page.evaluate("window.voiceagent.session.limits")
+    assert limits["preferred_audio_frame_ms"] == 100
+    assert demo.page.evaluate("window.voiceagent.frameMs") == 100
+    assert demo.stats()["lastFrameBytes"] == 100 * 48
 
 
 def test_spoken_question_appears_as_the_user_transcript(demo: Demo) -> None:
@@ -241,3 +246,20 @@ def test_json_audio_fallback_carries_speech(server_url: str, browser: Any) -> No
         assert problems == []
     finally:
         context.close()
+
+
+def test_microphone_streams_20ms_binary_frames(server_url: str, browser: Any) -> None:
+    """`?frame_ms=20`: the version-1 framing (telephony's), still carrying speech."""
+    with connected_demo(browser, server_url, "?frame_ms=20") as demo:
+        sent = demo.wait(
+            "() => window.voiceagent.stats.framesSent >= 50 && window.voiceagent.stats"
+        )
+        sent = sent["framesSent"]
+        assert sent >= 50
+        assert demo.stats()["framesDropped"] == 0
+        assert demo.page.evaluate("window.voiceagent.frameMs") == 20
+        assert demo.stats()["lastFrameBytes"] == 960
+        text = demo.first_user_transcript(FIRST_REPLY_TIMEOUT_MS)
+        assert "bag" in text.lower()
+        assert "error" not in demo.stats()["eventsByType"]
+        assert demo.problems == []
