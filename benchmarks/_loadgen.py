@@ -12,7 +12,7 @@ Replies (worker -> script):   ("ready", {"ok": n, "failed": n, "errors": [...]})
 
 Modes:
 - "idle": connect, read whatever the server sends (discarding it), send nothing;
-- "echo": every session sends a constant 20 ms frame of `frame_bytes` in real time and
+- "echo": every session sends a constant frame of `frame_bytes` every `period_s` and
   waits for its echo; the latency of a frame is echo arrival - its scheduled send time,
   so a late client or server both show up;
 - "rooms": a simulated browser per room (see `_rooms.py`).

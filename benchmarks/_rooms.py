@@ -1,7 +1,8 @@
 """The load side of active_rooms: one simulated browser per room (benchmarks only).
 
 Per room, three tasks in one nursery (a child of the load process's session nursery):
-- mic: a 960-byte frame of silence every 20 ms, in real time (like the demo page);
+- mic: a frame of silence every `frame_ms` (spec; 20 ms = 960 bytes by default, the
+  telephony framing; the demo page sends 100 ms), in real time;
 - reader: every server message; binary audio is checked for the emulator's send stamp
   (see `_stamped_cartesia.py`) and counted; audio after `audio_interrupted` and before
   the next `audio_start` is STALE (the protocol promises there is none);
@@ -48,7 +49,8 @@ class RoomStats:
 def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
     """Factory used by `_loadgen.worker_main` for mode "rooms"."""
     stats = RoomStats()
-    frame = client_frame(OP_BINARY, bytes(960))
+    period = spec.get("frame_ms", 20) / 1000
+    frame = client_frame(OP_BINARY, bytes(round(period * 48_000)))
     turn_every = spec.get("turn_every_s", 4.0)
     interrupt_every = spec.get("interrupt_every", 2)
     interrupt_after = spec.get("interrupt_after_s", 0.4)
@@ -63,13 +65,13 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
         state = {"stale": False, "interrupt_at": None, "turn_at": None, "answer_started": False}
 
         async def mic() -> None:
-            t = now() + random.random() * 0.02
+            t = now() + random.random() * period
             while True:
                 await trio.sleep_until(t)
                 await ws.send_frame(frame)
                 rec.frames_sent += 1
-                t += 0.02
-                if now() > t + 0.02:
+                t += period
+                if now() > t + period:
                     rec.late_resyncs += 1
                     t = now()
 

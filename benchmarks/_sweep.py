@@ -56,11 +56,13 @@ def echo_step(
     cpus: list[int] | None,
     warmup_s: float,
     duration_s: float,
-    frame_bytes: int = 960,
+    frame_ms: int = 20,
 ) -> dict[str, Any]:
-    """`m` sessions echoing 20 ms frames; latency, CPU per frame, client load."""
+    """`m` sessions echoing `frame_ms` frames (20 ms = 960 bytes) in real time; latency,
+    CPU per frame, client load."""
+    period = frame_ms / 1000
     spec = {"mode": "echo", "host": "127.0.0.1", "port": port, "path": path,
-            "frame_bytes": frame_bytes, "period_s": 0.02}  # fmt: skip
+            "frame_bytes": frame_ms * 48, "period_s": period}  # fmt: skip
     with Fleet(spec, m, procs=procs, cpus=cpus, id_prefix=f"echo{m}_") as fleet:
         ready = fleet.wait_ready()
         t0 = time.time() + warmup_s
@@ -78,10 +80,11 @@ def echo_step(
         merged = merge(fleet.collect())
     lat_ms = merged.get("latencies_s", np.empty(0)) * 1000
     frames = len(lat_ms)
-    expected = m * duration_s / 0.02
+    expected = m * duration_s / period
     server_cpu = server1 - server0
     return {
         "sessions": m,
+        "frame_ms": frame_ms,
         "connected": ready["ok"],
         "failed": ready["failed"],
         "frames_in_window": frames,

@@ -5,9 +5,10 @@ Processes (all on 127.0.0.1, each its own process):
 - the Realtime emulator (text out, `--canned` reply) and
 - the Cartesia emulator (real-time paced audio; `_stamped_cartesia.py` puts a send
   stamp in every chunk), both pinned to `--aux-cpus`;
-- `--client-procs` load processes pinned to `--aux-cpus`; each room streams 20 ms
-  frames of silence in real time, asks a typed question every `--turn-every` seconds
-  and interrupts every `--interrupt-every`-th answer (see `_rooms.py`).
+- `--client-procs` load processes pinned to `--aux-cpus`; each room streams frames of
+  silence of `--frame-ms` (20 ms: telephony's framing, the worst case; 100 ms: the demo
+  page's) in real time, asks a typed question every `--turn-every` seconds and
+  interrupts every `--interrupt-every`-th answer (see `_rooms.py`).
 
 Per step M (swept over `--rooms` until saturation, i.e. p99 server-added latency
 >= `--stop-p99-ms`, failed connections, or turns without audio):
@@ -22,11 +23,20 @@ Per step M (swept over `--rooms` until saturation, i.e. p99 server-added latency
   interrupted response after `audio_interrupted`; must be 0);
 - server CPU per room, drops, event-loop lag p99 (from /metrics, which is scraped at
   the window edges: that also checks it parses under load, and times the scrape).
-The Quart-Trio echo floor is measured in the same run (`--floor-sessions`), so the
-result reads as a ratio to the substrate.
+The Quart-Trio echo floor is measured in the same run (`--floor-sessions`), at the same
+framing, so the result reads as a ratio to the substrate.
 
-Writes results/active_rooms.{json,md} and results/active_rooms_*.png.
+`--frame-ms 20,100` runs the whole sweep (and its floor) once per framing, one after
+the other, and reports them side by side, each against its own targets: the demo's
+framing (the longest given) >= 100 rooms/core at first-audio p99 within 1.5x of the
+first step's and server-added p99 < 20 ms; 20 ms frames at >= 0.95 of the same-framing
+echo floor's capacity; at the highest passing step interrupt -> `audio_interrupted`
+p99 < 10 ms and no stale byte.
+
+Writes results/<--name>.{json,md,png}.
 Example: python benchmarks/active_rooms.py --rooms 25,50,100,150 --duration 20
+         python benchmarks/active_rooms.py --frame-ms 20,100 --rooms 10,50,100,150 \
+             --floor-sessions 10,50,100,150 --duration 15 --name active_rooms_framings
 """
 
 from __future__ import annotations
@@ -64,6 +74,8 @@ from _sweep import echo_step, sweep_ok
 TARGET_ROOMS_PER_CORE = 100
 TARGET_P99_MS = 20.0
 TARGET_SILENCE_P99_MS = 10.0
+TARGET_FIRST_AUDIO_GROWTH = 1.5  # first-audio p99 at most this times the first step's
+TARGET_FLOOR_RATIO_20MS = 0.95
 
 
 def int_list(text: str) -> list[int]:
@@ -81,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rooms", type=int_list, default=int_list("25,50,100,150,200,300"))
     p.add_argument("--duration", type=float, default=20.0, help="seconds measured per step")
+    p.add_argument("--frame-ms", type=int_list, default=[20],
+                   help="client frame durations, e.g. 20,100: one sweep each")  # fmt: skip
     p.add_argument("--warmup", type=float, default=6.0, help="seconds before measuring")
     p.add_argument("--turn-every", type=float, default=4.0)
     p.add_argument("--interrupt-every", type=int, default=2, help="0 = never interrupt")
@@ -177,9 +191,10 @@ def histogram_quantile(before: dict[str, Any], after: dict[str, Any], name: str,
 
 
 def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
-               args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+               args: argparse.Namespace, frame_ms: int) -> dict[str, Any]:  # fmt: skip
     spec = {
         "mode": "rooms", "host": "127.0.0.1", "port": port, "path": "/ws/",
+        "frame_ms": frame_ms,
         "connect_concurrency": 32, "turn_every_s": args.turn_every,
         "interrupt_every": args.interrupt_every, "interrupt_after_s": args.interrupt_after,
     }  # fmt: skip
@@ -217,6 +232,7 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
 
     return {
         "rooms": m,
+        "frame_ms": frame_ms,
         "connected": ready["ok"],
         "failed": ready["failed"],
         "chunks": len(chunk_ms),
@@ -240,7 +256,8 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
         "aux_cpu_util": sum(aux1.values()) / args.duration - sum(aux0.values()) / args.duration,
         "aux_cpu_by_process": {k: (aux1[k] - aux0[k]) / args.duration for k in aux0},
         "server_rss_mb": rss / 1e6,
-        # Offered load as the server saw it (50/s per room when the load side keeps up).
+        # Offered load as the server saw it (1000 / frame_ms per room when the load side
+        # keeps up).
         "frames_in_per_room_s": delta(before, after, "voiceagent_frames_total|direction=in")
         / args.duration
         / m,
@@ -303,7 +320,7 @@ def saturated(step: dict[str, Any], args: argparse.Namespace) -> bool:
 # -- the run ----------------------------------------------------------------------------
 
 
-def run_floor(args: argparse.Namespace) -> dict[str, Any] | None:
+def run_floor(args: argparse.Namespace, frame_ms: int) -> dict[str, Any] | None:
     if not args.floor_sessions:
         return None
     port = free_port()
@@ -315,11 +332,12 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any] | None:
         wait_port(port, proc)
         for m in args.floor_sessions:
             step = echo_step(proc.pid, port, m, path="/ws/", procs=args.client_procs,
-                             cpus=args.aux_cpus, warmup_s=2.0, duration_s=8.0)  # fmt: skip
+                             cpus=args.aux_cpus, warmup_s=2.0, duration_s=8.0,
+                             frame_ms=frame_ms)  # fmt: skip
             step["ok"] = sweep_ok(step, 50.0)
             steps.append(step)
-            print(f"[floor] M={m} p99={step['p99_ms']:.1f} ms ok={step['ok']} runqueue wait="
-                  f"{step['server_runqueue_wait']:.0%}", flush=True)  # fmt: skip
+            print(f"[floor {frame_ms} ms] M={m} p99={step['p99_ms']:.1f} ms ok={step['ok']}"
+                  f" runqueue wait={step['server_runqueue_wait']:.0%}", flush=True)  # fmt: skip
             failures = 0 if step["ok"] else failures + 1
             if failures >= args.stop_after_failures:
                 break
@@ -329,7 +347,7 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def run_rooms(
-    args: argparse.Namespace,
+    args: argparse.Namespace, frame_ms: int
 ) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, float]]] | None]:
     """The sweep; also the server's top self-time functions when --profile is on."""
     rt_port, ca_port, app_port = free_port(), free_port(), free_port()
@@ -375,11 +393,11 @@ def run_rooms(
             failures = 0
             for m in args.rooms:
                 step = rooms_step(app.pid, app_port, m, {"realtime": rt.pid, "cartesia": ca.pid},
-                                  args)  # fmt: skip
+                                  args, frame_ms)  # fmt: skip
                 step["saturated"] = saturated(step, args)
                 steps.append(step)
                 print(
-                    f"[rooms] M={m}: relay p99<={step['relay_p99_le_ms']} ms, stamp "
+                    f"[rooms {frame_ms} ms] M={m}: relay p99<={step['relay_p99_le_ms']} ms, stamp "
                     f"p50={step['added_p50_ms']} p99={step['added_p99_ms']} ms, interrupt "
                     f"p99<={step['interrupt_p99_le_ms']} ms, turn p50={step['turn_p50_ms']} ms, "
                     f"silence p99="
@@ -432,7 +450,8 @@ def plot(steps: list[dict[str, Any]], name: str) -> list[str]:
 
 
 def verdict(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
-            cores: int) -> dict[str, Any]:  # fmt: skip
+            cores: int, frame_ms: int = 20) -> dict[str, Any]:  # fmt: skip
+    frames_per_s = 1000 / frame_ms
     under = [s for s in steps if s["added_p99_ms"] is not None
              and s["added_p99_ms"] < TARGET_P99_MS and s["failed"] == 0]  # fmt: skip
     rooms_per_core = max((s["rooms"] for s in under), default=0) / cores
@@ -455,19 +474,38 @@ def verdict(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
         sum(s["server_cpu_us_per_frame"] for s in floor_ok) / len(floor_ok) if floor_ok else None
     )
     cpu_rooms = 1000 / ms_per_room if ms_per_room else None
-    cpu_floor = 1e6 / (floor_us * 50) if floor_us else None
+    cpu_floor = 1e6 / (floor_us * frames_per_s) if floor_us else None
     # The same comparison at equal load: CPU per room and per echo session both fall as
     # the core fills (more frames per wake-up), so the averages above compare different
     # loads when one side saturates earlier. Matched M, both sides loaded but unsaturated.
     floor_at = {s["sessions"]: s for s in floor_ok}
     at_equal_load = {
-        s["rooms"]: round(floor_at[s["rooms"]]["server_cpu_us_per_frame"] * 50 / 1000
+        s["rooms"]: round(floor_at[s["rooms"]]["server_cpu_us_per_frame"] * frames_per_s / 1000
                           / s["server_cpu_ms_per_room_s"], 3)
         for s in steps
         if s["rooms"] in floor_at and 0.15 <= s["server_cpu_util"] < 0.95
         and 0.15 <= floor_at[s["rooms"]]["server_cpu_util"] < 0.95
     }  # fmt: skip
+    # First audio: the highest step whose first-audio p99 stays within 1.5x of the first
+    # (least loaded) step's, with server-added p99 < 20 ms (the server's histogram).
+    base = steps[0]["turn_p99_ms"] if steps else None
+    passing = [
+        s for s in steps
+        if base and s["turn_p99_ms"] is not None and s["failed"] == 0
+        and s["turn_p99_ms"] <= TARGET_FIRST_AUDIO_GROWTH * base
+        and s["relay_p99_le_ms"] is not None and s["relay_p99_le_ms"] < TARGET_P99_MS
+    ]  # fmt: skip
+    top = max(passing, key=lambda s: s["rooms"], default=None)
+    equal_load = sorted(at_equal_load.values())
     return {
+        "frame_ms": frame_ms,
+        "first_audio_p99_ms_first_step": base,
+        "rooms_per_core_first_audio_within_1_5x": top["rooms"] / cores if top else 0,
+        "highest_passing_step": top["rooms"] if top else None,
+        "interrupt_p99_le_ms_at_top": top["interrupt_p99_le_ms"] if top else None,
+        "silence_p99_ms_at_top": top["silence_p99_ms"] if top else None,
+        "stale_bytes_at_top": top["stale_bytes"] if top else None,
+        "cpu_ratio_at_equal_load_median": equal_load[len(equal_load) // 2] if equal_load else None,
         "cpu_ratio_at_equal_load": at_equal_load,
         "cpu_ms_per_room_s": ms_per_room,
         "cpu_bound_rooms_per_core": cpu_rooms,
@@ -543,9 +581,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     raise_nofile()
-    steps, hot = run_rooms(args)
-    floor = run_floor(args)
-    v = verdict(steps, floor, len(args.server_cpus))
+    if len(args.frame_ms) > 1:
+        return main_framings(args, argv)
+    frame_ms = args.frame_ms[0]
+    steps, hot = run_rooms(args, frame_ms)
+    floor = run_floor(args, frame_ms)
+    v = verdict(steps, floor, len(args.server_cpus), frame_ms)
     pngs = [] if args.no_plots or not steps else plot(steps, args.name)
     data = {"args": vars(args), "steps": steps, "floor": floor, "verdict": v, "profile": hot}
     md = markdown(steps, floor, v, pngs, argv)
@@ -555,6 +596,35 @@ def main(argv: list[str] | None = None) -> int:
         md += "\n\nTop functions by self time:\n\n"
         md += md_table(["function", "share"], [[n, f"{v:.1%}"] for n, v in hot["functions"]])
     paths = write_results(args.name, data, md)
+    print(paths["md"].read_text())
+    return 0
+
+
+def main_framings(args: argparse.Namespace, argv: list[str]) -> int:
+    """One sweep and one same-framing floor per `--frame-ms`, reported side by side."""
+    import _framings
+
+    runs = []
+    for frame_ms in args.frame_ms:
+        steps, hot = run_rooms(args, frame_ms)
+        floor = run_floor(args, frame_ms)
+        v = verdict(steps, floor, len(args.server_cpus), frame_ms)
+        runs.append({"frame_ms": frame_ms, "steps": steps, "floor": floor, "verdict": v,
+                     "profile": hot})  # fmt: skip
+    rows = _framings.targets(runs)
+    png = None
+    if not args.no_plots and any(run["steps"] for run in runs):
+        png = f"{args.name}.png"
+        _framings.plot(runs, RESULTS / png)
+    sections = [
+        markdown(run["steps"], run["floor"], run["verdict"], [], argv).replace(
+            "# Active rooms", f"## {run['frame_ms']} ms frames", 1
+        )
+        for run in runs
+    ]
+    command = f"python benchmarks/active_rooms.py {' '.join(argv)}"
+    md = _framings.markdown(runs, rows, sections, png, command)
+    paths = write_results(args.name, {"args": vars(args), "runs": runs, "targets": rows}, md)
     print(paths["md"].read_text())
     return 0
 

@@ -8,15 +8,17 @@ in separate processes pinned to the other core (`--client-cpus`).
 For each server:
 1. RSS per idle connection: open `--idle` sessions that send nothing, read the
    server's RSS growth.
-2. Sweep M = `--sessions`: M sessions each send a 960-byte frame every 20 ms in real
-   time and wait for its echo. Per step: latency p50/p99 (echo arrival minus the
-   frame's scheduled send time), server CPU microseconds per echoed frame, server and
-   client CPU use. A step fails with p99 >= `--p99-ms`, a failed connection, or lost
-   real time; the sweep stops after `--stop-after-failures` failing steps in a row.
+2. Sweep M = `--sessions`: M sessions each send a frame of `--frame-ms` (20 ms = 960
+   bytes by default) in real time and wait for its echo. Per step: latency p50/p99
+   (echo arrival minus the frame's scheduled send time), server CPU microseconds per
+   echoed frame, server and client CPU use. A step fails with p99 >= `--p99-ms`, a
+   failed connection, or lost real time; the sweep stops after
+   `--stop-after-failures` failing steps in a row.
 `sessions/core` is the largest M that passed; `cpu-bound sessions/core` is what the
-CPU per frame allows at 100 % of one core (1 / (us per frame x 50 frames/s)).
+CPU per frame allows at 100 % of one core (1 / (us per frame x frames/s)).
 
-Writes results/echo_floor.{json,md} and results/echo_floor_*.png.
+Writes results/echo_floor.{json,md} and results/echo_floor_*.png (with a `--frame-ms`
+other than 20: results/echo_floor_<N>ms.*).
 Example: python benchmarks/echo_floor.py --sessions 50,100,150,200 --duration 8
 """
 
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     parser.add_argument("--idle", type=int, default=1000, help="idle sessions for the RSS figure")
     parser.add_argument("--p99-ms", type=float, default=50.0, help="latency limit of a step")
+    parser.add_argument("--frame-ms", type=int, default=20, help="client frame duration (ms)")
     parser.add_argument("--server-cpus", type=cpu_list, default=[0])
     parser.add_argument("--client-cpus", type=cpu_list, default=[1])
     parser.add_argument("--client-procs", type=int, default=1)
@@ -105,7 +108,7 @@ def run_server(kind: str, args: argparse.Namespace, deadline: float) -> dict[str
                 break
             step = echo_step(proc.pid, port, m, path=path, procs=args.client_procs,
                              cpus=args.client_cpus, warmup_s=args.warmup,
-                             duration_s=args.duration)  # fmt: skip
+                             duration_s=args.duration, frame_ms=args.frame_ms)  # fmt: skip
             step["ok"] = sweep_ok(step, args.p99_ms)
             steps.append(step)
             print(
@@ -139,12 +142,14 @@ def summarize(kind: str, idle: dict[str, Any], steps: list[dict[str, Any]],
         "saturated": bool(steps) and not steps[-1]["ok"],
         "max_runqueue_wait": max((s["server_runqueue_wait"] for s in steps), default=None),
         "cpu_us_per_frame": us_per_frame,
-        "cpu_bound_sessions_per_core": 1e6 / (us_per_frame * 50) if us_per_frame else None,
+        "cpu_bound_sessions_per_core": 1e6 / (us_per_frame * 1000 / args.frame_ms)
+        if us_per_frame
+        else None,
         "kb_per_idle_connection": idle["kb_per_session"],
     }
 
 
-def plot(servers: list[dict[str, Any]]) -> list[str]:
+def plot(servers: list[dict[str, Any]], frame_ms: int) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,14 +163,15 @@ def plot(servers: list[dict[str, Any]]) -> list[str]:
         ax2.plot(ms, [st["server_cpu_util"] * 100 for st in s["steps"]], "o-", label=s["label"])
     ax1.set_yscale("log")
     ax1.axhline(50, color="red", lw=0.8, ls=":")
-    ax1.set_xlabel("concurrent sessions (20 ms frames, one core)")
+    ax1.set_xlabel(f"concurrent sessions ({frame_ms} ms frames, one core)")
     ax1.set_ylabel("echo latency (ms)")
     ax1.legend(fontsize=7)
     ax2.set_xlabel("concurrent sessions")
     ax2.set_ylabel("server CPU (% of one core)")
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    name = "echo_floor_latency_cpu.png"
+    suffix = "" if frame_ms == 20 else f"_{frame_ms}ms"
+    name = f"echo_floor{suffix}_latency_cpu.png"
     fig.savefig(RESULTS / name, dpi=110)
     plt.close(fig)
     return [name]
@@ -242,10 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()
     deadline = time.monotonic() + args.max_seconds
     servers = [run_server(kind, args, deadline) for kind in kinds]
-    pngs = [] if args.no_plots else plot(servers)
+    pngs = [] if args.no_plots else plot(servers, args.frame_ms)
     floors = {s["server"]: s["sessions_per_core"] for s in servers}
     data = {"args": vars(args), "servers": servers, "floors": floors}
-    paths = write_results("echo_floor", data, markdown(servers, pngs, argv))
+    # 20 ms frames keep the historical name; another framing gets its own files.
+    name = "echo_floor" if args.frame_ms == 20 else f"echo_floor_{args.frame_ms}ms"
+    paths = write_results(name, data, markdown(servers, pngs, argv))
     print(paths["md"].read_text())
     return 0
 
