@@ -134,7 +134,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     a1.set_yscale("log")
     a1.set_ylabel("ms")
     a2.set_ylabel("server CPU, % of one core")
-    a3.set_ylabel("question -> first audio p99 (ms); dotted: 1.5x first step")
+    a3.set_ylabel("first audio p99, ms (dotted: 1.5x first step)")
     a3.set_yscale("log")
     for ax in (a1, a2, a3):
         ax.set_xlabel("active rooms (echo sessions) on one core")

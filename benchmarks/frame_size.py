@@ -118,8 +118,11 @@ class Trial:
         sent = 0  # bytes of the stream so far
         barged = False
         while True:
-            if not pending:
-                pending = bytes(size)  # silence, as long as the trial lasts
+            if len(pending) < size:
+                # Silence, as long as the trial lasts, continuing the stream (not a short
+                # frame): the frame grid stays where t0 put it, so the end of speech
+                # falls at a random phase of it (the random lead).
+                pending += bytes(size)
             if self._barge.is_set() and not barged:
                 barged = True
                 pending = self.question
