@@ -7,6 +7,10 @@ These are the contract tests of the patches on Hypercorn and Quart internals
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import orjson
@@ -207,3 +211,71 @@ async def test_an_out_of_range_client_metrics_figure_is_refused_not_recorded() -
             await client.wait_for("response_done")
         after = metric_value((await http.get(f"http://{address}/metrics")).text, count)
     assert after == before + 1
+
+
+@asynccontextmanager
+async def app_with_read_timeout(read_timeout: int | None) -> AsyncIterator[str]:
+    """The app under Hypercorn's trio worker with `read_timeout` set (or not)."""
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    from voiceagent.app import create_app
+
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = config.errorlog = None
+    config.websocket_ping_interval = None
+    config.read_timeout = read_timeout
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(
+            lambda task_status: serve(
+                create_app(services=services),
+                config,
+                shutdown_trigger=shutdown.wait,
+                task_status=task_status,
+            )
+        )
+        try:
+            yield binds[0].removeprefix("http://")
+        finally:
+            shutdown.set()
+            nursery.cancel_scope.deadline = trio.current_time() + 5
+
+
+async def test_socket_reads_enter_no_cancel_scope_without_a_read_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hypercorn wraps each read in `fail_after(read_timeout or inf)`; with no
+    read_timeout (the default) the patched loop reads without it, frame after frame."""
+    from hypercorn.trio import tcp_server
+
+    scopes = 0
+    real_fail_after = tcp_server.trio.fail_after
+
+    def counting_fail_after(seconds: float) -> Any:
+        nonlocal scopes
+        if sys._getframe(1).f_code.co_name == "_read_data":  # Hypercorn's read loop only
+            scopes += 1
+        return real_fail_after(seconds)
+
+    monkeypatch.setattr(tcp_server.trio, "fail_after", counting_fail_after)
+    async with app_with_read_timeout(None) as address, connect(address, "reads") as client:
+        await client.wait_for("session_started")
+        for _ in range(20):
+            await client.send_audio(bytes(960))
+        await client.send(type="text", text="hello")
+        await client.wait_for("response_done")
+    assert scopes == 0
+
+
+async def test_a_read_timeout_still_drops_a_silent_connection() -> None:
+    """With Hypercorn's `read_timeout` set, its own read loop (and timeout) applies."""
+    async with app_with_read_timeout(1) as address:
+        stream, head, rest = await raw_handshake(address, "/ws/silent")
+        assert head.startswith(b"HTTP/1.1 101")
+        started = trio.current_time()
+        code = await read_until_closed(stream, FrameReader(rest), within=10)
+        assert 0.9 <= trio.current_time() - started < 5
+        assert code in (1000, 1006)

@@ -42,6 +42,15 @@ Patches (installed once per process by `attach`, each idempotent):
   message unfinished added 32.8 MiB RSS before, 0.8 MiB now (24 clients x 15 MiB:
   1.1 MiB now; ~386 MB before).
 
+- No cancel scope per socket read. Hypercorn wraps every read of every connection in
+  `trio.fail_after(read_timeout or inf)`: without a `read_timeout` (the default, and
+  `voiceagent serve`'s) that is a cancel scope entered and left per read, which never
+  fires. Here a connection without a `read_timeout` reads without it; with one set,
+  Hypercorn's loop runs unchanged. Measured: 13 % of the read path's samples at 20 ms
+  client frames (py-spy, 50 rooms); the A/B is in
+  `benchmarks/results/read_scope_ab.md`. Applies to every app in the process (the
+  behaviour is the same, only the scope goes).
+
 - A Close frame for frames wsproto cannot parse. wsproto reports invalid UTF-8 (1007)
   and protocol violations (1002) as a `CloseConnection` event without sending
   anything, and Hypercorn then dropped the TCP connection; here the client gets a
@@ -70,6 +79,7 @@ from hypercorn.events import Closed, RawData
 from hypercorn.protocol import ws_stream
 from hypercorn.protocol.events import StreamClosed
 from hypercorn.trio import tcp_server
+from hypercorn.trio.tcp_server import MAX_RECV
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping
 
@@ -113,6 +123,7 @@ class Transport:
 def attach(app: Any, settings: TransportSettings) -> Transport:
     """Give `app` its transport rules (and install the patches, once per process)."""
     refuse_permessage_deflate()
+    _read_without_idle_scope()
     _bound_socket_writes()
     _limit_messages()
     transport = Transport(settings)
@@ -146,6 +157,35 @@ def refuse_permessage_deflate() -> None:
 
     handshake.__init__ = init_without_extensions  # type: ignore[method-assign]
     setattr(handshake, _PATCHED, True)
+
+
+_READ_PATCHED = "_voiceagent_read_patched"
+
+
+def _read_without_idle_scope() -> None:
+    server = tcp_server.TCPServer
+    if getattr(server, _READ_PATCHED, False):
+        return
+    original_read = server._read_data
+
+    @functools.wraps(original_read)
+    async def read_data(self: Any) -> None:
+        if self.config.read_timeout:  # a timeout to enforce: Hypercorn's own loop
+            await original_read(self)
+            return
+        # Hypercorn 0.18's `_read_data` with `fail_after(inf)` left out.
+        while True:
+            try:
+                data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                break
+            await self.protocol.handle(RawData(bytes(data)))
+            if data == b"":
+                break
+        await self.protocol.handle(Closed())
+
+    server._read_data = read_data  # type: ignore[method-assign]
+    setattr(server, _READ_PATCHED, True)
 
 
 def _bound_socket_writes() -> None:
