@@ -19,7 +19,7 @@ from quart import Response, jsonify, request, send_from_directory, websocket
 from quart.routing import QuartMap
 from quart_trio import QuartTrio
 
-from voiceagent import metrics
+from voiceagent import cycle_breakers, metrics
 from voiceagent.access.gate import Handshake, gate_from_settings
 from voiceagent.access.tokens import AccessRefused, mint_token
 from voiceagent.admin import add_admin_routes, bearer_ok
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         services = build_services(settings or Settings.from_env())
     settings = services.settings
     registry = use_shared_registry(services)
+    cycle_breakers.install()  # closed rooms leave no cycles (docs/memory.md)
     app = _App(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     transport = attach(
         app,
