@@ -27,6 +27,8 @@ from voiceagent.providers import build_services
 from voiceagent.session.services import Services
 
 QUESTION = "hello there, tell me about your services"
+# The policy's ticks would collect and freeze what these tests measure.
+NO_GC_POLICY = {"VOICEAGENT_GC_FREEZE_INTERVAL_S": "0"}
 
 
 @asynccontextmanager
@@ -65,6 +67,7 @@ async def cloud(directory: Path, *realtime_args: str) -> AsyncIterator[tuple[str
                 "CARTESIA_WEBSOCKET_URL": f"ws://127.0.0.1:{cartesia}/tts/websocket",
                 "VOICEAGENT_TTS": "cartesia",
                 "VOICEAGENT_TTS_FALLBACK": "false",
+                **NO_GC_POLICY,
             }
         )
         services = build_services(settings)
@@ -74,7 +77,7 @@ async def cloud(directory: Path, *realtime_args: str) -> AsyncIterator[tuple[str
 
 @asynccontextmanager
 async def offline(directory: Path) -> AsyncIterator[tuple[str, Services]]:
-    services = build_services(Settings.from_env({}))
+    services = build_services(Settings.from_env(NO_GC_POLICY))
     async with running_app(services) as address:
         yield address, services
 
