@@ -101,6 +101,30 @@ async def test_interval_zero_leaves_the_collector_alone() -> None:
     assert collector.calls == []
 
 
+class SteppingTimer:
+    """A `perf_counter` stand-in: each tick takes the next of `pauses` seconds."""
+
+    def __init__(self, pauses: list[float]) -> None:
+        self.pauses, self.now, self.calls = pauses, 0.0, 0
+
+    def __call__(self) -> float:
+        if self.calls % 2:  # the call after a tick's collection: it took the next pause
+            self.now += self.pauses.pop(0)
+        self.calls += 1
+        return self.now
+
+
+def test_a_long_tick_brings_the_next_one_sooner_and_short_ones_let_it_go_back() -> None:
+    pauses = [0.030, 0.030, 0.030, 0.030, 0.030, 0.005, 0.001, 0.001, 0.001, 0.001, 0.001]
+    policy = GcPolicy(GcSettings(freeze_interval_s=1.0), 0.0, timer=SteppingTimer(pauses))
+    intervals = []
+    for _ in range(len(pauses)):
+        policy.run_once(0.0, 10, FakeCollector())
+        intervals.append(policy.interval)
+    # over budget: halve down to 0.1 s; within budget: keep; well under: double up to 1 s
+    assert intervals == [0.5, 0.25, 0.125, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+
+
 class Node:
     def __init__(self) -> None:
         self.other: Node | None = None
