@@ -52,9 +52,14 @@ async def emulator(directory: Path, kind: str, *args: str) -> AsyncIterator[int]
 
 
 @asynccontextmanager
-async def cloud(directory: Path, *realtime_args: str) -> AsyncIterator[tuple[str, Services]]:
+async def cloud(
+    directory: Path,
+    *realtime_args: str,
+    cartesia_args: tuple[str, ...] = (),
+    fallback: bool = False,
+) -> AsyncIterator[tuple[str, Services]]:
     async with (
-        emulator(directory, "cartesia", "--realtime-factor", "1.0") as cartesia,
+        emulator(directory, "cartesia", "--realtime-factor", "1.0", *cartesia_args) as cartesia,
         emulator(directory, "realtime", "--audio-rtf", "0.25", *realtime_args) as realtime,
     ):
         settings = Settings.from_env(
@@ -66,7 +71,7 @@ async def cloud(directory: Path, *realtime_args: str) -> AsyncIterator[tuple[str
                 "CARTESIA_API_KEY": "test-key",
                 "CARTESIA_WEBSOCKET_URL": f"ws://127.0.0.1:{cartesia}/tts/websocket",
                 "VOICEAGENT_TTS": "cartesia",
-                "VOICEAGENT_TTS_FALLBACK": "false",
+                "VOICEAGENT_TTS_FALLBACK": "true" if fallback else "false",
                 **NO_GC_POLICY,
             }
         )
@@ -110,6 +115,11 @@ async def after_a_provider_drop(client: Client) -> None:
     await client.send(type="text", text=QUESTION)
     assert (await client.wait_for("error", within=20))["code"] == "model_dropped"
     await client.wait_for("response_done", within=20)
+
+
+async def after_a_voice_failure(client: Client) -> None:
+    await client.send(type="text", text=QUESTION)
+    await client.wait_for("audio_end", within=30)  # after the voice's error (or fallback)
 
 
 Ending = Callable[[Client], Awaitable[None]]
@@ -186,6 +196,17 @@ async def test_a_room_whose_model_dropped_leaves_no_cyclic_garbage(tmp_path: Pat
     drop = ("--drop-on-response", "1", "--after-deltas", "2")
     async with cloud(tmp_path, *drop) as (address, services):
         await garbage_of_one_room(address, services, after_a_provider_drop)
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+async def test_a_room_whose_voice_failed_leaves_no_cyclic_garbage(
+    tmp_path: Path, fallback: bool
+) -> None:
+    # Cartesia fails every stream after its first chunk (then the local voice takes
+    # over when the fallback is on).
+    failing = ("--error-after-chunks", "1")
+    async with cloud(tmp_path, cartesia_args=failing, fallback=fallback) as (address, services):
+        await garbage_of_one_room(address, services, after_a_voice_failure)
 
 
 @pytest.mark.parametrize(

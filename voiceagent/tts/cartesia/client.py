@@ -159,6 +159,7 @@ class CartesiaConnection(TTSConnection):
             try:
                 raise error from None
             finally:
+                error.__context__ = None  # it was `group`, which holds `error`: a cycle
                 del error
         finally:
             if not ctx.finished:
