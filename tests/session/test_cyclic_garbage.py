@@ -38,17 +38,19 @@ async def emulator(directory: Path, kind: str, *args: str) -> AsyncIterator[int]
     log_path = directory / f"{kind}-{port}.log"
     argv = [sys.executable, "-m", "voiceagent.emulators", kind, "--port", str(port), *args]
     async with child(argv, log_path) as process:
+        listening = False
         with trio.move_on_after(30):
-            while process.returncode is None:
+            while process.returncode is None and not listening:
                 try:
                     stream = await trio.open_tcp_stream("127.0.0.1", port)
                 except OSError:
                     await trio.sleep(0.1)
                     continue
                 await stream.aclose()
-                yield port
-                return
-        raise AssertionError(f"the {kind} emulator did not start:\n{tail(log_path)}")
+                listening = True
+        if not listening:
+            raise AssertionError(f"the {kind} emulator did not start:\n{tail(log_path)}")
+        yield port
 
 
 @asynccontextmanager
