@@ -19,13 +19,14 @@ from quart import Response, jsonify, request, send_from_directory, websocket
 from quart.routing import QuartMap
 from quart_trio import QuartTrio
 
-from voiceagent import metrics
+from voiceagent import cycle_breakers, metrics
 from voiceagent.access.gate import Handshake, gate_from_settings
 from voiceagent.access.tokens import AccessRefused, mint_token
 from voiceagent.admin import add_admin_routes, bearer_ok
 from voiceagent.capacity import Capacity, watch_accept_errors
 from voiceagent.config import Settings
 from voiceagent.drain import RETRY_AFTER_S, Drain
+from voiceagent.gc_policy import GcSettings, run_gc_policy
 from voiceagent.logs import setup_logging
 from voiceagent.protocol import valid_session_id
 from voiceagent.quart_websocket import DirectWebsocketConnection
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         services = build_services(settings or Settings.from_env())
     settings = services.settings
     registry = use_shared_registry(services)
+    cycle_breakers.install()  # closed rooms leave no cycles (docs/memory.md)
     app = _App(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     transport = attach(
         app,
@@ -73,6 +75,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     started = time.monotonic()
     background = trio.CancelScope()
     warmed = trio.Event()  # local engines loaded: the first reply will not wait for them
+    gc_settings = GcSettings(
+        settings.gc_freeze_interval_s, settings.gc_sweep_interval_s, settings.gc_sweep_max_rooms
+    )
+
+    def open_rooms() -> int:
+        return len(services.registry)
 
     @app.before_serving
     async def start_background() -> None:
@@ -86,6 +94,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                     await nursery.start(registry.serve)
                     task_status.started()
                     nursery.start_soon(metrics.monitor_loop_lag)
+                    nursery.start_soon(run_gc_policy, gc_settings, open_rooms)
                     nursery.start_soon(_warm_up, services, warmed)
                     if services.store is not None:
                         nursery.start_soon(services.store.run)  # the one writer

@@ -84,9 +84,8 @@ async def test_a_client_leaving_leaves_no_session_in_reference_cycles() -> None:
     session and the framework (no traceback cycles), and the session runtime itself
     holds no reference cycle, so a finished session is freed by reference counting.
 
-    (Provider clients cancelled mid-stream still leave cycles: a nursery exited by an
-    outer cancellation keeps its exception group in its own `__aexit__` frame, a Trio
-    trait. The scripted providers here leave none.)
+    (tests/session/test_cyclic_garbage.py checks every closing path with the real
+    provider clients against the emulators: no cycles at all.)
     """
     model = ScriptedModel(default=ScriptedReply(LONG_REPLY), delta_delay=0.01)
     services = make_services(model, ScriptedTTS(realtime_factor=1.0), agent=front_desk)

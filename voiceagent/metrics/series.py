@@ -119,6 +119,12 @@ GC_PAUSE = Histogram(
     buckets=_LAG_BUCKETS,
     registry=REGISTRY,
 )
+GC_POLICY_COLLECTED = Counter(
+    "voiceagent_gc_policy_collected_total",
+    "Objects in reference cycles freed by the GC policy's ticks and sweeps (gc_policy.py)",
+    ["pass"],
+    registry=REGISTRY,
+)
 ERRORS = Counter(
     "voiceagent_errors", "Error events sent to clients, by code", ["code"], registry=REGISTRY
 )

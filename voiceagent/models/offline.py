@@ -173,6 +173,7 @@ class OfflineModel(RealtimeModel):
         brain = self._brain_factory()
         detector = await self.turn_model.get()
         vad = VoiceActivityDetector(vad_config_for(self.config.vad, detector is not None))
+        connection: OfflineConnection | None = None
         try:
             async with trio.open_nursery() as nursery:
                 connection = OfflineConnection(
@@ -186,3 +187,5 @@ class OfflineModel(RealtimeModel):
                     nursery.cancel_scope.cancel()
         finally:
             vad.close()  # after the nursery: no task of this connection can feed it now
+            if connection is not None:
+                connection.turns.detach()  # its commit is a bound method: no cycle left

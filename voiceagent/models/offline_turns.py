@@ -96,6 +96,11 @@ class TurnGate:
         #: the latest verdicts (benchmarks and tests read them)
         self.verdicts: deque[TurnVerdict] = deque(maxlen=64)
 
+    def detach(self) -> None:
+        """Forget the commit callback once the connection is over: it is the
+        connection's bound method, and keeping it would make a reference cycle."""
+        self._commit = _no_commit
+
     @property
     def semantic(self) -> bool:
         return self._detector is not None
@@ -142,3 +147,7 @@ class TurnGate:
                 due = self._ender.expire(hold.generation)
         if due is not None:
             await self._commit(due)
+
+
+async def _no_commit(stop: SpeechStop) -> None:
+    """What a detached gate commits to: nothing (its connection is closed)."""

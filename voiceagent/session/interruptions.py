@@ -67,11 +67,15 @@ class _Utterance:
     answered: bool = False
 
 
+_NONE_TRACKED: deque[_Utterance] = deque(maxlen=0)  # shared, never appended to
+
+
 class Interruptions:
     def __init__(self, room: Room, link: ModelLink) -> None:
         self._room = room
         self._link = link
-        self._utterances: deque[_Utterance] = deque(maxlen=MAX_TRACKED)
+        # Made on the first speech over the agent: an empty deque is 760 bytes per room.
+        self._utterances: deque[_Utterance] = _NONE_TRACKED
         self._paused_at: float | None = None
         self._paused_rid = ""
         self._changed = trio.Event()
@@ -81,6 +85,11 @@ class Interruptions:
     def settings(self) -> InterruptionSettings:
         base = InterruptionSettings.from_settings(self._room.settings)
         return self._room.agent.interruption_settings(base)
+
+    def _track(self, utterance: _Utterance) -> None:
+        if self._utterances is _NONE_TRACKED:
+            self._utterances = deque(maxlen=MAX_TRACKED)
+        self._utterances.append(utterance)
 
     @property
     def paused(self) -> bool:
@@ -95,7 +104,7 @@ class Interruptions:
     def speech_started(self, router: BargeIn, item_id: str | None, audio_start_ms: int) -> None:
         now = trio.current_time()
         utterance = _Utterance(item_id, audio_start_ms, now)
-        self._utterances.append(utterance)
+        self._track(utterance)
         audible = self._room.turns.heard_now(now)
         if audible is None:
             utterance.turn = True  # rule 1: an ordinary turn
@@ -134,7 +143,7 @@ class Interruptions:
         if utterance is None:
             # A manual commit, or speech heard before any of this: an ordinary turn.
             utterance = _Utterance(item_id, 0, trio.current_time(), turn=True)
-            self._utterances.append(utterance)
+            self._track(utterance)
         utterance.item_id = item_id
         utterance.committed = True
         self._answer(utterance)

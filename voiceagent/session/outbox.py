@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -47,6 +48,11 @@ _WAKE = (NO_EPOCH, "", 0.0)  # nudges an idle writer to look at the urgent queue
 SendFn = Callable[[str | bytes], Awaitable[None]]
 
 
+# The shared empty queue of every outbox that has queued nothing of that kind yet; it is
+# never appended to (the outbox replaces it with its own deque first).
+_NO_QUEUE: deque[Any] = deque(maxlen=0)
+
+
 class SlowClient(Exception):
     """The client did not read reliable traffic within the send timeout."""
 
@@ -55,12 +61,14 @@ class Outbox:
     def __init__(self, capacity: int, send_timeout: float, tally: TrafficTally) -> None:
         # (epoch, message, provider arrival time or 0.0)
         self._tx, self._rx = trio.open_memory_channel[tuple[int, str | bytes, float]](capacity)
-        self._urgent: deque[tuple[str, float]] = deque()  # (message, barge-in time or 0.0)
+        # (message, barge-in time or 0.0). Both deques are made on first use: an empty
+        # deque is 760 bytes, and most rooms never interrupt or pause (rule 4).
+        self._urgent: deque[tuple[str, float]] = _NO_QUEUE
         self._send_timeout = send_timeout
         self._tally = tally  # counts what post() drops
         self.current_epoch = NO_EPOCH
         self.paused = False  # rule 4
-        self._held: deque[tuple[str | bytes, float]] = deque()
+        self._held: deque[tuple[str | bytes, float]] = _NO_QUEUE
         self._resumed = trio.Event()
         self._resumed.set()
 
@@ -107,7 +115,7 @@ class Outbox:
         """Make the current epoch stale, then queue `message` ahead of everything."""
         self.current_epoch = NO_EPOCH - 1  # matches no response
         self._unpause()
-        self._held.clear()
+        self._held = _NO_QUEUE
         self.urgent(message, trio.current_time())
 
     def pause(self, message: str) -> None:
@@ -132,6 +140,8 @@ class Outbox:
             await self._resumed.wait()
 
     def urgent(self, message: str, since: float = 0.0) -> None:
+        if self._urgent is _NO_QUEUE:
+            self._urgent = deque()
         self._urgent.append((message, since))
         try:
             self._tx.send_nowait(_WAKE)
@@ -162,6 +172,8 @@ class Outbox:
             if message == "":
                 continue  # a wake-up
             if self.paused and epoch != NO_EPOCH:
+                if self._held is _NO_QUEUE:
+                    self._held = deque()
                 self._held.append((message, arrived))
                 continue
             await send(message)
@@ -184,14 +196,14 @@ class Outbox:
             await send(message)
             if since:
                 INTERRUPT_LATENCY.observe(trio.current_time() - since)
+        self._urgent = _NO_QUEUE  # empty (no await since the check): give its memory back
 
     def held(self) -> int:
         return len(self._held)
 
     def drain_nowait(self) -> None:
         """Forget everything queued (used when closing: nothing more will be sent)."""
-        self._urgent.clear()
-        self._held.clear()
+        self._urgent = self._held = _NO_QUEUE
         while True:
             try:
                 self._rx.receive_nowait()

@@ -113,11 +113,16 @@ class Speaker:
         tts = self._room.services.tts
         assert tts is not None and self._ready is not None
         async with tts.connect() as conn:
-            if hasattr(conn, "on_fallback"):
+            hooked = hasattr(conn, "on_fallback")
+            if hooked:
                 conn.on_fallback = self._fell_back  # FallbackTTS: tell the client
             self._conn = conn
             self._ready.set()
-            await trio.sleep_forever()  # until the session's work is cancelled
+            try:
+                await trio.sleep_forever()  # until the session's work is cancelled
+            finally:
+                if hooked:  # our bound method: the connection must not keep it (a cycle)
+                    conn.on_fallback = None
 
     def _fell_back(self, error: TTSError) -> None:
         metrics.count_error(error.code)

@@ -21,8 +21,8 @@ answer). On cancel, both voices stop with the caller's scope; nothing is buffere
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -47,9 +47,9 @@ class FallbackTTS(TTS):
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[FallbackConnection]:
         """Enters both connections (each is cheap until it synthesizes)."""
-        async with AsyncExitStack() as stack:
-            primary = await stack.enter_async_context(self.primary.connect())
-            fallback = await stack.enter_async_context(self.fallback.connect())
+        # Nested, not an AsyncExitStack: its exit keeps the exception it unwinds with
+        # in its own frame, a reference cycle when the room is cancelled.
+        async with self.primary.connect() as primary, self.fallback.connect() as fallback:
             yield FallbackConnection(
                 primary, fallback, self.on_fallback, cooldown_s=self.primary_cooldown_s
             )
@@ -132,7 +132,7 @@ class FallbackConnection(TTSConnection):
         tape = _Tape()
         watched = _WatchedSink(sink)
         cooling = trio.current_time() < self._primary_failed_at + self._cooldown_s
-        with _unwrapped():
+        with _Unwrapped():
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(tape.record, text)
                 if cooling or not await self._primary_voiced(tape, watched, response_id):
@@ -156,7 +156,7 @@ class FallbackConnection(TTSConnection):
     async def _voice(conn: TTSConnection, tape: _Tape, sink: AudioSink, response_id: str) -> None:
         send, receive = trio.open_memory_channel[str](16)
         try:
-            with _unwrapped():
+            with _Unwrapped():
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(tape.play, send)
                     await conn.synthesize(receive, sink, response_id=response_id)
@@ -165,16 +165,34 @@ class FallbackConnection(TTSConnection):
             receive.close()
 
 
-@contextmanager
-def _unwrapped() -> Iterator[None]:
-    """Re-raise a nursery's single real failure as itself (Cancelled groups pass as is)."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        _, others = group.split(trio.Cancelled)
-        if others is None:
-            raise
-        first: BaseException = others
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
+class _Unwrapped:
+    """Re-raise a nursery's single real failure as itself (Cancelled groups pass as is).
+
+    A class, not a `@contextmanager`: the generator's `__exit__` frame would keep the
+    group on the traceback of the failure it raises, a reference cycle.
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, group: BaseException | None, tb: object) -> bool:
+        if not isinstance(group, BaseExceptionGroup):
+            return False
+        first = _first_failure(group)
+        del group, tb  # no local may keep the group (its traceback holds this frame)
+        if first is None:
+            return False  # only Cancelled: the group goes on as it is
+        try:
+            raise first from None
+        finally:
+            first.__context__ = None  # the group, which holds `first`: a cycle
+            del first
+
+
+def _first_failure(group: BaseExceptionGroup) -> BaseException | None:
+    """The group's first failure that is not Cancelled; None when there is none."""
+    others = group.split(trio.Cancelled)[1]
+    first: BaseException | None = others
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first

@@ -140,7 +140,12 @@ class RealtimeConnection(ModelConnection):
                 )
                 if self._closed or (reason.code == 1000 and not mid_response):
                     return
-                raise self._failure from None
+                # A copy: the stored one must not carry a traceback through this frame
+                # (which holds the connection, which holds it: a reference cycle).
+                failure = self._failure
+                raise ModelConnectionError(
+                    str(failure), code=failure.code, detail=failure.detail
+                ) from None
             try:
                 events, replies = self.protocol.receive(message)
             except ProtocolError as exc:
@@ -198,9 +203,10 @@ class RealtimeAPIModel(RealtimeModel):
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             # A rejected handshake surfaces from the library's reader task.
-            real = [e for e in group.exceptions if not isinstance(e, trio.Cancelled)]
-            if len(real) == 1 and isinstance(real[0], HandshakeError):
-                raise _connect_error(real[0], self.endpoint.url) from None
+            # (No local keeps a part of the group: its traceback holds this frame.)
+            rejected = _rejected_handshake(group)
+            if rejected is not None:
+                raise _connect_error(rejected, self.endpoint.url) from None
             if len(group.exceptions) != 1:
                 raise
             _reraise(group.exceptions[0])
@@ -243,6 +249,14 @@ def _connect_error(exc: BaseException, url: str) -> ModelConnectionError:
     return ModelConnectionError(
         "the realtime model cannot be reached", detail=f"{where}: {redact_exception(exc)}"
     )
+
+
+def _rejected_handshake(group: BaseExceptionGroup) -> HandshakeError | None:
+    """The group's HandshakeError when it is the group's only failure besides Cancelled."""
+    real = [e for e in group.exceptions if not isinstance(e, trio.Cancelled)]
+    if len(real) == 1 and isinstance(real[0], HandshakeError):
+        return real[0]
+    return None
 
 
 def _reraise(exc: BaseException) -> NoReturn:

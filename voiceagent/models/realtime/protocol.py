@@ -114,33 +114,6 @@ class RealtimeProtocol:
         self._prev: OrderedDict[str, str | None] = OrderedDict()
         self._call_response: dict[str, str] = {}
         self._ids = itertools.count(1)
-        # One lookup per server event; the stateless readers are called directly.
-        self._handlers: dict[str, Callable[[dict[str, Any]], list[ModelEvent]]] = {
-            "input_audio_buffer.speech_started": self._speech_started,
-            "input_audio_buffer.speech_stopped": read.speech_stopped,
-            "input_audio_buffer.committed": self._committed,
-            "conversation.item.added": self._item_added,
-            "conversation.item.created": self._item_added,
-            "conversation.item.input_audio_transcription.delta": read.transcript_delta,
-            "conversation.item.input_audio_transcription.completed": read.transcript_done,
-            "conversation.item.input_audio_transcription.failed": read.transcript_failed,
-            "response.created": self._response_created,
-            "response.output_item.added": self._output_item_added,
-            "response.output_item.done": self._output_item_done,
-            "response.output_text.delta": self._text_delta,
-            "response.text.delta": self._text_delta,
-            "response.output_audio_transcript.delta": self._text_delta,
-            "response.audio_transcript.delta": self._text_delta,
-            "response.output_text.done": self._text_done,
-            "response.text.done": self._text_done,
-            "response.output_audio_transcript.done": self._text_done,
-            "response.audio_transcript.done": self._text_done,
-            "response.output_audio.delta": self._audio_delta,
-            "response.audio.delta": self._audio_delta,
-            "response.done": self._response_done,
-            "rate_limits.updated": read.rate_limits,
-            "error": read.error,
-        }
         self._outbox: list[str] = []
         self._create_when_idle = False
         # Turns the server VAD committed, waiting for `answer()` (config.hold_turns).
@@ -276,11 +249,11 @@ class RealtimeProtocol:
         Unknown event types are ignored (the API grows; we read what we need).
         """
         data = read.parse(message)
-        handler = self._handlers.get(data["type"])
+        handler = _HANDLERS.get(data["type"])
         if handler is None:
             return [], []
         try:
-            events = handler(data)
+            events = handler(self, data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProtocolError(f"malformed {data['type']} event: {exc!r}") from None
         out, self._outbox = self._outbox, []
@@ -387,3 +360,40 @@ class RealtimeProtocol:
             self._create_when_idle = False
             self._outbox.append(self._response_create())
         return [done]
+
+
+# One lookup per server event: the class's functions, not bound methods held by each
+# instance (those would make every connection a reference cycle).
+_Handler = Callable[[RealtimeProtocol, dict[str, Any]], list[ModelEvent]]
+
+
+def _stateless(reader: Callable[[dict[str, Any]], list[ModelEvent]]) -> _Handler:
+    return lambda _protocol, data: reader(data)
+
+
+_HANDLERS: dict[str, _Handler] = {
+    "input_audio_buffer.speech_started": RealtimeProtocol._speech_started,
+    "input_audio_buffer.speech_stopped": _stateless(read.speech_stopped),
+    "input_audio_buffer.committed": RealtimeProtocol._committed,
+    "conversation.item.added": RealtimeProtocol._item_added,
+    "conversation.item.created": RealtimeProtocol._item_added,
+    "conversation.item.input_audio_transcription.delta": _stateless(read.transcript_delta),
+    "conversation.item.input_audio_transcription.completed": _stateless(read.transcript_done),
+    "conversation.item.input_audio_transcription.failed": _stateless(read.transcript_failed),
+    "response.created": RealtimeProtocol._response_created,
+    "response.output_item.added": RealtimeProtocol._output_item_added,
+    "response.output_item.done": RealtimeProtocol._output_item_done,
+    "response.output_text.delta": RealtimeProtocol._text_delta,
+    "response.text.delta": RealtimeProtocol._text_delta,
+    "response.output_audio_transcript.delta": RealtimeProtocol._text_delta,
+    "response.audio_transcript.delta": RealtimeProtocol._text_delta,
+    "response.output_text.done": RealtimeProtocol._text_done,
+    "response.text.done": RealtimeProtocol._text_done,
+    "response.output_audio_transcript.done": RealtimeProtocol._text_done,
+    "response.audio_transcript.done": RealtimeProtocol._text_done,
+    "response.output_audio.delta": RealtimeProtocol._audio_delta,
+    "response.audio.delta": RealtimeProtocol._audio_delta,
+    "response.done": RealtimeProtocol._response_done,
+    "rate_limits.updated": _stateless(read.rate_limits),
+    "error": _stateless(read.error),
+}

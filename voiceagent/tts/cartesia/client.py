@@ -150,12 +150,17 @@ class CartesiaConnection(TTSConnection):
         except BaseExceptionGroup as group:
             # Pump and reader share a nursery; each turns its own socket and protocol
             # failures into TTSError. Surface one plain exception to the caller; a group
-            # made only of Cancelled re-raises as is.
-            _, others = group.split(trio.Cancelled)
-            if others is None:
+            # made only of Cancelled re-raises as is. No local may keep the group or a
+            # part of it: its traceback holds this frame, and the cycle would outlive the
+            # room (the collector's work, ~100 objects per cancelled response).
+            error = _surfaced(group)
+            if error is None:
                 raise
-            tts_errors = others.subgroup(TTSError)
-            raise _first(tts_errors or others) from None
+            try:
+                raise error from None
+            finally:
+                error.__context__ = None  # it was `group`, which holds `error`: a cycle
+                del error
         finally:
             if not ctx.finished:
                 await self._send_cancel(ctx)  # cancelled, or failed before `done`
@@ -373,6 +378,15 @@ def _rejected(exc: ConnectionRejected) -> TTSError:
             f"Cartesia refused the credentials ({status})", code="tts_unauthorized", detail=detail
         )
     return TTSError(f"Cartesia refused the socket ({status})", code="tts_rejected", detail=detail)
+
+
+def _surfaced(group: BaseExceptionGroup) -> BaseException | None:
+    """The one exception to raise for `group`: its first TTSError, else its first
+    other failure; None when it holds only Cancelled."""
+    others = group.split(trio.Cancelled)[1]
+    if others is None:
+        return None
+    return _first(others.subgroup(TTSError) or others)
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:

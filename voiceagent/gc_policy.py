@@ -1,0 +1,152 @@
+"""When the cyclic garbage collector runs, so that no pass walks every open room.
+
+CPython's full (generation 2) pass walks every tracked object while the event loop
+waits: ~290 objects per idle room, measured 0.84-0.90 s at 5,000 rooms and over 2.5 s
+at 10,000 (benchmarks/results/idle_rooms.md, before this policy): a stall of every
+room in the process. Objects in the *permanent* generation (`gc.freeze()`) are never
+walked; reference counting still frees them the moment they are unreferenced.
+
+Rules (docs/memory.md):
+1. Every `freeze_interval_s` (VOICEAGENT_GC_FREEZE_INTERVAL_S, 1 s) a *tick*: a full
+   collection, which walks only what is not frozen (what was made since the last tick:
+   the rooms opened in one interval, not all of them), then `gc.freeze()`. A cycle that
+   becomes garbage within one interval of its birth is freed by that collection.
+2. That is safe because a closed room leaves no reference cycle (tests/session/
+   test_cyclic_garbage.py checks every way a room ends): a room's frozen objects are
+   freed by reference counting when it closes. An object that becomes cyclic garbage
+   after it was frozen would stay until a *sweep*.
+3. A sweep (`gc.unfreeze()`, a full collection, `gc.freeze()`) walks everything, so it
+   runs only at a quiet moment: at most `sweep_max_rooms` rooms open
+   (VOICEAGENT_GC_SWEEP_MAX_ROOMS, 0) and `sweep_interval_s` since the last one
+   (VOICEAGENT_GC_SWEEP_INTERVAL_S, 600 s). What it collects is what leaked into the
+   frozen generation; it is logged (`gc_sweep`) and counted in
+   `voiceagent_gc_policy_collected_total{pass="sweep"}`: it should stay 0.
+4. A tick's pause is measured; one longer than `TICK_BUDGET_S` (10 ms) halves the
+   interval to the next tick (down to `MIN_INTERVAL_S`, 0.1 s), one shorter than a
+   quarter of it doubles the interval back (up to `freeze_interval_s`): a tick walks
+   what was made since the last one, so while rooms open fast (measured: 10,000 idle
+   rooms opened at ~350 a second) ticks come sooner and stay short.
+5. CPython's own automatic passes stay on: they now walk only unfrozen objects.
+   `freeze_interval_s = 0` turns this policy off (CPython's defaults only).
+
+Every pass is observed by the GC pause histogram (metrics/monitors.py). The policy runs
+as one task in the app's background nursery (app.py); cancellation ends it between
+ticks (a tick or a sweep is synchronous and never cut in half). A failing collector
+call is a bug in the interpreter, not a reason to stop serving: it propagates.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from voiceagent.logs import log_event
+from voiceagent.metrics.series import GC_POLICY_COLLECTED
+
+log = logging.getLogger("voiceagent.gc_policy")
+
+TICK_BUDGET_S = 0.010  # rule 4: a fifth of the 50 ms pause target
+MIN_INTERVAL_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class GcSettings:
+    freeze_interval_s: float = 1.0  # rule 1; 0 = policy off
+    sweep_interval_s: float = 600.0  # rule 3
+    sweep_max_rooms: int = 0  # rule 3
+
+
+class Collector(Protocol):
+    """The interpreter's collector, as the policy uses it (a fake in unit tests)."""
+
+    def collect(self) -> int: ...
+    def freeze(self) -> None: ...
+    def unfreeze(self) -> None: ...
+
+
+class PythonCollector:
+    def collect(self) -> int:
+        return gc.collect()
+
+    def freeze(self) -> None:
+        gc.freeze()
+
+    def unfreeze(self) -> None:
+        gc.unfreeze()
+
+
+class GcPolicy:
+    """The decisions (rules 1 and 3), on a clock the caller passes in."""
+
+    def __init__(
+        self, settings: GcSettings, now: float, timer: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.settings = settings
+        self.interval = settings.freeze_interval_s  # to the next tick (rule 4)
+        self.last_sweep = now
+        self._timer = timer
+        self.ticks = 0
+        self.sweeps = 0
+        self.collected = {"tick": 0, "sweep": 0}
+
+    def sweep_due(self, now: float, open_rooms: int) -> bool:
+        s = self.settings
+        return open_rooms <= s.sweep_max_rooms and now - self.last_sweep >= s.sweep_interval_s
+
+    def run_once(self, now: float, open_rooms: int, collector: Collector) -> str:
+        """One tick or one sweep; returns which ("tick" or "sweep")."""
+        started = self._timer()
+        if self.sweep_due(now, open_rooms):
+            collector.unfreeze()
+            found = collector.collect()
+            collector.freeze()
+            self.last_sweep = now
+            self.sweeps += 1
+            kind = "sweep"
+            pause = self._timer() - started
+            log_event(log, "gc_sweep", collected=found, rooms=open_rooms,
+                      pause_ms=round(pause * 1e3, 1))  # fmt: skip
+        else:
+            found = collector.collect()
+            collector.freeze()
+            self.ticks += 1
+            kind = "tick"
+            self.interval = self.next_interval(self._timer() - started)
+        if found:
+            self.collected[kind] += found
+            GC_POLICY_COLLECTED.labels(kind).inc(found)
+        return kind
+
+    def next_interval(self, pause: float) -> float:
+        """Rule 4: the interval to the next tick after a tick that took `pause` s."""
+        longest = self.settings.freeze_interval_s
+        if pause > TICK_BUDGET_S:
+            return max(min(MIN_INTERVAL_S, longest), self.interval / 2)
+        if pause < TICK_BUDGET_S / 4:
+            return min(longest, self.interval * 2)
+        return self.interval
+
+
+async def run_gc_policy(
+    settings: GcSettings,
+    open_rooms: Callable[[], int],
+    *,
+    collector: Collector | None = None,
+    task_status: trio.TaskStatus[GcPolicy | None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Apply the policy until cancelled (start it in the app's background nursery)."""
+    if not settings.freeze_interval_s > 0:
+        task_status.started(None)
+        return
+    collector = collector or PythonCollector()
+    policy = GcPolicy(settings, trio.current_time())
+    task_status.started(policy)
+    while True:
+        await trio.sleep(policy.interval)
+        policy.run_once(trio.current_time(), open_rooms(), collector)
