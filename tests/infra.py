@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -376,15 +376,15 @@ def haproxy_available() -> bool:
 
 
 @asynccontextmanager
-async def realtime_emulator(
-    directory: Path, *args: str, within: float = 30
+async def emulator_process(
+    directory: Path, kind: str, *args: str, within: float = 30
 ) -> AsyncIterator[tuple[int, trio.Process]]:
-    """`python -m voiceagent.emulators realtime` on a free port (`args` added), once it
-    accepts connections; yields its port."""
+    """`python -m voiceagent.emulators KIND` (`realtime` or `cartesia`) on a free port
+    (`args` added), once it accepts connections; yields its port and process."""
     os.makedirs(directory, exist_ok=True)
     port = free_port()
-    log_path = directory / "realtime-emulator.log"
-    argv = [sys.executable, "-m", "voiceagent.emulators", "realtime", "--port", str(port), *args]
+    log_path = directory / f"{kind}-emulator-{port}.log"
+    argv = [sys.executable, "-m", "voiceagent.emulators", kind, "--port", str(port), *args]
     async with child(argv, log_path, cwd=directory) as process:
         listening = False
         with trio.move_on_after(within):
@@ -397,8 +397,15 @@ async def realtime_emulator(
                 await stream.aclose()
                 listening = True
         if not listening:
-            raise AssertionError(f"the realtime emulator did not start:\n{tail(log_path)}")
+            raise AssertionError(f"the {kind} emulator did not start:\n{tail(log_path)}")
         yield port, process
+
+
+def realtime_emulator(
+    directory: Path, *args: str, within: float = 30
+) -> AbstractAsyncContextManager[tuple[int, trio.Process]]:
+    """The Realtime emulator (see `emulator_process`)."""
+    return emulator_process(directory, "realtime", *args, within=within)
 
 
 def emulated_openai_env(realtime_port: int) -> dict[str, str]:

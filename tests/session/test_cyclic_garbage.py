@@ -11,7 +11,6 @@ and its connection are gone. On failure the message lists what was collected.
 from __future__ import annotations
 
 import gc
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,7 +20,7 @@ import pytest
 import trio
 
 from tests.conftest import Client, connect, eventually, running_app
-from tests.infra import child, free_port, tail
+from tests.infra import emulator_process
 from voiceagent.config import Settings
 from voiceagent.providers import build_services
 from voiceagent.session.services import Services
@@ -34,22 +33,7 @@ NO_GC_POLICY = {"VOICEAGENT_GC_FREEZE_INTERVAL_S": "0"}
 @asynccontextmanager
 async def emulator(directory: Path, kind: str, *args: str) -> AsyncIterator[int]:
     """`python -m voiceagent.emulators KIND` in its own process; yields its port."""
-    port = free_port()
-    log_path = directory / f"{kind}-{port}.log"
-    argv = [sys.executable, "-m", "voiceagent.emulators", kind, "--port", str(port), *args]
-    async with child(argv, log_path) as process:
-        listening = False
-        with trio.move_on_after(30):
-            while process.returncode is None and not listening:
-                try:
-                    stream = await trio.open_tcp_stream("127.0.0.1", port)
-                except OSError:
-                    await trio.sleep(0.1)
-                    continue
-                await stream.aclose()
-                listening = True
-        if not listening:
-            raise AssertionError(f"the {kind} emulator did not start:\n{tail(log_path)}")
+    async with emulator_process(directory, kind, *args) as (port, _):
         yield port
 
 
