@@ -248,6 +248,11 @@ class CartesiaConnection(TTSConnection):
                 self._ws, self._ws_scope = await self._nursery.start(self._own_socket)
                 metrics.observe_provider("cartesia", "connect", trio.current_time() - started)
                 return self._ws
+            except trio.Cancelled as exc:
+                # Cancelled mid-handshake: the frame of `nursery.start` keeps the child
+                # task, whose outcome holds this exception, so a traceback through it
+                # is a reference cycle (~330 objects per room). Re-raise without it.
+                raise exc.with_traceback(None) from None
             except ConnectionRejected as exc:
                 raise _rejected(exc) from exc
             except (HandshakeError, OSError, trio.TooSlowError) as exc:
