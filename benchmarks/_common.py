@@ -235,3 +235,8 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def cpu_list(text: str) -> list[int]:
+    """`--server-cpus 0,1`: CPU numbers to pin a process to."""
+    return [int(c) for c in text.split(",") if c.strip()]

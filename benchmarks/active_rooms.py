@@ -56,6 +56,7 @@ import numpy as np
 from _common import (
     LOGS,
     RESULTS,
+    cpu_list,
     cpu_seconds,
     free_port,
     md_table,
@@ -83,10 +84,6 @@ def int_list(text: str) -> list[int]:
     if any(v < 1 for v in values):
         raise argparse.ArgumentTypeError("give positive integers separated by commas")
     return values
-
-
-def cpu_list(text: str) -> list[int]:
-    return [int(c) for c in text.split(",") if c.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:

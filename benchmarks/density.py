@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     RESULTS,
+    cpu_list,
     free_port,
     md_table,
     raise_nofile,
@@ -57,10 +58,6 @@ TARGET_LAG_MS = 100.0
 TARGET_KB = 40.0
 GC = "voiceagent_gc_pause_seconds"
 LAG = "voiceagent_event_loop_lag_seconds"
-
-
-def cpu_list(text: str) -> list[int]:
-    return [int(c) for c in text.split(",") if c.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:

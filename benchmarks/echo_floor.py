@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     RESULTS,
+    cpu_list,
     free_port,
     md_table,
     raise_nofile,
@@ -44,10 +45,6 @@ from _common import (
 from _sweep import echo_step, measure_idle_rss, sweep_ok
 
 SERVERS = {"raw": "raw trio-websocket", "quart": "Quart-Trio on hypercorn (trio worker)"}
-
-
-def cpu_list(text: str) -> list[int]:
-    return [int(c) for c in text.split(",") if c.strip()]
 
 
 def int_list(text: str) -> list[int]:

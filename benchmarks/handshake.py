@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     RESULTS,
+    cpu_list,
     cpu_seconds,
     free_port,
     md_table,
@@ -40,10 +41,6 @@ from _common import (
 )
 
 SECRET = "benchmark-secret-of-at-least-32-characters"
-
-
-def cpu_list(text: str) -> list[int]:
-    return [int(c) for c in text.split(",") if c.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:

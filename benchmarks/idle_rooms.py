@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     RESULTS,
+    cpu_list,
     free_port,
     md_table,
     raise_nofile,
@@ -47,10 +48,6 @@ def int_list(text: str) -> list[int]:
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError("give positive integers separated by commas")
     return values
-
-
-def cpu_list(text: str) -> list[int]:
-    return [int(c) for c in text.split(",") if c.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:

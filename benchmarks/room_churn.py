@@ -34,16 +34,21 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trio
-from _common import RESULTS, free_port, md_table, pin, raise_nofile, server_process, wait_port
+from _common import (
+    RESULTS,
+    cpu_list,
+    free_port,
+    md_table,
+    pin,
+    raise_nofile,
+    server_process,
+    wait_port,
+)
 from _common import write_results as write
 
 RSS_TOLERANCE = 0.05
 OBJECTS_TOLERANCE = 0.01
 OBJECTS_SLACK = 1_000
-
-
-def cpu_list(text: str) -> list[int]:
-    return [int(c) for c in text.split(",") if c.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE.parent))  # tests.infra: deploy/haproxy.cfg, rendere
 from _common import (  # noqa: E402
     LOGS,
     RESULTS,
+    cpu_list,
     free_port,
     md_table,
     pct,
@@ -57,10 +58,6 @@ from _common import (  # noqa: E402
 from _wsclient import LeanWebSocket  # noqa: E402
 
 from tests.infra import HAPROXY, render_haproxy_config  # noqa: E402
-
-
-def cpu_list(text: str) -> list[int]:
-    return [int(c) for c in text.split(",") if c.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
