@@ -41,6 +41,22 @@ def frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0) -> byt
     return header + mask + body
 
 
+def close_code_in(data: bytes) -> int | None:
+    """The status code of a client Close frame built by `frame`, else None.
+
+    A server answers a valid Close with the same code (RFC 6455 section 5.5.1), so
+    tests must know which codes the client itself sent.
+    """
+    if len(data) < 8 or data[0] & 0xF != CLOSE:
+        return None
+    size = data[1] & 0x7F
+    offset = {126: 4, 127: 10}.get(size, 2)
+    mask, body = data[offset : offset + 4], data[offset + 4 :]
+    if len(body) < 2:
+        return None
+    return (body[0] ^ mask[0]) << 8 | (body[1] ^ mask[1])
+
+
 @dataclass
 class RawClient:
     stream: trio.SocketStream

@@ -27,7 +27,17 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.raw_client import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, frame, open_raw
+from tests.fuzz.raw_client import (
+    BINARY,
+    CLOSE,
+    CONTINUATION,
+    PING,
+    PONG,
+    TEXT,
+    close_code_in,
+    frame,
+    open_raw,
+)
 from voiceagent.protocol import Limits, ProtocolError, parse_client_message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +221,9 @@ async def play(address: str, sequence: list[bytes], session_id: str) -> None:
             assert event["code"] != "internal_error", event
     assert client.close_code not in (1011,), client.events[-3:]
     if client.close_code is not None:
-        assert client.close_code in ALLOWED_CLOSES, client.close_code
+        # A valid Close from the client is answered with its own code (RFC 6455 5.5.1).
+        echoed = {close_code_in(data) for data in sequence}
+        assert client.close_code in ALLOWED_CLOSES | echoed, client.close_code
     # Either the sentinel was answered, or the connection was ended for a reason.
     assert (
         client.eof or client.close_code is not None or any(map(is_sentinel_answer, client.events))
@@ -260,6 +272,20 @@ def test_hostile_connections_get_typed_answers_and_spare_the_neighbour(
     server: tuple[str, Path],
 ) -> None:
     run_fuzz(server, examples=400, neighbour_seconds=600)
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 3000, 4999])
+def test_a_client_close_is_answered_with_its_own_code(server: tuple[str, Path], code: int) -> None:
+    async def close_with(code: int) -> int | None:
+        client = await open_raw(server[0], f"/ws/closing-{code}")
+        sent = frame(CLOSE, code.to_bytes(2, "big"))
+        assert close_code_in(sent) == code
+        await client.send_raw(sent)
+        await client.read_until(lambda event: False, within=10)
+        await client.stream.aclose()
+        return client.close_code
+
+    assert trio.run(close_with, code) == code
 
 
 @pytest.mark.slow
