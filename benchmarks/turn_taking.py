@@ -6,10 +6,15 @@
     utterance goes through the real VAD in 20 ms frames; its VAD events then drive the
     real end-of-turn rules (`voiceagent.speech.turn_end.TurnEnder`) twice: VAD-only,
     and with the Smart Turn model, whose verdict lands `predict()`'s measured time
-    after the VAD stop (the audio keeps coming meanwhile, as in a live call).
+    after the VAD stop (the audio keeps coming meanwhile, as in a live call). "+words"
+    adds the words check (`voiceagent.speech.unfinished`): a turn the model calls
+    complete is transcribed (pocketsphinx, as the server's worker does, timed) and
+    held when its words end mid-sentence; its verdict lands after both.
     - premature: a turn committed before the speaker really finished;
     - end delay: from the real end of speech to the commit of the turn;
-    - added delay: semantic end delay minus VAD-only end delay, same utterance.
+    - words delay: from the real end of speech to the turn's transcript (VAD-only
+      decodes after the commit; +words reuses the transcript it made to decide);
+    - added delay: minus VAD-only's, same utterance.
 (b) Sounds over agent speech: barge-in phrases, backchannels ("yeah", "mm-hmm"...),
     coughs and noise bursts, as the microphone sends them (after echo cancellation).
     Without the interruption policy every VAD speech start during agent audio is a
@@ -50,6 +55,7 @@ from _turn_corpus import Overlay, Utterance, build_overlays, build_turns  # noqa
 from voiceagent.models.offline_turns import vad_config_for  # noqa: E402
 from voiceagent.speech.turn_detector import SmartTurnDetector, TurnVerdict  # noqa: E402
 from voiceagent.speech.turn_end import EAGERNESS, Eagerness, Hold, TurnEnder  # noqa: E402
+from voiceagent.speech.unfinished import sounds_unfinished  # noqa: E402
 from voiceagent.speech.vad import (  # noqa: E402
     SpeechPause,
     SpeechStart,
@@ -86,6 +92,35 @@ def vad_events(pcm: bytes, config: VadConfig) -> VadEvents:
 class Replay:
     commits_ms: list[int]
     decisions: list[TurnVerdict] = field(default_factory=list)
+    #: when each committed turn's transcript is ready (ms of input time)
+    words_ms: list[float] = field(default_factory=list)
+    held_by_words: int = 0
+
+
+class CachedWords:
+    """The server's recogniser, in this process: the worker's steps (trim, one
+    full-utterance pass), timed; each distinct audio decoded once."""
+
+    def __init__(self) -> None:
+        from pocketsphinx import Decoder
+
+        self.decoder = Decoder(fwdflat=False, samprate=16_000, loglevel="FATAL")
+        self.cache: dict[bytes, tuple[str, float]] = {}
+
+    def transcribe(self, pcm16: bytes) -> tuple[str, float]:
+        """(transcript, seconds) of 16 kHz PCM16 audio."""
+        from voiceagent.speech.stt_worker import trim_silence
+
+        if pcm16 not in self.cache:
+            started = time.perf_counter()
+            samples = trim_silence(np.frombuffer(pcm16, dtype="<i2"))
+            self.decoder.start_utt()
+            self.decoder.process_raw(samples.tobytes(), no_search=False, full_utt=True)
+            self.decoder.end_utt()
+            hypothesis = self.decoder.hyp()
+            text = hypothesis.hypstr.strip() if hypothesis is not None else ""
+            self.cache[pcm16] = (text, time.perf_counter() - started)
+        return self.cache[pcm16]
 
 
 class CachedDetector:
@@ -104,25 +139,40 @@ class CachedDetector:
 
 
 def replay(
-    events: VadEvents, total_ms: int, detector: CachedDetector | None, level: Eagerness
+    events: VadEvents,
+    total_ms: int,
+    detector: CachedDetector | None,
+    level: Eagerness,
+    stt: CachedWords,
+    check_words: bool = False,
 ) -> Replay:
-    """Run the end-of-turn rules over the VAD's events in input time (see the docstring)."""
+    """Run the end-of-turn rules over the VAD's events in input time (see the docstring),
+    as `voiceagent.models.offline_turns.TurnGate` does."""
     ender = TurnEnder(semantic=detector is not None, max_delay_ms=level.max_delay_ms)
     result = Replay([])
     pending: tuple[float, int, bool] | None = None  # (due ms, generation, complete)
+    known: set[int] = set()  # generations whose transcript the words check made
     by_time: dict[int, list[SpeechStart | SpeechPause | SpeechStop]] = {}
     for at, event in events:
         by_time.setdefault(at, []).append(event)
+
+    def committed(now: int, turn: SpeechStop, generation: int) -> None:
+        result.commits_ms.append(now)
+        ready = now if generation in known else now + stt.transcribe(turn.audio)[1] * 1000
+        result.words_ms.append(ready)
+
     for now in range(0, total_ms + FRAME_MS, FRAME_MS):
         if pending is not None and pending[0] <= now:
+            generation = ender.generation
             turn = ender.verdict(pending[1], pending[2])
             pending = None
             if turn is not None:
-                result.commits_ms.append(now)
+                committed(now, turn, generation)
         for event in by_time.get(now, []):
             if isinstance(event, SpeechStart):
                 ender.speech_resumed()
                 continue
+            generation = ender.generation
             decision = (
                 ender.vad_pause(event) if isinstance(event, SpeechPause) else ender.vad_stop(event)
             )
@@ -131,42 +181,65 @@ def replay(
                 verdict = detector.predict(decision.audio)
                 result.decisions.append(verdict)
                 complete = verdict.probability > level.threshold
-                pending = (now + verdict.seconds * 1000, decision.generation, complete)
+                due = now + verdict.seconds * 1000
+                if complete and check_words:
+                    text, seconds = stt.transcribe(decision.audio)
+                    known.add(decision.generation)
+                    due += seconds * 1000
+                    if sounds_unfinished(text):
+                        complete = False
+                        result.held_by_words += 1
+                pending = (due, decision.generation, complete)
             elif decision is not None:
-                result.commits_ms.append(now)
-        if ender.tick(now) is not None:
-            result.commits_ms.append(now)
+                committed(now, decision, generation)
+        generation = ender.generation
+        turn = ender.tick(now)
+        if turn is not None:
+            committed(now, turn, generation)
     return result
 
 
 def judge(item: Utterance, run: Replay) -> dict[str, Any]:
     premature = [at for at in run.commits_ms if at < item.true_end_ms]
-    final = next((at for at in run.commits_ms if at >= item.true_end_ms), None)
+    final = next((i for i, at in enumerate(run.commits_ms) if at >= item.true_end_ms), None)
     return {
         "premature": bool(premature),
         "commits": len(run.commits_ms),
-        "end_delay_ms": None if final is None else final - item.true_end_ms,
+        "end_delay_ms": None if final is None else run.commits_ms[final] - item.true_end_ms,
+        "words_delay_ms": None if final is None else run.words_ms[final] - item.true_end_ms,
+        "held_by_words": run.held_by_words,
     }
 
 
-POLICIES = ("vad_only", "high", "medium", "low")
+POLICIES = ("vad_only", "high", "medium", "low", "high+words", "medium+words", "low+words")
 
 
-def end_of_turn(items: list[Utterance], detector: CachedDetector) -> list[dict[str, Any]]:
-    """VAD-only and the semantic end at each eagerness level, for every utterance."""
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def end_of_turn(
+    items: list[Utterance], detector: CachedDetector, stt: CachedWords
+) -> list[dict[str, Any]]:
+    """VAD-only and the semantic end at each eagerness level (with and without the
+    words check), for every utterance."""
     rows: list[dict[str, Any]] = []
     for item in items:
         total_ms = len(item.pcm) * 1000 // (RATE * 2)
         plain = vad_events(item.pcm, VadConfig())
         with_pauses = vad_events(item.pcm, vad_config_for(VadConfig(), semantic=True))
         row: dict[str, Any] = {"kind": item.kind, "speaker": item.speaker, "text": item.text}
-        row["vad_only"] = judge(item, replay(plain, total_ms, None, EAGERNESS["high"]))
-        for level in POLICIES[1:]:
-            run = replay(with_pauses, total_ms, detector, EAGERNESS[level])
-            row[level] = judge(item, run)
-            base, delay = row["vad_only"]["end_delay_ms"], row[level]["end_delay_ms"]
-            row[level]["added_delay_ms"] = None if base is None or delay is None else delay - base
-            row[level]["probabilities"] = [round(v.probability, 3) for v in run.decisions]
+        row["vad_only"] = judge(item, replay(plain, total_ms, None, EAGERNESS["high"], stt))
+        for policy in POLICIES[1:]:
+            level, _, words = policy.partition("+")
+            run = replay(with_pauses, total_ms, detector, EAGERNESS[level], stt, bool(words))
+            row[policy] = judged = judge(item, run)
+            base = row["vad_only"]
+            judged["added_delay_ms"] = _minus(judged["end_delay_ms"], base["end_delay_ms"])
+            judged["added_words_delay_ms"] = _minus(
+                judged["words_delay_ms"], base["words_delay_ms"]
+            )
+            judged["probabilities"] = [round(v.probability, 3) for v in run.decisions]
         rows.append(row)
     return rows
 
@@ -180,6 +253,12 @@ def summarise_turns(rows: list[dict[str, Any]]) -> dict[str, Any]:
             results = [row[policy] for row in chosen]
             delays = [r["end_delay_ms"] for r in results if r["end_delay_ms"] is not None]
             added = [r["added_delay_ms"] for r in results if r.get("added_delay_ms") is not None]
+            words = [r["words_delay_ms"] for r in results if r["words_delay_ms"] is not None]
+            added_words = [
+                r["added_words_delay_ms"]
+                for r in results
+                if r.get("added_words_delay_ms") is not None
+            ]
             premature = sum(r["premature"] for r in results)
             entry[policy] = {
                 # a turn still open when its audio ran out (none with the corpus's 7 s tail)
@@ -190,6 +269,12 @@ def summarise_turns(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "p90_end_delay_ms": pct(delays, 90),
                 "median_added_delay_ms": statistics.median(added) if added else None,
                 "p90_added_delay_ms": pct(added, 90),
+                "median_words_delay_ms": statistics.median(words) if words else None,
+                "median_added_words_delay_ms": (
+                    statistics.median(added_words) if added_words else None
+                ),
+                "p90_added_words_delay_ms": pct(added_words, 90),
+                "held_by_words": sum(r["held_by_words"] for r in results),
             }
         out[kind] = entry
     return out
@@ -377,6 +462,9 @@ LABELS = {
     "high": "semantic, high",
     "medium": "semantic, auto/medium",
     "low": "semantic, low",
+    "high+words": "semantic + words, high",
+    "medium+words": "semantic + words, auto/medium",
+    "low+words": "semantic + words, low",
 }
 
 
@@ -397,7 +485,8 @@ def plot(
     width = 0.8 / len(POLICIES)
     for index, name in enumerate(POLICIES):
         rates = [summary[kind][name]["premature_rate"] * 100 for kind in kinds]
-        axes[0].bar(x + (index - 1.5) * width, rates, width, label=LABELS[name])
+        offset = index - (len(POLICIES) - 1) / 2
+        axes[0].bar(x + offset * width, rates, width, label=LABELS[name])
     axes[0].set_xticks(x, [f"{k} (n={summary[k]['utterances']})" for k in kinds])
     axes[0].set_ylabel("utterances cut by a premature end of turn (%)")
     axes[0].set_title("Premature end of turn")
@@ -410,7 +499,9 @@ def plot(
         ]
         for p in POLICIES
     ]
-    axes[1].boxplot(data, tick_labels=[LABELS[p].replace("semantic, ", "") for p in POLICIES])
+    ticks = [LABELS[p].replace("semantic", "").strip(" ,").replace("auto/", "") for p in POLICIES]
+    axes[1].boxplot(data, tick_labels=ticks)
+    axes[1].tick_params(axis="x", labelrotation=30, labelsize=8)
     axes[1].set_ylabel("end of speech -> turn committed (ms)")
     axes[1].set_title("End-of-turn delay, complete utterances")
     spots = np.arange(len(overlays))
@@ -431,6 +522,7 @@ def plot(
 def markdown(
     summary: dict[str, Any],
     decisions_ms: list[float],
+    stt_ms: list[float],
     overlays: list[dict[str, Any]],
     policy: list[dict[str, Any]],
     load: list[dict[str, Any]],
@@ -438,7 +530,7 @@ def markdown(
     levels = ", ".join(
         f"{name}: threshold {EAGERNESS[name].threshold}, "
         f"max delay {EAGERNESS[name].max_delay_ms} ms"
-        for name in POLICIES[1:]
+        for name in ("high", "medium", "low")
     )
     lines = [
         "# Turn taking",
@@ -451,7 +543,10 @@ def markdown(
         "## (a) End of turn",
         "",
         "premature: share of utterances committed before the speaker finished; end delay: "
-        "real end of speech to commit; added: minus VAD-only's on the same utterance.",
+        "real end of speech to commit; words delay: real end of speech to the turn's "
+        "transcript (VAD-only and the model alone decode after the commit; + words reuses "
+        "the transcript it decided on); added: minus VAD-only's on the same utterance; "
+        "held by words: verdicts of the model turned into a hold by the words.",
         "",
     ]
     rows = []
@@ -469,6 +564,9 @@ def markdown(
                     p["p90_end_delay_ms"],
                     p["median_added_delay_ms"],
                     p["p90_added_delay_ms"],
+                    p["median_words_delay_ms"],
+                    p["median_added_words_delay_ms"],
+                    p["held_by_words"],
                 ]
             )
     lines.append(
@@ -482,6 +580,9 @@ def markdown(
                 "p90 end delay ms",
                 "median added ms",
                 "p90 added ms",
+                "median words delay ms",
+                "median added words ms",
+                "held by words",
             ],
             rows,
         )
@@ -489,7 +590,9 @@ def markdown(
     lines += [
         "",
         f"Model decisions (one at a time): p50 {pct(decisions_ms, 50) or 0:.0f} ms, "
-        f"p99 {pct(decisions_ms, 99) or 0:.0f} ms over {len(decisions_ms)} decisions.",
+        f"p99 {pct(decisions_ms, 99) or 0:.0f} ms over {len(decisions_ms)} decisions. "
+        f"Transcriptions (one process, one at a time): p50 {pct(stt_ms, 50) or 0:.0f} ms, "
+        f"p99 {pct(stt_ms, 99) or 0:.0f} ms over {len(stt_ms)}.",
         "",
         "## (b) Sounds over agent speech",
         "",
@@ -517,7 +620,15 @@ def markdown(
         "length and its local transcript; decided: onset to verdict.",
         "",
         md_table(
-            ["sound", "n", "interrupted", "resumed", "detect p50 ms", "decided p50 ms"],
+            [
+                "sound",
+                "n",
+                "interrupted",
+                "resumed",
+                "detect p50 ms",
+                "detect p99 ms",
+                "decided p50 ms",
+            ],
             [
                 [
                     o["kind"],
@@ -525,6 +636,7 @@ def markdown(
                     o["interrupted"],
                     o["resumed"],
                     o["detect_p50_ms"],
+                    o["detect_p99_ms"],
                     o["decided_p50_ms"],
                 ]
                 for o in policy
@@ -583,7 +695,9 @@ def main() -> None:
         flush=True,
     )
     detector = CachedDetector(SmartTurnDetector())
-    rows = end_of_turn(turns, detector)
+    stt = CachedWords()
+    rows = end_of_turn(turns, detector, stt)
+    stt_ms = [seconds * 1000 for _, seconds in stt.cache.values()]
     summary = summarise_turns(rows)
     on_main = barge_in_on_main(overlays)
     overlay_summary = summarise_overlays(on_main)
@@ -603,7 +717,7 @@ def main() -> None:
                 "threshold": EAGERNESS[name].threshold,
                 "max_delay_ms": EAGERNESS[name].max_delay_ms,
             }
-            for name in POLICIES[1:]
+            for name in ("high", "medium", "low")
         },
         "end_of_turn": summary,
         "decision_ms": {
@@ -611,6 +725,7 @@ def main() -> None:
             "p99": pct(decisions_ms, 99),
             "n": len(decisions_ms),
         },
+        "transcribe_ms": {"p50": pct(stt_ms, 50), "p99": pct(stt_ms, 99), "n": len(stt_ms)},
         "overlays_on_main": overlay_summary,
         "overlays_with_policy": policy,
         "policy_rows": policy_rows,
@@ -618,7 +733,7 @@ def main() -> None:
         "utterances": rows,
         "overlay_rows": on_main,
     }
-    md = markdown(summary, decisions_ms, overlay_summary, policy, load)
+    md = markdown(summary, decisions_ms, stt_ms, overlay_summary, policy, load)
     paths = write_results("turn_taking", data, md)
     png = plot(summary, rows, overlay_summary, policy)
     print(md)

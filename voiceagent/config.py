@@ -64,6 +64,7 @@ class Settings:
     vad_prefix_padding_ms: int = 300  # VOICEAGENT_VAD_PREFIX_PADDING_MS
     vad_silence_duration_ms: int = 500  # VOICEAGENT_VAD_SILENCE_DURATION_MS
     vad_eagerness: str = "auto"  # VOICEAGENT_VAD_EAGERNESS (semantic_vad)
+    turn_words: bool = True  # VOICEAGENT_TURN_WORDS (semantic_vad offline)
     vad_create_response: bool = True  # VOICEAGENT_VAD_CREATE_RESPONSE
     vad_interrupt_response: bool = True  # VOICEAGENT_VAD_INTERRUPT_RESPONSE
     transcription_model: str = "gpt-4o-mini-transcribe"  # VOICEAGENT_TRANSCRIPTION_MODEL

@@ -29,7 +29,7 @@ from typing import Any
 # whole words (punctuation and case ignored); a phrase may be several words.
 BACKCHANNELS: dict[str, frozenset[str]] = {
     "en": frozenset(
-        "yeah|yes|yep|yup|uh-huh|uh huh|mm-hmm|mm hmm|mhm|mm|hmm|hm|okay|ok|right|alright"
+        "yeah|yea|yes|yep|yup|uh-huh|uh huh|mm-hmm|mm hmm|mhm|mm|hmm|hm|okay|ok|right|alright"
         "|all right|sure|i see|got it|uh|um|ah|oh|cool|nice|true".split("|")
     ),
     "vi": frozenset(

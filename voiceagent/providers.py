@@ -90,6 +90,7 @@ def build_model(settings: Settings) -> RealtimeModel:
             # and the provider's semantic VAD with the Realtime models.
             semantic_turn=settings.turn_detection == "semantic_vad",
             turn_eagerness=settings.vad_eagerness,
+            turn_words=settings.turn_words,
         )
         # One brain per conversation: the model calls the factory on every connect.
         return OfflineModel(config, brain_factory=OfflineBrain)

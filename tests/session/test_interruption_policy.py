@@ -23,6 +23,7 @@ from voiceagent.models.realtime.protocol import RealtimeProtocol, turn_detection
         ("Yeah.", 700, "backchannel"),
         ("Mm-hmm, okay, right.", 1200, "backchannel"),
         ("uh huh", 700, "backchannel"),
+        ("oh yea", 700, "backchannel"),  # how the offline recogniser spells a short "yeah"
         ("Stop, wait, I need something else.", 1400, None),
         ("No.", 600, None),
         ("Okay, but what about my bag?", 1400, None),

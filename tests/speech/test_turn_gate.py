@@ -1,4 +1,5 @@
-"""The offline model's turn gate: model verdicts, model errors and the wall-clock backstop."""
+"""The offline model's turn gate: model verdicts, the words check, model and recogniser
+errors, and the wall-clock backstop."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import trio
 import trio.testing
 
 from voiceagent.models.offline_turns import TurnGate, vad_config_for
+from voiceagent.speech.stt import SpeechRecognitionError
 from voiceagent.speech.turn_detector import TurnModelError, TurnVerdict
 from voiceagent.speech.turn_end import EAGERNESS, EARLY_PAUSE_MS
 from voiceagent.speech.vad import SpeechPause, SpeechStop, VadConfig
@@ -30,14 +32,34 @@ class FakeDetector:
         return TurnVerdict(self.probability > 0.5, self.probability, self.delay)
 
 
-async def gate_run(
-    detector: Any, script: Any, within: float = 10
-) -> list[tuple[float, SpeechStop]]:
-    """Run `script` against a gate; the commits it made within `within` seconds."""
-    commits: list[tuple[float, SpeechStop]] = []
+class FakeWords:
+    """A recogniser that hears `text` (or fails on None) after `delay` seconds; given a
+    list, one answer per call."""
 
-    async def commit(turn: SpeechStop) -> None:
-        commits.append((trio.current_time(), turn))
+    def __init__(self, text: str | list[str] | None, delay: float = 0.2) -> None:
+        self.answers = text if isinstance(text, list) else None
+        self.text = text
+        self.delay = delay
+        self.asked: list[bytes] = []
+
+    async def __call__(self, pcm16: bytes) -> str:
+        self.asked.append(pcm16)
+        await trio.sleep(self.delay)
+        text = self.answers.pop(0) if self.answers is not None else self.text
+        if text is None:
+            raise SpeechRecognitionError("speech recognition worker exited")
+        assert isinstance(text, str)
+        return text
+
+
+async def gate_run(
+    detector: Any, script: Any, within: float = 10, words: FakeWords | None = None
+) -> list[tuple[float, SpeechStop, str | None]]:
+    """Run `script` against a gate; the commits it made within `within` seconds."""
+    commits: list[tuple[float, SpeechStop, str | None]] = []
+
+    async def commit(turn: SpeechStop, transcript: str | None) -> None:
+        commits.append((trio.current_time(), turn, transcript))
 
     with trio.move_on_after(within):
         async with trio.open_nursery() as nursery:
@@ -47,6 +69,7 @@ async def gate_run(
                 max_turn_ms=30_000,
                 nursery=nursery,
                 commit=commit,
+                transcribe=words,
             )
             await script(gate)
     return commits
@@ -77,7 +100,7 @@ async def test_a_model_error_ends_the_turn_as_vad_only_would() -> None:
         await trio.sleep(0.2)
 
     commits = await gate_run(FakeDetector(None), script)
-    assert [turn.audio for _, turn in commits] == [b"ab"]
+    assert [turn.audio for _, turn, _ in commits] == [b"ab"]
 
 
 async def test_the_backstop_ends_a_held_turn_when_audio_stops_coming(
@@ -93,6 +116,88 @@ async def test_the_backstop_ends_a_held_turn_when_audio_stops_coming(
     assert len(commits) == 1
     # max delay (3 s for "auto") + 1 s of slack, after the model's 50 ms.
     assert commits[0][0] - started == pytest.approx(4.05, abs=0.01)
+
+
+async def speak_then_pause(gate: TurnGate) -> None:
+    """A pause at 800 ms of input audio, the VAD's stop at 1000 ms, then silence."""
+    gate.speech_paused(SpeechPause(0, 800, b"abcd"))
+    await trio.sleep(0.3)
+    await gate.speech_stopped(SpeechStop(0, 1000, b"abcd"))
+    await gate.audio_fed(1000)
+    await trio.sleep(0.3)
+    await gate.audio_fed(3999)  # just under the max delay of input audio
+
+
+async def test_words_that_end_mid_sentence_hold_a_turn_the_model_calls_complete() -> None:
+    words = FakeWords("my phone number is five five five")
+    commits = await gate_run(FakeDetector(0.95), speak_then_pause, within=1, words=words)
+    assert words.asked == [b"abcd"]
+    assert commits == []  # held: more speech or the max delay ends it
+
+
+async def test_a_held_turn_is_committed_with_its_words_at_the_max_delay() -> None:
+    async def script(gate: TurnGate) -> None:
+        await speak_then_pause(gate)
+        await gate.audio_fed(4000)
+
+    words = FakeWords("my card ends in")
+    commits = await gate_run(FakeDetector(0.95), script, within=1, words=words)
+    assert [(turn.audio, text) for _, turn, text in commits] == [(b"abcd", "my card ends in")]
+
+
+async def test_finished_words_commit_the_turn_with_its_transcript() -> None:
+    words = FakeWords("please cancel my booking")
+    commits = await gate_run(FakeDetector(0.95), speak_then_pause, within=1, words=words)
+    # Once, with the words already made: the turn is not transcribed a second time.
+    assert [(turn.audio, text) for _, turn, text in commits] == [
+        (b"abcd", "please cancel my booking")
+    ]
+
+
+async def test_the_words_are_only_asked_when_the_model_calls_the_turn_complete() -> None:
+    words = FakeWords("whatever")
+    commits = await gate_run(FakeDetector(0.2), speak_then_pause, within=1, words=words)
+    assert words.asked == [] and commits == []
+
+
+async def test_a_recogniser_error_keeps_the_models_verdict() -> None:
+    words = FakeWords(None)
+    commits = await gate_run(FakeDetector(0.95), speak_then_pause, within=1, words=words)
+    assert [(turn.audio, text) for _, turn, text in commits] == [(b"abcd", None)]
+
+
+async def test_words_slower_than_the_max_delay_keep_the_models_verdict(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+
+    async def script(gate: TurnGate) -> None:
+        await gate.speech_stopped(SpeechStop(0, 1000, b"ab"))  # then no more audio
+
+    started = trio.current_time()
+    words = FakeWords("my phone number is", delay=60)  # a recogniser far behind
+    commits = await gate_run(FakeDetector(0.95), script, words=words, within=100)
+    assert [(turn.audio, text) for _, turn, text in commits] == [(b"ab", None)]
+    # The model's 50 ms, then the max delay (3 s for "auto"), not the recogniser's 60 s.
+    assert commits[0][0] - started == pytest.approx(3.05, abs=0.01)
+
+
+async def test_words_made_before_the_speaker_went_on_are_not_the_turns_transcript() -> None:
+    async def script(gate: TurnGate) -> None:
+        await gate.speech_stopped(SpeechStop(0, 1000, b"ab"))
+        await trio.sleep(0.1)  # the model said complete; the words are being made
+        assert gate.speech_started()  # the speaker goes on: the same turn
+        await trio.sleep(0.3)  # the words for "ab" arrive, about less than the turn
+        await gate.speech_stopped(SpeechStop(1200, 2000, b"cd"))
+        await trio.sleep(0.5)
+
+    words = FakeWords(["i want to fly", "i want to fly to denver"])
+    commits = await gate_run(FakeDetector(0.95), script, within=2, words=words)
+    assert words.asked == [b"ab", b"abcd"]
+    # Committed once, with the words about the whole turn.
+    assert [(turn.audio, text) for _, turn, text in commits] == [
+        (b"abcd", "i want to fly to denver")
+    ]
 
 
 def test_the_vad_reports_early_pauses_only_with_the_model() -> None:

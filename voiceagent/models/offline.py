@@ -91,6 +91,9 @@ class OfflineModelConfig:
     semantic_turn: bool = False
     #: how soon the model ends a turn (VOICEAGENT_VAD_EAGERNESS; see speech/turn_end.py)
     turn_eagerness: str = "auto"
+    #: with the end-of-turn model, a turn the model calls complete is also checked on its
+    #: words (speech/unfinished.py): "my number is..." waits (VOICEAGENT_TURN_WORDS)
+    turn_words: bool = True
 
     def __post_init__(self) -> None:
         if self.stt_concurrency < 1:

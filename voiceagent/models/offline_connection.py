@@ -6,6 +6,7 @@ docstring there states the rules (what runs where, cancellation, what a barge-in
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import secrets
@@ -84,9 +85,10 @@ class OfflineConnection(ModelConnection):
         self._events_tx, self._events_rx = trio.open_memory_channel[ModelEvent](
             config.event_capacity
         )
-        self._utterances_tx, self._utterances_rx = trio.open_memory_channel[tuple[str, SpeechStop]](
-            config.pending_utterances
-        )
+        # (item id, the turn's audio, its transcript when the turn gate already made it)
+        self._utterances_tx, self._utterances_rx = trio.open_memory_channel[
+            tuple[str, SpeechStop, str | None]
+        ](config.pending_utterances)
         self.history: list[ConversationItem] = []
         self._outstanding_calls: set[str] = set()
         self._response: _Response | None = None
@@ -101,6 +103,12 @@ class OfflineConnection(ModelConnection):
             max_turn_ms=config.vad.max_utterance_ms,
             nursery=nursery,
             commit=self._end_of_speech,
+            # The recogniser is the app's: a partial of it keeps no reference cycle.
+            transcribe=(
+                functools.partial(recognizer.transcribe, sample_rate=VAD_SAMPLE_RATE)
+                if config.turn_words
+                else None
+            ),
         )
         # Spoken turns wait for the session's answer (base.py `holds_spoken_turns`):
         # transcripts waiting for it, and answers that came before their transcript.
@@ -158,13 +166,13 @@ class OfflineConnection(ModelConnection):
                 await self.turns.speech_stopped(event)
         await self.turns.audio_fed(self._vad.audio_ms)
 
-    async def _end_of_speech(self, stop: SpeechStop) -> None:
+    async def _end_of_speech(self, stop: SpeechStop, transcript: str | None = None) -> None:
         item_id = self._speech_item or self._id("item")
         self._speech_item = None
         await self._emit(SpeechStopped(stop.audio_end_ms, item_id))
         await self._emit(InputCommitted(item_id))
         try:
-            self._utterances_tx.send_nowait((item_id, stop))
+            self._utterances_tx.send_nowait((item_id, stop, transcript))
         except trio.WouldBlock:
             # The recogniser is far behind this speaker: say so rather than queue forever.
             await self._emit(TranscriptFailed(item_id, "speech recognition is overloaded"))
@@ -233,9 +241,13 @@ class OfflineConnection(ModelConnection):
 
     async def run_turns(self) -> None:
         """Transcribe utterances in speaking order and answer each (the turn task)."""
-        async for item_id, stop in self._utterances_rx:
+        async for item_id, stop, early in self._utterances_rx:
             try:
-                transcript = await self._recognizer.transcribe(stop.audio, VAD_SAMPLE_RATE)
+                transcript = (
+                    early
+                    if early is not None
+                    else await self._recognizer.transcribe(stop.audio, VAD_SAMPLE_RATE)
+                )
             except SpeechRecognitionError as exc:
                 log.warning("offline transcription failed: %s", exc)
                 await self._emit(TranscriptFailed(item_id, str(exc)))

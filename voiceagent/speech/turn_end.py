@@ -91,6 +91,11 @@ class TurnEnder:
         self._early: bool | None = None  # its verdict, when it came before the stop
 
     @property
+    def generation(self) -> int:
+        """The current hold's number: what a verdict or a commit now would be about."""
+        return self._generation
+
+    @property
     def holding(self) -> bool:
         """True while a turn waits for the model, more speech or the max delay."""
         return self._held is not None and not self._resumed
