@@ -63,9 +63,9 @@ async def resume(room: Room, grant: RoomGrant) -> int:
                 log_event(log, "resume_refused", reason="another user held this room")
                 return 0
             final_agent = visit.final_agent
-            earlier = await store.items(room.session_id)
             # As many as the page's history keeps (history.py), the newest.
-            for record in earlier[-HISTORY_MAX_ITEMS:]:
+            earlier = await store.items(room.session_id, newest=HISTORY_MAX_ITEMS)
+            for record in earlier:
                 item = record.conversation_item()
                 item.id = f"{item.id}@{record.connection_id[:8]}"
                 items.append(item)

@@ -261,19 +261,25 @@ class SqlBackend(ABC):
         last = ended_at if ended_at is not None else max(started_at, newest_item or 0.0)
         return LastVisit(connection_id, sub, final_agent, last, ended_at is not None)
 
-    def items(self, session_id: str) -> list[ItemFinal]:
-        """The room's items in conversation order (connection by connection)."""
+    def items(self, session_id: str, newest: int | None = None) -> list[ItemFinal]:
+        """The room's items in conversation order (connection by connection); with
+        `newest`, only that many of the latest (a resume reads no more than it shows)."""
+        order = "COALESCE(c.started_at, i.at), i.seq"
+        if newest is not None:
+            order = "COALESCE(c.started_at, i.at) DESC, i.seq DESC LIMIT ?"
         with self._reading() as conn:
             cursor = conn.cursor()
             cursor.execute(
                 self._q(
                     f"SELECT {', '.join('i.' + c.strip() for c in _ITEM_COLUMNS.split(','))}"
                     " FROM items i LEFT JOIN connections c ON c.connection_id = i.connection_id"
-                    " WHERE i.session_id = ? ORDER BY COALESCE(c.started_at, i.at), i.seq"
+                    f" WHERE i.session_id = ? ORDER BY {order}"
                 ),
-                (session_id,),
+                (session_id,) if newest is None else (session_id, newest),
             )
             rows = cursor.fetchall()
+        if newest is not None:
+            rows.reverse()
         return [ItemFinal(*row) for row in rows]
 
     def rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:

@@ -316,8 +316,8 @@ class Store:
     async def last_visit(self, session_id: str) -> LastVisit | None:
         return await self.read(self.backend.last_visit, session_id)
 
-    async def items(self, session_id: str) -> list[ItemFinal]:
-        return await self.read(self.backend.items, session_id)
+    async def items(self, session_id: str, newest: int | None = None) -> list[ItemFinal]:
+        return await self.read(self.backend.items, session_id, newest)
 
 
 def _pause(failures: int) -> float:
