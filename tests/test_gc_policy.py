@@ -101,6 +101,19 @@ async def test_interval_zero_leaves_the_collector_alone() -> None:
     assert collector.calls == []
 
 
+@pytest.mark.parametrize("young", [10_000, 0])
+async def test_the_young_threshold_holds_while_the_policy_runs(young: int) -> None:
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    async with trio.open_nursery() as nursery:
+        settings = GcSettings(freeze_interval_s=1.0, young_threshold=young)
+        await nursery.start(run_gc_policy, settings, lambda: 0)
+        seen.append(gc.get_threshold())
+        nursery.cancel_scope.cancel()
+    assert seen == [(young or before[0], *before[1:])]
+    assert gc.get_threshold() == before  # given back when the policy stops
+
+
 class SteppingTimer:
     """A `perf_counter` stand-in: each tick takes the next of `pauses` seconds."""
 

@@ -76,7 +76,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     background = trio.CancelScope()
     warmed = trio.Event()  # local engines loaded: the first reply will not wait for them
     gc_settings = GcSettings(
-        settings.gc_freeze_interval_s, settings.gc_sweep_interval_s, settings.gc_sweep_max_rooms
+        settings.gc_freeze_interval_s,
+        settings.gc_sweep_interval_s,
+        settings.gc_sweep_max_rooms,
+        settings.gc_young_threshold,
     )
 
     def open_rooms() -> int:

@@ -28,6 +28,15 @@ Rules (docs/memory.md):
    rooms opened at ~350 a second) ticks come sooner and stay short.
 5. CPython's own automatic passes stay on: they now walk only unfrozen objects.
    `freeze_interval_s = 0` turns this policy off (CPython's defaults only).
+6. While the policy runs, generation 0's threshold can be raised: `young_threshold`
+   (VOICEAGENT_GC_YOUNG_THRESHOLD; 0, the default, keeps CPython's 700). CPython counts
+   allocations minus deallocations, so with active rooms its young passes come 12-14
+   times a second, and each walks every young object still alive, mostly the coroutine
+   chains of tasks that just went back to waiting (2,000-12,000 objects, up to 4 ms, at
+   100 rooms). At 10,000 the ticks do that work once a second: the collector's time
+   halves with steady active rooms (benchmarks/results/gc_young_threshold_ab.md), but
+   while rooms open fast the longest pass grew from <= 100 ms to <= 250 ms
+   (benchmarks/README.md, "GC young threshold"), so it is not the default.
 
 Every pass is observed by the GC pause histogram (metrics/monitors.py). The policy runs
 as one task in the app's background nursery (app.py); cancellation ends it between
@@ -60,6 +69,7 @@ class GcSettings:
     freeze_interval_s: float = 1.0  # rule 1; 0 = policy off
     sweep_interval_s: float = 600.0  # rule 3
     sweep_max_rooms: int = 0  # rule 3
+    young_threshold: int = 0  # rule 6; 0 = CPython's own
 
 
 class Collector(Protocol):
@@ -146,7 +156,13 @@ async def run_gc_policy(
         return
     collector = collector or PythonCollector()
     policy = GcPolicy(settings, trio.current_time())
-    task_status.started(policy)
-    while True:
-        await trio.sleep(policy.interval)
-        policy.run_once(trio.current_time(), open_rooms(), collector)
+    previous = gc.get_threshold()
+    if settings.young_threshold:
+        gc.set_threshold(settings.young_threshold, *previous[1:])
+    try:
+        task_status.started(policy)
+        while True:
+            await trio.sleep(policy.interval)
+            policy.run_once(trio.current_time(), open_rooms(), collector)
+    finally:
+        gc.set_threshold(*previous)
