@@ -184,6 +184,16 @@ def server_process(
         log.close()
 
 
+def loud_windows(pcm: bytes, sample_rate: int, floor_dbfs: float) -> np.ndarray:
+    """Indices of the 10 ms windows of PCM16 `pcm` whose RMS is above `floor_dbfs`
+    (where speech starts and ends, as a property of the audio)."""
+    samples = np.frombuffer(pcm, "<i2").astype(np.float64) / 32768
+    window = sample_rate // 100
+    count = len(samples) // window
+    rms = np.sqrt((samples[: count * window].reshape(count, window) ** 2).mean(axis=1))
+    return np.nonzero(20 * np.log10(rms + 1e-12) > floor_dbfs)[0]
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     with contextlib.suppress(OSError):

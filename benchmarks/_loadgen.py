@@ -24,6 +24,7 @@ grace period) or on "stop", and the worker gives up if the script goes away.
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from collections import Counter
 from multiprocessing.connection import Connection
@@ -210,7 +211,11 @@ class Fleet:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        ids = [f"{id_prefix}{i}" for i in range(n_sessions)]
+        # Room ids new to the server: a room id seen within VOICEAGENT_RESUME_WINDOW_S
+        # resumes that conversation, so an earlier run's rooms (same prefix, same
+        # numbers) would start every room with their growing history.
+        token = secrets.token_hex(3)
+        ids = [f"{id_prefix}{token}_{i}" for i in range(n_sessions)]
         procs = max(1, min(procs, n_sessions or 1))
         self._window_end = 0.0
         self._pipes: list[Connection] = []

@@ -5,8 +5,10 @@ A performance change stays only when an A/B in one run shows it. This runs
 each against its own code (the script serves the checkout it lives in), and compares
 the figures that do not depend on how fast the machine is that day: the CPU ratio to
 the echo floor at equal load (echo CPU per session / CPU per room, by room count) and
-the server CPU per room-second. Interleaving spreads any drift of the machine over both
-sides.
+the server CPU per room-second. Latency at each room count (client-side server-added
+p99, first-audio p99, interrupt -> silence p99) is reported beside it, medians of the
+runs, for changes that are about pauses rather than CPU. Interleaving spreads any drift
+of the machine over both sides.
 
 Writes results/<--name>.{json,md}. Example (A = the commit before a change, checked
 out with `git worktree add /tmp/before <commit>`):
@@ -71,14 +73,50 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
+LATENCY = {
+    "added_p99_ms": "server-added p99 (client stamps)",
+    "turn_p99_ms": "first audio p99",
+    "silence_p99_ms": "interrupt -> silence p99",
+    "gc_ms_per_s": "cyclic GC pauses, ms per second (all generations)",
+}
+
+
 def figures(run: dict[str, Any]) -> dict[str, Any]:
     verdict = run["verdict"]
+    steps = run.get("steps") or []
     return {
         "cpu_ratio_at_equal_load": {
             str(m): r for m, r in (verdict.get("cpu_ratio_at_equal_load") or {}).items()
         },
         "cpu_ms_per_room_s": verdict.get("cpu_ms_per_room_s"),
+        "latency": {str(step["rooms"]): _step_figures(step) for step in steps},
     }
+
+
+def _step_figures(step: dict[str, Any]) -> dict[str, float | None]:
+    out = {key: step.get(key) for key in LATENCY}
+    shares = step.get("gc_share_by_generation")
+    out["gc_ms_per_s"] = sum(shares.values()) * 1000 if shares else None
+    return out
+
+
+def latency_rows(runs: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
+    """One row per room count and figure: each side's runs and median."""
+    rooms = sorted({int(m) for side in runs.values() for run in side for m in run["latency"]})
+    rows = []
+    for m in rooms:
+        for key, label in LATENCY.items():
+            row: list[Any] = [m, label]
+            for side in ("A", "B"):
+                values = [
+                    run["latency"][str(m)][key]
+                    for run in runs[side]
+                    if run["latency"].get(str(m), {}).get(key) is not None
+                ]
+                row.append(", ".join(f"{v:.1f}" for v in values) or "-")
+                row.append(round(statistics.median(values), 1) if values else None)
+            rows.append(row)
+    return rows
 
 
 def main() -> None:
@@ -128,6 +166,11 @@ def main() -> None:
             md_table(["rooms", "A runs", "A median", "B runs", "B median"], rows),
             f"Server CPU per room-second (median of runs, loaded steps): A {ms(cpu['A'])}, "
             f"B {ms(cpu['B'])} (B/A {'-' if ratio is None else f'{ratio:.3f}'}).",
+            "Latency by room count (ms; each run, then the median):",
+            md_table(
+                ["rooms", "figure", "A runs", "A median", "B runs", "B median"],
+                latency_rows(runs),
+            ),
         ]
     )
     write_results(

@@ -268,6 +268,18 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
         "loop_lag_max_bucket_s": histogram_quantile(before, after, lag, 1.0),
         "metrics_scrape_ms": max(scrape0, scrape1) * 1000,
         "metrics_sessions_open": after.get("voiceagent_sessions_open"),
+        # The cyclic collector's share of the server's time, by generation (its passes
+        # stop the event loop): seconds per second, and passes per second.
+        "gc_share_by_generation": {
+            g: delta(before, after, f"voiceagent_gc_pause_seconds_sum|generation={g}")
+            / args.duration
+            for g in "012"
+        },
+        "gc_passes_per_s_by_generation": {
+            g: delta(before, after, f"voiceagent_gc_pause_seconds_count|generation={g}")
+            / args.duration
+            for g in "012"
+        },
         "late_resyncs": r.get("late_resyncs", 0),
         "loadavg_1m": os.getloadavg()[0],
         "error_codes": r.get("error_codes", {}),

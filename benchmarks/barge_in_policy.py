@@ -30,13 +30,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
+import secrets
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import trio
 from trio_websocket import open_websocket_url
@@ -48,6 +48,7 @@ sys.path.insert(0, str(HERE))
 from _common import (  # noqa: E402
     RESULTS,
     free_port,
+    loud_windows,
     md_table,
     pct,
     server_process,
@@ -71,12 +72,7 @@ SIDES = {
 
 def speech_onset(pcm: bytes) -> float:
     """Seconds from the start of `pcm` to its first 10 ms window above the floor."""
-    samples = np.frombuffer(pcm, "<i2").astype(np.float64) / 32768
-    window = SAMPLE_RATE // 100
-    count = len(samples) // window
-    rms = np.sqrt((samples[: count * window].reshape(count, window) ** 2).mean(axis=1))
-    loud = np.nonzero(20 * np.log10(rms + 1e-12) > SPEECH_FLOOR_DBFS)[0]
-    return float(loud[0] * window / SAMPLE_RATE)
+    return float(loud_windows(pcm, SAMPLE_RATE, SPEECH_FLOOR_DBFS)[0] / 100)
 
 
 class Trial:
@@ -261,6 +257,7 @@ def plot(path: Path, trials: list[dict[str, Any]]) -> None:
 
 async def run(args: argparse.Namespace, bases: dict[str, str], speech: bytes) -> list[Any]:
     trials: list[dict[str, Any]] = []
+    token = secrets.token_hex(3)
     deadline = time.monotonic() + args.time_limit_s
     for index in range(args.trials):
         order = list(SIDES)
@@ -269,7 +266,9 @@ async def run(args: argparse.Namespace, bases: dict[str, str], speech: bytes) ->
             if time.monotonic() > deadline:
                 print("time limit reached", file=sys.stderr)
                 return trials
-            url = f"{bases[side]}/ws/bp-{index}"
+            # A room id of its own: a room seen within the resume window would resume
+            # the other server's conversation (they share the store file).
+            url = f"{bases[side]}/ws/bp-{token}-{side.replace(' ', '-')}-{index}"
             try:
                 figures = await Trial(url, speech).run()
             except trio.TooSlowError:

@@ -129,7 +129,9 @@ def one_run(policy: str, args: argparse.Namespace, emulators: dict[str, Any]) ->
                 aux_cpus=args.aux_cpus, warmup=args.warmup, duration=args.window,
             )  # fmt: skip
             before, _ = scrape(port)
-            step = rooms_step(proc.pid, port, args.active, emulators["pids"], step_args)
+            step = rooms_step(
+                proc.pid, port, args.active, emulators["pids"], step_args, frame_ms=20
+            )
             after, _ = scrape(port)
             result["sessions_open"] = after.get("voiceagent_sessions_open")
             idle.stop()

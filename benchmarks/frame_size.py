@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import argparse
 import random
+import secrets
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import trio
 from trio_websocket import open_websocket_url
@@ -51,6 +51,7 @@ sys.path.insert(0, str(HERE))
 from _common import (  # noqa: E402
     RESULTS,
     free_port,
+    loud_windows,
     md_table,
     pct,
     server_process,
@@ -68,12 +69,8 @@ SPEECH_FLOOR_DBFS = -45.0
 
 def speech_end_offset(pcm: bytes) -> float:
     """Seconds from the start of `pcm` to the end of its last 10 ms window of speech."""
-    samples = np.frombuffer(pcm, "<i2").astype(np.float64) / 32768
-    window = SAMPLE_RATE // 100
-    count = len(samples) // window
-    rms = np.sqrt((samples[: count * window].reshape(count, window) ** 2).mean(axis=1))
-    loud = np.nonzero(20 * np.log10(rms + 1e-12) > SPEECH_FLOOR_DBFS)[0]
-    return float((loud[-1] + 1) * window / SAMPLE_RATE)
+    loud = loud_windows(pcm, SAMPLE_RATE, SPEECH_FLOOR_DBFS)
+    return float((loud[-1] + 1) / 100)
 
 
 class Trial:
@@ -293,6 +290,7 @@ def plot(path: Path, trials: list[dict[str, Any]], frames: list[int]) -> None:
 
 async def run(args: argparse.Namespace, base: str, question: bytes) -> list[dict[str, Any]]:
     trials: list[dict[str, Any]] = []
+    token = secrets.token_hex(3)
     deadline = time.monotonic() + args.time_limit_s
     for index in range(args.trials):
         order = list(args.frames)
@@ -301,7 +299,7 @@ async def run(args: argparse.Namespace, base: str, question: bytes) -> list[dict
             if time.monotonic() > deadline:
                 print("time limit reached", file=sys.stderr)
                 return trials
-            url = f"{base}/ws/fs-{frame_ms}-{index}"
+            url = f"{base}/ws/fs-{token}-{frame_ms}-{index}"  # new rooms: nothing to resume
             lead = bytes(int((0.3 + 0.2 * random.random()) * SAMPLE_RATE) * 2)
             try:
                 figures = await Trial(url, frame_ms, lead, question).run()

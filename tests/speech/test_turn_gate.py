@@ -182,6 +182,14 @@ async def test_words_slower_than_the_max_delay_keep_the_models_verdict(
     assert commits[0][0] - started == pytest.approx(3.05, abs=0.01)
 
 
+async def test_leaving_while_the_words_are_made_cancels_cleanly() -> None:
+    # The connection's nursery is cancelled (the user left) while the recogniser works:
+    # the decision task ends with it, nothing is committed and nothing is raised.
+    words = FakeWords("please cancel my booking", delay=5)
+    commits = await gate_run(FakeDetector(0.95), speak_then_pause, within=1, words=words)
+    assert words.asked == [b"abcd"] and commits == []
+
+
 async def test_words_made_before_the_speaker_went_on_are_not_the_turns_transcript() -> None:
     async def script(gate: TurnGate) -> None:
         await gate.speech_stopped(SpeechStop(0, 1000, b"ab"))
