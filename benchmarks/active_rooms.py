@@ -69,6 +69,7 @@ from _common import (
     wait_port,
     write_results,
 )
+from _emulators import emulators
 from _loadgen import Fleet, merge
 from _sweep import echo_step, sweep_ok
 
@@ -359,21 +360,8 @@ def run_rooms(
     args: argparse.Namespace, frame_ms: int
 ) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, float]]] | None]:
     """The sweep; also the server's top self-time functions when --profile is on."""
-    rt_port, ca_port, app_port = free_port(), free_port(), free_port()
-    here = Path(__file__).resolve().parent
-    rt_argv = [sys.executable, "-m", "voiceagent.emulators", "realtime", "--port", str(rt_port),
-               "--canned", args.canned, "--ttft", str(args.ttft),
-               "--token-rate", str(args.token_rate)]  # fmt: skip
-    ca_argv = [sys.executable, str(here / "_stamped_cartesia.py"), "--port", str(ca_port),
-               "--realtime-factor", "1", "--first-chunk-ms", str(args.first_chunk_ms),
-               "--chunk-ms", "100", "--idle-close-s", "0"]  # fmt: skip
-    env = {
-        "AZURE_OPENAI_REALTIME_URL": f"ws://127.0.0.1:{rt_port}/openai/v1/realtime?model=x",
-        "AZURE_OPENAI_API_KEY": "k",
-        "CARTESIA_WEBSOCKET_URL": f"ws://127.0.0.1:{ca_port}/tts/websocket",
-        "CARTESIA_API_KEY": "k",
-        "VOICEAGENT_LOG_LEVEL": args.log_level,
-    }
+    app_port = free_port()
+    env = {"VOICEAGENT_LOG_LEVEL": args.log_level}
     for item in args.server_env:
         name, sep, value = item.partition("=")
         if not sep or not name:
@@ -385,12 +373,10 @@ def run_rooms(
         app_argv = [sys.executable, "-m", "voiceagent", "serve", "--host", "127.0.0.1",
                     "--port", str(app_port), "--workers", str(args.workers)]  # fmt: skip
     steps: list[dict[str, Any]] = []
-    with (
-        server_process(rt_argv, name="active_rooms_realtime", cpus=args.aux_cpus) as rt,
-        server_process(ca_argv, name="active_rooms_cartesia", cpus=args.aux_cpus) as ca,
-    ):
-        wait_port(rt_port, rt)
-        wait_port(ca_port, ca)
+    with emulators("active_rooms", args.aux_cpus, canned=args.canned, ttft=args.ttft,
+                   token_rate=args.token_rate,
+                   first_chunk_ms=args.first_chunk_ms) as emu:  # fmt: skip
+        env = {**emu.env, **env}
         profile = LOGS / "active_rooms_profile.txt"
         if args.profile:
             app_argv = ["py-spy", "record", "-r", "100", "--subprocesses", "--format", "raw",
@@ -401,7 +387,7 @@ def run_rooms(
             wait_app_ready(app_port)
             failures = 0
             for m in args.rooms:
-                step = rooms_step(app.pid, app_port, m, {"realtime": rt.pid, "cartesia": ca.pid},
+                step = rooms_step(app.pid, app_port, m, emu.pids,
                                   args, frame_ms)  # fmt: skip
                 step["saturated"] = saturated(step, args)
                 steps.append(step)

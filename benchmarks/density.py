@@ -49,6 +49,7 @@ from _common import (
     wait_port,
     write_results,
 )
+from _emulators import emulators
 from _loadgen import Fleet
 from _sweep import measure_idle_rss
 from active_rooms import histogram_quantile, rooms_step, scrape
@@ -92,9 +93,9 @@ def gc_figures(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def one_run(policy: str, args: argparse.Namespace, emulators: dict[str, Any]) -> dict[str, Any]:
+def one_run(policy: str, args: argparse.Namespace, servers: dict[str, Any]) -> dict[str, Any]:
     port = free_port()
-    env = {**emulators["env"], "WS_MAX_CONNECTIONS": str(args.idle + args.active + 100)}
+    env = {**servers["env"], "WS_MAX_CONNECTIONS": str(args.idle + args.active + 100)}
     if policy == "off":
         env["VOICEAGENT_GC_FREEZE_INTERVAL_S"] = "0"
     argv = [sys.executable, "-m", "hypercorn", "-k", "trio", "--backlog", "4096",
@@ -129,9 +130,7 @@ def one_run(policy: str, args: argparse.Namespace, emulators: dict[str, Any]) ->
                 aux_cpus=args.aux_cpus, warmup=args.warmup, duration=args.window,
             )  # fmt: skip
             before, _ = scrape(port)
-            step = rooms_step(
-                proc.pid, port, args.active, emulators["pids"], step_args, frame_ms=20
-            )
+            step = rooms_step(proc.pid, port, args.active, servers["pids"], step_args, frame_ms=20)
             after, _ = scrape(port)
             result["sessions_open"] = after.get("voiceagent_sessions_open")
             idle.stop()
@@ -237,34 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     if not sides or any(s not in ("on", "off") for s in sides):
         raise SystemExit("--policy takes on, off or on,off")
     raise_nofile()
-    here = Path(__file__).resolve().parent
-    rt_port, ca_port = free_port(), free_port()
-    rt_argv = [sys.executable, "-m", "voiceagent.emulators", "realtime", "--port", str(rt_port),
-               "--canned", "Sure. One carry-on and one checked bag are included.",
-               "--ttft", "0.1", "--token-rate", "50"]  # fmt: skip
-    ca_argv = [sys.executable, str(here / "_stamped_cartesia.py"), "--port", str(ca_port),
-               "--realtime-factor", "1", "--first-chunk-ms", "90", "--chunk-ms", "100",
-               "--idle-close-s", "0"]  # fmt: skip
     runs: list[dict[str, Any]] = []
-    with (
-        server_process(rt_argv, name="density_realtime", cpus=args.aux_cpus) as rt,
-        server_process(ca_argv, name="density_cartesia", cpus=args.aux_cpus) as ca,
-    ):
-        wait_port(rt_port, rt)
-        wait_port(ca_port, ca)
-        emulators = {
-            "pids": {"realtime": rt.pid, "cartesia": ca.pid},
-            "env": {
-                "AZURE_OPENAI_REALTIME_URL": f"ws://127.0.0.1:{rt_port}/openai/v1/realtime?model=x",
-                "AZURE_OPENAI_API_KEY": "k",
-                "CARTESIA_WEBSOCKET_URL": f"ws://127.0.0.1:{ca_port}/tts/websocket",
-                "CARTESIA_API_KEY": "k",
-                "VOICEAGENT_LOG_LEVEL": "warning",
-            },
-        }
+    with emulators("density", args.aux_cpus) as emu:
+        servers = {"pids": emu.pids, "env": {**emu.env, "VOICEAGENT_LOG_LEVEL": "warning"}}
         for _ in range(args.runs):
             for side in sides:
-                run = one_run(side, args, emulators)
+                run = one_run(side, args, servers)
                 run["verdict"] = verdict(run)
                 runs.append(run)
                 print(

@@ -37,14 +37,12 @@ import trio
 from _common import (
     RESULTS,
     cpu_list,
-    free_port,
     md_table,
     pin,
     raise_nofile,
-    server_process,
-    wait_port,
 )
 from _common import write_results as write
+from _emulators import emulators
 
 RSS_TOLERANCE = 0.05
 OBJECTS_TOLERANCE = 0.01
@@ -217,27 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     raise_nofile()
-    here = Path(__file__).resolve().parent
-    rt_port, ca_port = free_port(), free_port()
-    rt_argv = [sys.executable, "-m", "voiceagent.emulators", "realtime", "--port", str(rt_port),
-               "--canned", "Sure. One carry-on and one checked bag are included.",
-               "--ttft", "0.05", "--token-rate", "100"]  # fmt: skip
-    ca_argv = [sys.executable, str(here / "_stamped_cartesia.py"), "--port", str(ca_port),
-               "--realtime-factor", "1", "--first-chunk-ms", "30", "--chunk-ms", "100",
-               "--idle-close-s", "0"]  # fmt: skip
-    env = {
-        "AZURE_OPENAI_REALTIME_URL": f"ws://127.0.0.1:{rt_port}/openai/v1/realtime?model=x",
-        "AZURE_OPENAI_API_KEY": "k",
-        "CARTESIA_WEBSOCKET_URL": f"ws://127.0.0.1:{ca_port}/tts/websocket",
-        "CARTESIA_API_KEY": "k",
-        "VOICEAGENT_TTS_FALLBACK": "false",
-    }
-    with (
-        server_process(rt_argv, name="churn_realtime", cpus=args.aux_cpus) as rt,
-        server_process(ca_argv, name="churn_cartesia", cpus=args.aux_cpus) as ca,
-    ):
-        wait_port(rt_port, rt)
-        wait_port(ca_port, ca)
+    with emulators("churn", args.aux_cpus, ttft=0.05, token_rate=100, first_chunk_ms=30) as emu:
+        env = {**emu.env, "VOICEAGENT_TTS_FALLBACK": "false"}
         pin(args.server_cpus)
         run = trio.run(serve_and_churn, args, env)
     points = run["points"]
