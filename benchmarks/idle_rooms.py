@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-cpus", type=cpu_list, default=[1])
     p.add_argument("--client-procs", type=int, default=4)
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--name", default="idle_rooms", help="results/<name>.{json,md}")
     return p
 
 
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             *[f"![{p}]({p})" for p in pngs],
         ]
     )
-    paths = write_results("idle_rooms", {"args": vars(args), "steps": steps}, md)
+    paths = write_results(args.name, {"args": vars(args), "steps": steps}, md)
     print(paths["md"].read_text())
     return 0
 

@@ -6,14 +6,16 @@ emulators, so every byte crosses real sockets through the real protocol code.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
 
-from tests.conftest import Client, connect, running_app
+from tests.conftest import Client, connect, eventually, running_app
 from voiceagent.config import Settings
 from voiceagent.emulators.cartesia import CartesiaEmulatorConfig, serve_cartesia
+from voiceagent.emulators.cartesia_config import EmulatorLog
 from voiceagent.emulators.realtime import EmulatorConfig, Faults, serve_realtime
 from voiceagent.emulators.realtime_parts import CannedTranscriber
 from voiceagent.models.scripted import tone
@@ -30,6 +32,8 @@ async def cloud_stack(
     faults: Faults | None = None,
     cartesia_rtf: float = 0.25,
     cartesia_refuses: bool = False,
+    cartesia_handshake_delay_ms: float = 0.0,
+    cartesia_log: EmulatorLog | None = None,
 ) -> AsyncIterator[tuple[str, Services]]:
     realtime = EmulatorConfig(
         transcriber=CannedTranscriber("What is the baggage allowance?"),
@@ -40,10 +44,14 @@ async def cloud_stack(
         realtime_factor=cartesia_rtf,
         first_chunk_latency_ms=20,
         reject_handshakes=-1 if cartesia_refuses else 0,
+        handshake_delay_ms=cartesia_handshake_delay_ms,
+        delayed_handshakes=1,  # the next socket (after a cancel) is answered at once
     )
     async with trio.open_nursery() as nursery:
         rt_port = await nursery.start(serve_realtime, "127.0.0.1", 0, realtime)
-        ca_port = await nursery.start(serve_cartesia, "127.0.0.1", 0, cartesia)
+        ca_port = await nursery.start(
+            functools.partial(serve_cartesia, log_to=cartesia_log), "127.0.0.1", 0, cartesia
+        )
         settings = Settings.from_env(
             {
                 "AZURE_OPENAI_API_KEY": "test-key",
@@ -149,3 +157,42 @@ async def test_cartesia_refusal_falls_back_to_local_voice_with_a_typed_error() -
         error = client.of_type("error")[0]
         assert error["code"] == "rate_limited" and "local voice" in error["message"]
         assert end["audio_ms"] > 0  # the answer was still spoken
+
+
+# -- cancelled while the voice's socket is still being opened -------------------------
+
+SLOW_HANDSHAKE_MS = 30_000  # far longer than any wait below: the handshake never ends
+
+
+async def until_the_voice_is_connecting(cartesia: EmulatorLog) -> None:
+    """Until the emulator holds the room's first Cartesia handshake unanswered."""
+    await eventually(lambda: len(cartesia.handshakes) == 1 and cartesia.accepted == 0)
+
+
+async def test_interrupt_while_the_voice_connects_ends_the_answer_at_once() -> None:
+    cartesia = EmulatorLog()
+    stack = cloud_stack(cartesia_handshake_delay_ms=SLOW_HANDSHAKE_MS, cartesia_log=cartesia)
+    async with stack as (address, _), connect(address) as client:
+        await client.send(type="text", text="What is the baggage allowance?")
+        await until_the_voice_is_connecting(cartesia)
+        await client.send(type="interrupt")
+        # Answered by the server, not after the handshake (which never ends).
+        interrupted = await client.wait_for("audio_interrupted", within=5)
+        assert interrupted["response_id"]
+        # The room goes on, on a socket answered at once: the next answer is heard.
+        end = await answer(client, "Is there wifi?")
+        assert end["response_id"] != interrupted["response_id"] and end["audio_ms"] > 0
+        assert cartesia.accepted == 1  # the held handshake was abandoned, not completed
+
+
+async def test_leaving_while_the_voice_connects_closes_the_room() -> None:
+    cartesia = EmulatorLog()
+    stack = cloud_stack(cartesia_handshake_delay_ms=SLOW_HANDSHAKE_MS, cartesia_log=cartesia)
+    async with stack as (address, services):
+        async with connect(address) as client:
+            await client.send(type="text", text="What is the baggage allowance?")
+            await until_the_voice_is_connecting(cartesia)
+        # The room's tasks (the handshake's among them) end without waiting for it.
+        await eventually(lambda: not len(services.registry), within=5)
+        async with connect(address) as client:  # and the server serves the next room
+            assert (await answer(client, "Is there wifi?"))["audio_ms"] > 0

@@ -108,6 +108,13 @@ async def after_a_voice_failure(client: Client) -> None:
     await client.wait_for("audio_end", within=30)  # after the voice's error (or fallback)
 
 
+async def leaving_while_the_voice_connects(client: Client) -> None:
+    # The emulator holds every Cartesia handshake far longer than this room lives.
+    await client.send(type="text", text=QUESTION)
+    await client.wait_for("text_delta", within=20)  # the voice is asked for now
+    await client.drain(0.5)
+
+
 Ending = Callable[[Client], Awaitable[None]]
 
 
@@ -182,6 +189,14 @@ async def test_a_room_whose_model_dropped_leaves_no_cyclic_garbage(tmp_path: Pat
     drop = ("--drop-on-response", "1", "--after-deltas", "2")
     async with cloud(tmp_path, *drop) as (address, services):
         await garbage_of_one_room(address, services, after_a_provider_drop)
+
+
+async def test_a_room_left_while_its_voice_connects_leaves_no_cyclic_garbage(
+    tmp_path: Path,
+) -> None:
+    slow = ("--handshake-delay-ms", "60000")
+    async with cloud(tmp_path, cartesia_args=slow) as (address, services):
+        await garbage_of_one_room(address, services, leaving_while_the_voice_connects)
 
 
 @pytest.mark.parametrize("fallback", [False, True])

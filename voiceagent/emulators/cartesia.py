@@ -19,8 +19,9 @@ Modules, from the wire inwards:
 - `cartesia_config` (what can be configured, the bounded log) and `cartesia_audio`
   (the voices and the wire encodings).
 
-Faults: refused handshakes (429), an error after N chunks, closing idle sockets, and
-silent sockets (accepted, never answered). Everything is bounded: contexts per socket,
+Faults: refused handshakes (429), slow handshakes (answered after a delay: to cancel a
+client mid-handshake), an error after N chunks, closing idle sockets, and silent
+sockets (accepted, never answered). Everything is bounded: contexts per socket,
 queued inputs per context, queued outbound messages, the request log. A handshake that
 fails is answered with an HTTP error and a JSON body; a socket's failure ends that
 socket only. Cancelling `serve_cartesia` closes the listener and every socket.
@@ -100,6 +101,9 @@ async def _handle(
     headers = {k.decode().lower(): v.decode() for k, v in request.headers}
     record.add(record.handshakes, {"path": request.path, "headers": headers})
     counters.handshakes += 1
+    delayed = config.delayed_handshakes < 0 or counters.handshakes <= config.delayed_handshakes
+    if config.handshake_delay_ms and delayed:
+        await trio.sleep(config.handshake_delay_ms / 1000)
     if url.path.rstrip("/") != PATH:
         await _refuse(request, record, 404, "Not found", f"no route {url.path}")
         return
@@ -162,6 +166,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--error-after-chunks", type=int, default=None)
     p.add_argument("--idle-close-s", type=float, default=d.idle_close_s)
     p.add_argument("--silent-connections", type=int, default=0, help="first N never answer")
+    p.add_argument("--handshake-delay-ms", type=float, default=0.0,
+                   help="answer handshakes this late (a slow provider)")  # fmt: skip
+    p.add_argument("--delayed-handshakes", type=int, default=-1,
+                   help="delay only the first N handshakes (-1: all)")  # fmt: skip
     return p
 
 
@@ -178,6 +186,8 @@ def main(argv: list[str]) -> int:
         error_after_chunks=args.error_after_chunks,
         idle_close_s=args.idle_close_s or None,
         silent_connections=args.silent_connections,
+        handshake_delay_ms=args.handshake_delay_ms,
+        delayed_handshakes=args.delayed_handshakes,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 

@@ -29,6 +29,10 @@ class CartesiaEmulatorConfig:
     idle_close_s: float | None = 300.0
     #: the first N accepted sockets never answer (-1: all of them)
     silent_connections: int = 0
+    #: hold the first `delayed_handshakes` handshakes (-1: all) this long before
+    #: answering them: a provider slow to accept, for cancellation mid-handshake
+    handshake_delay_ms: float = 0.0
+    delayed_handshakes: int = -1
 
 
 @dataclass

@@ -20,6 +20,7 @@ import trio
 
 from voiceagent import metrics
 from voiceagent.pcm import BYTES_PER_MS
+from voiceagent.session.wakeup import Wakeup
 
 
 class InputActivity:
@@ -29,7 +30,7 @@ class InputActivity:
 
     def __init__(self) -> None:
         self.last = trio.current_time()
-        self.arrived = trio.Event()
+        self.arrived = Wakeup()  # the model link waits on it while disconnected
 
     def note(self) -> None:
         self.last = trio.current_time()

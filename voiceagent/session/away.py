@@ -27,6 +27,7 @@ from voiceagent.logs import log_event
 from voiceagent.protocol import error_event
 from voiceagent.session.lines import CHECK_IN, localised
 from voiceagent.session.room import Room
+from voiceagent.session.wakeup import Wakeup
 
 log = logging.getLogger("voiceagent.session")
 
@@ -46,7 +47,7 @@ class AwayWatch:
         self._active_at = trio.current_time()
         self._checked_in = False
         self._started = False
-        self._changed = trio.Event()
+        self._changed = Wakeup()
 
     def user_active(self) -> None:
         self._active_at = trio.current_time()
@@ -70,10 +71,7 @@ class AwayWatch:
                 await trio.sleep(BUSY_POLL_S)
                 continue
             due = max(quiet, self._active_at) + timeout
-            self._changed = changed = trio.Event()
-            with trio.move_on_at(due):
-                await changed.wait()
-            if changed.is_set() or trio.current_time() < due:
+            if await self._changed.wait_until(due) or trio.current_time() < due:
                 continue
             if room.turns.quiet_since() is None:
                 continue  # the agent began to speak at the deadline

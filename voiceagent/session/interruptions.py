@@ -44,6 +44,7 @@ from voiceagent.logs import log_event
 from voiceagent.protocol import event
 from voiceagent.session.model_link import AnswerInput, ModelLink
 from voiceagent.session.room import Room
+from voiceagent.session.wakeup import Wakeup
 
 log = logging.getLogger("voiceagent.session")
 
@@ -78,7 +79,7 @@ class Interruptions:
         self._utterances: deque[_Utterance] = _NONE_TRACKED
         self._paused_at: float | None = None
         self._paused_rid = ""
-        self._changed = trio.Event()
+        self._changed = Wakeup()
         self._watching = False
 
     @property
@@ -266,12 +267,10 @@ class Interruptions:
     async def _run_watch(self, router: BargeIn) -> None:
         try:
             while self._judging():
-                self._changed = changed = trio.Event()
                 timeout = self.settings.false_interruption_timeout_ms / 1000
                 open_ = [u for u in self._utterances if u.turn is None]
                 due = min((self._deadline(u, timeout) for u in open_), default=math.inf)
-                with trio.move_on_at(due):
-                    await changed.wait()
+                await self._changed.wait_until(due)
                 now = trio.current_time()
                 for utterance in [u for u in self._utterances if u.turn is None]:
                     if now >= self._deadline(utterance, timeout):

@@ -195,7 +195,6 @@ class ModelLink:
                 await sink.abandon_responses()
             # Lazy: reconnect only when the user says or sends something new.
             if not (self.audio.waiting() or self._control_rx.statistics().current_buffer_used):
-                self.activity.arrived = trio.Event()
                 await self.activity.arrived.wait()
 
     def _backoff(self, failures: int) -> float:

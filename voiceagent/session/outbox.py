@@ -69,8 +69,7 @@ class Outbox:
         self.current_epoch = NO_EPOCH
         self.paused = False  # rule 4
         self._held: deque[tuple[str | bytes, float]] = _NO_QUEUE
-        self._resumed = trio.Event()
-        self._resumed.set()
+        self._resumed: trio.Event | None = None  # made by pause(), set by its resume
 
     # -- producers --------------------------------------------------------------------
 
@@ -121,7 +120,7 @@ class Outbox:
     def pause(self, message: str) -> None:
         """Hold the current epoch's audio from now on; `message` goes out at once."""
         self.paused = True
-        if self._resumed.is_set():
+        if self._resumed is None or self._resumed.is_set():
             self._resumed = trio.Event()
         self.urgent(message)
 
@@ -132,11 +131,12 @@ class Outbox:
 
     def _unpause(self) -> None:
         self.paused = False
-        self._resumed.set()
+        if self._resumed is not None:
+            self._resumed.set()
 
     async def wait_unpaused(self) -> None:
         """Return once the outbox is not paused (a TTS waits here: rule 4)."""
-        while self.paused:
+        while self.paused and self._resumed is not None:
             await self._resumed.wait()
 
     def urgent(self, message: str, since: float = 0.0) -> None:

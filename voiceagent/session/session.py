@@ -102,7 +102,6 @@ class Session:
         self._tools = ToolRunner(room, self._link)
         self._router = ResponseRouter(room, self._link, self._tools)
         self._client = ClientInput(room, self._link, self._router, grant)
-        self.finished = trio.Event()
 
     # -- lifetime ---------------------------------------------------------------------
 
@@ -142,7 +141,6 @@ class Session:
                     room.recorder.close(trio.current_time())
                 self._router.user_speaking(False)
                 self._tally.close()
-                self.finished.set()
                 log_event(
                     log,
                     "session_closed",

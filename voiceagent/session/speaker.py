@@ -43,7 +43,7 @@ Finish = Callable[[Response], Awaitable[None]]
 class Speaker:
     def __init__(self, room: Room) -> None:
         self._room = room
-        self._lock = trio.Lock()  # responses speak one after another, in order
+        self._lock: trio.Lock | None = None  # made when the room first speaks
         self._conn: TTSConnection | None = None
         self._ready: trio.Event | None = None
 
@@ -73,6 +73,8 @@ class Speaker:
     ) -> None:
         """Voice one response, after the ones before it, inside its cancel scope."""
         assert response.tts_scope is not None
+        if self._lock is None:
+            self._lock = trio.Lock()  # responses speak one after another, in order
         with response.tts_scope:
             async with self._lock:
                 conn = await self._connection()
