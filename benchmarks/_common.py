@@ -6,6 +6,7 @@ and load process started here is a child of the script and is stopped in `finall
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -250,3 +251,33 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def cpu_list(text: str) -> list[int]:
     """`--server-cpus 0,1`: CPU numbers to pin a process to."""
     return [int(c) for c in text.split(",") if c.strip()]
+
+
+# -- interleaved A/Bs between two checkouts (ab.py, idle_ab.py) ---------------------------
+
+
+def add_ab_arguments(parser: Any, *, runs: int, name: str, script: str) -> None:
+    """The arguments every A/B script takes: the two checkouts, runs, name, `-- args`."""
+    parser.add_argument("--a", type=Path, required=True, help="checkout A (the baseline)")
+    parser.add_argument("--b", type=Path, required=True, help="checkout B (the change)")
+    parser.add_argument("--runs", type=int, default=runs, help="runs per side, interleaved")
+    parser.add_argument("--name", default=name, help="results/<name>.{json,md}")
+    parser.add_argument("bench_args", nargs=argparse.REMAINDER, help=f"-- {script} args")
+
+
+def run_in_checkout(
+    checkout: Path, script: str, bench_args: list[str], name: str, env: dict[str, str]
+) -> dict[str, Any]:
+    """Run `checkout`'s benchmarks/<script> (serving its own code) under the scratch
+    result name `name`; its JSON, read back, and the scratch files removed."""
+    command = [sys.executable, str(checkout / "benchmarks" / script), *bench_args,
+               "--name", name, "--no-plots"]  # fmt: skip
+    print("$", " ".join(command), flush=True)
+    subprocess.run(
+        command, cwd=checkout, check=True, stdout=subprocess.DEVNULL, env={**os.environ, **env}
+    )
+    results = checkout / "benchmarks" / "results"
+    data = json.loads((results / f"{name}.json").read_text())
+    for suffix in (".json", ".md"):  # scratch output: not a result of its own
+        (results / f"{name}{suffix}").unlink(missing_ok=True)
+    return data

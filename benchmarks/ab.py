@@ -19,48 +19,29 @@ out with `git worktree add /tmp/before <commit>`):
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import md_table, write_results
+from _common import add_ab_arguments, md_table, run_in_checkout, write_results
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--a", type=Path, required=True, help="checkout A (the baseline)")
-    p.add_argument("--b", type=Path, required=True, help="checkout B (the change)")
-    p.add_argument("--runs", type=int, default=3, help="runs per side, interleaved")
+    add_ab_arguments(p, runs=3, name="ab", script="active_rooms.py")
     p.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--name", default="ab", help="results/<name>.{json,md}")
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="-- active_rooms.py args")
     return p
 
 
 def one_run(
     checkout: Path, label: str, bench_args: list[str], env: dict[str, str]
 ) -> dict[str, Any]:
-    """Run checkout's active_rooms.py (servers inherit `env`); its results go to a
-    scratch name we read back."""
-    name = f"ab_scratch_{label}"
-    script = checkout / "benchmarks" / "active_rooms.py"
-    command = [sys.executable, str(script), *bench_args, "--name", name, "--no-plots"]
-    print("$", " ".join(command), flush=True)
-    subprocess.run(
-        command, cwd=checkout, check=True, stdout=subprocess.DEVNULL, env={**os.environ, **env}
-    )
-    written = checkout / "benchmarks" / "results" / f"{name}.json"
-    data = json.loads(written.read_text())
-    for suffix in (".json", ".md"):  # scratch output: not a result of its own
-        (checkout / "benchmarks" / "results" / f"{name}{suffix}").unlink(missing_ok=True)
-    return data
+    """Run checkout's active_rooms.py (servers inherit `env`); its results, read back."""
+    return run_in_checkout(checkout, "active_rooms.py", bench_args, f"ab_scratch_{label}", env)
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:

@@ -15,40 +15,26 @@ out with `git worktree add /tmp/before <commit>`):
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import md_table, write_results
+from _common import add_ab_arguments, md_table, run_in_checkout, write_results
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--a", type=Path, required=True, help="checkout A (the baseline)")
-    p.add_argument("--b", type=Path, required=True, help="checkout B (the change)")
-    p.add_argument("--runs", type=int, default=2, help="runs per side, interleaved")
-    p.add_argument("--name", default="idle_ab", help="results/<name>.{json,md}")
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="-- idle_rooms.py args")
+    add_ab_arguments(p, runs=2, name="idle_ab", script="idle_rooms.py")
     return p
 
 
 def one_run(checkout: Path, label: str, bench_args: list[str]) -> list[dict[str, Any]]:
-    """Run checkout's idle_rooms.py under a scratch name; its steps, read back."""
+    """Run checkout's idle_rooms.py; its steps, read back."""
     name = f"idle_ab_scratch_{label}"
-    script = checkout / "benchmarks" / "idle_rooms.py"
-    command = [sys.executable, str(script), *bench_args, "--name", name, "--no-plots"]
-    print("$", " ".join(command), flush=True)
-    subprocess.run(command, cwd=checkout, check=True, stdout=subprocess.DEVNULL)
-    results = checkout / "benchmarks" / "results"
-    steps = json.loads((results / f"{name}.json").read_text())["steps"]
-    for suffix in (".json", ".md"):  # scratch output: not a result of its own
-        (results / f"{name}{suffix}").unlink(missing_ok=True)
-    return steps
+    return run_in_checkout(checkout, "idle_rooms.py", bench_args, name, {})["steps"]
 
 
 def main(argv: list[str] | None = None) -> int:
