@@ -152,7 +152,12 @@ def server_process(
     env: dict[str, str] | None = None,
     stop_signal: int = signal.SIGTERM,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a server process (pinned, with a raised fd limit); terminate it on exit."""
+    """Start a server process (pinned, with a raised fd limit); terminate it on exit.
+
+    Each process gets an empty data directory of its own (the conversation store's
+    SQLite file, recordings), removed afterwards, unless `env` names one: no run then
+    depends on what an earlier one stored (it used to be the checkout's `data/`).
+    """
 
     def setup() -> None:  # runs in the child before exec; both settings survive exec
         raise_nofile()
@@ -160,10 +165,11 @@ def server_process(
 
     LOGS.mkdir(parents=True, exist_ok=True)
     log = open(LOGS / f"{name}.log", "wb")
+    data_dir = tempfile.TemporaryDirectory(prefix=f"voiceagent-bench-{name}-")
     proc = subprocess.Popen(
         argv,
         cwd=REPO,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "VOICEAGENT_DATA_DIR": data_dir.name, **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         preexec_fn=setup,
@@ -183,6 +189,7 @@ def server_process(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         log.close()
+        data_dir.cleanup()
 
 
 def loud_windows(pcm: bytes, sample_rate: int, floor_dbfs: float) -> np.ndarray:
