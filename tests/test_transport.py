@@ -6,6 +6,7 @@ These are the contract tests of the patches on Hypercorn and Quart internals
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from tests.transport_client import (
     read_until_closed,
     unread_bytes,
 )
+from voiceagent.app import create_app
 from voiceagent.config import Settings
 from voiceagent.models.scripted import ScriptedModel, ScriptedReply
 from voiceagent.quart_websocket import reads_directly
@@ -55,6 +57,46 @@ async def test_sessions_read_through_the_direct_quart_hook() -> None:
         session = services.registry.get("hooked")
         assert session is not None
         assert reads_directly(session._socket)
+
+
+async def test_an_open_room_keeps_no_http_state_after_the_upgrade() -> None:
+    """Hypercorn's h11 state machine is dropped once the 101 is out (transport.py);
+    the room still talks, and a refused handshake still gets its HTTP answer."""
+    from hypercorn.protocol.h11 import H11WSConnection
+
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    async with running_app(services) as address, connect(address, "upgraded") as client:
+        await client.wait_for("session_started")
+        connections = [o for o in gc.get_objects() if isinstance(o, H11WSConnection)]
+        assert connections, "Hypercorn no longer wraps upgraded connections this way"
+        assert all(c.h11_connection is None for c in connections)
+        await client.send(type="text", text="hello")
+        assert (await client.wait_for("text_done"))["text"]
+        async with httpx.AsyncClient() as http:
+            refused = await http.get(
+                f"http://{address}/ws/bad id",
+                headers={
+                    "Connection": "Upgrade",
+                    "Upgrade": "websocket",
+                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                    "Sec-WebSocket-Version": "13",
+                },
+            )
+        assert refused.status_code == 400
+
+
+async def test_connections_share_one_null_session() -> None:
+    """Quart's per-connection null session is replaced by one shared, read-only one."""
+    from quart import session as quart_session
+
+    app = create_app(services=make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk))
+    seen = []
+    for path in ("/ws/one", "/ws/two"):
+        async with app.test_request_context(path):
+            seen.append(quart_session._get_current_object())
+    assert seen[0] is seen[1]
+    with pytest.raises(RuntimeError):
+        seen[0]["user"] = "x"  # refuses writes: sharing it is safe
 
 
 def flooding_services(write_timeout_s: float) -> Services:

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 from quart import Response, jsonify, request, send_from_directory, websocket
 from quart.routing import QuartMap
+from quart.sessions import NullSession, SessionInterface
 from quart_trio import QuartTrio
 
 from voiceagent import cycle_breakers, metrics
@@ -242,8 +243,29 @@ class _ExactPaths(QuartMap):
         super().__init__(*args, **kwargs)
 
 
+class _NoCookieSessions(SessionInterface):
+    """Quart's sessions, off: nothing here stores state in a signed cookie.
+
+    Quart's default makes a fresh (unusable, as no secret key is set) null session for
+    every request and every WebSocket, which an open room then holds (~0.5 KB). The
+    null session refuses every write, so one shared instance serves them all.
+    """
+
+    _shared = NullSession()
+
+    async def open_session(self, app: Any, request: Any) -> None:
+        return None
+
+    async def make_null_session(self, app: Any) -> NullSession:
+        return self._shared
+
+    async def save_session(self, app: Any, session: Any, response: Any) -> None:
+        return None
+
+
 class _App(QuartTrio):
     url_map_class = _ExactPaths
+    session_interface = _NoCookieSessions()
 
 
 async def _warm_up(services: Services, warmed: trio.Event) -> None:

@@ -25,8 +25,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import orjson
@@ -47,14 +46,26 @@ _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__di
 }
 
 
-@contextmanager
-def bind_session(session_id: str) -> Iterator[None]:
+def bind_session(session_id: str) -> _SessionBinding:
     """Tag every log line emitted inside the block (and tasks spawned in it) with the id."""
-    token = SESSION_ID.set(session_id)
-    try:
-        yield
-    finally:
-        SESSION_ID.reset(token)
+    return _SessionBinding(session_id)
+
+
+class _SessionBinding:
+    # A plain context manager, not a generator: every open room holds one (~0.3 KB less).
+    __slots__ = ("_session_id", "_token")
+
+    def __init__(self, session_id: str) -> None:
+        self._session_id = session_id
+        self._token: contextvars.Token[str | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = SESSION_ID.set(self._session_id)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            SESSION_ID.reset(self._token)
+            self._token = None
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:

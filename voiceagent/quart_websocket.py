@@ -23,6 +23,7 @@ Installed with Quart's documented hook, `app.asgi_websocket_class`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, WebsocketScope
@@ -51,10 +52,24 @@ class _DirectReceive:
         raise ClientDisconnected
 
 
+def _direct_reader(websocket: Any) -> Callable[[], Awaitable[bytes | str]] | None:
+    receive = getattr(websocket, "_receive", None)
+    return receive if isinstance(getattr(receive, "__self__", None), _DirectReceive) else None
+
+
 def reads_directly(websocket: Any) -> bool:
     """Whether Quart's `websocket` object reads through `_DirectReceive` (tests use this)."""
-    receive = getattr(websocket, "_receive", None)
-    return isinstance(getattr(receive, "__self__", None), _DirectReceive)
+    return _direct_reader(websocket) is not None
+
+
+def receiver_of(websocket: Any) -> Callable[[], Awaitable[bytes | str]]:
+    """What a reader that has accepted the socket awaits for the next message.
+
+    On a direct connection, the direct reader itself: Quart's `receive()` only adds an
+    `accept()` (a no-op by then) and a coroutine frame that every open room would hold
+    while it waits. Any other socket: its own `receive`.
+    """
+    return _direct_reader(websocket) or websocket.receive
 
 
 class DirectWebsocketConnection(TrioASGIWebsocketConnection):
@@ -65,9 +80,10 @@ class DirectWebsocketConnection(TrioASGIWebsocketConnection):
         self.send_channel = None  # type: ignore[assignment]
         self.receive_channel = _DirectReceive()  # type: ignore[assignment]
 
-    async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> Awaitable[None]:
         direct: _DirectReceive = self.receive_channel  # type: ignore[assignment]
         direct.asgi_receive = receive
         websocket = self._create_websocket_from_scope(send)
-        # Quart's own handling (errors, HTTP rejection, close), in this very task.
-        await ASGIWebsocketConnection.handle_websocket(self, websocket, send)
+        # Quart's own handling (errors, HTTP rejection, close), in this very task; handed
+        # back to be awaited rather than awaited here: no frame of ours held per room.
+        return ASGIWebsocketConnection.handle_websocket(self, websocket, send)

@@ -51,6 +51,12 @@ Patches (installed once per process by `attach`, each idempotent):
   `benchmarks/results/read_scope_ab.md`. Applies to every app in the process (the
   behaviour is the same, only the scope goes).
 
+- No HTTP state after the upgrade. Hypercorn keeps the connection's h11 state machine
+  (with the handshake's parsed request) for as long as the WebSocket lives, though
+  after the 101 response nothing is ever sent or parsed through it again: an idle room
+  held ~1 KB of it. Once the 101 is out, the reference is dropped. Applies to every app
+  in the process (nothing reads it any more).
+
 - A Close frame for frames wsproto cannot parse. wsproto reports invalid UTF-8 (1007)
   and protocol violations (1002) as a `CloseConnection` event without sending
   anything, and Hypercorn then dropped the TCP connection; here the client gets a
@@ -76,6 +82,7 @@ from typing import Any
 import trio
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
+from hypercorn.protocol import h11 as h11_protocol
 from hypercorn.protocol import ws_stream
 from hypercorn.protocol.events import StreamClosed
 from hypercorn.trio import tcp_server
@@ -126,6 +133,7 @@ def attach(app: Any, settings: TransportSettings) -> Transport:
     _read_without_idle_scope()
     _bound_socket_writes()
     _limit_messages()
+    _forget_http_after_upgrade()
     transport = Transport(settings)
     setattr(app, _ATTRIBUTE, transport)
     return transport
@@ -251,6 +259,24 @@ def _limit_messages() -> None:
     stream.__init__ = init  # type: ignore[method-assign]
     stream._handle_events = _handle_events  # type: ignore[method-assign]
     setattr(stream, _PATCHED, True)
+
+
+def _forget_http_after_upgrade() -> None:
+    connection = h11_protocol.H11WSConnection
+    if getattr(connection, _PATCHED, False):
+        return
+    original_send = connection.send
+
+    @functools.wraps(original_send)
+    def send(self: Any, event: Any) -> bytes:
+        data = original_send(self, event)
+        if getattr(event, "status_code", None) == 101:
+            # Switched: every later byte is a WebSocket frame that bypasses h11.
+            self.h11_connection = None
+        return data
+
+    connection.send = send  # type: ignore[method-assign]
+    setattr(connection, _PATCHED, True)
 
 
 async def _handle_events(self: Any) -> None:

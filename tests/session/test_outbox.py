@@ -148,3 +148,57 @@ async def test_drain_nowait_forgets_everything_queued() -> None:
     await box.run_writer(wire.send)
     assert wire.sent == []
     assert box.depth() == 0
+
+
+async def test_the_first_queued_message_wakes_a_writer_that_had_only_urgent_traffic() -> None:
+    """Rule 6: the channel is made by the first reliable or droppable message, and the
+    writer parked without one moves to it, in order."""
+    box, tally = outbox()
+    wire = Wire()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(box.run_writer, wire.send)
+        box.urgent("session_started")
+        box.urgent("agent_start")
+        await trio.testing.wait_all_tasks_blocked()
+        assert wire.sent == ["session_started", "agent_start"]
+        assert box.depth() == 0
+        await box.put("transcript")
+        assert box.post("delta")
+        box.urgent("audio_interrupted")
+        await trio.testing.wait_all_tasks_blocked()
+        assert wire.sent == [
+            "session_started",
+            "agent_start",
+            "audio_interrupted",  # urgent overtakes what is queued, as ever
+            "transcript",
+            "delta",
+        ]
+        box.close()
+    assert tally.frames_out == 5
+
+
+async def test_closing_a_room_that_queued_nothing_sends_its_urgent_traffic_and_ends() -> None:
+    box, _ = outbox()
+    wire = Wire()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(box.run_writer, wire.send)
+        await trio.testing.wait_all_tasks_blocked()
+        box.urgent("error idle_timeout")
+        box.close()
+    assert wire.sent == ["error idle_timeout"]
+    assert not box.post("late")  # refused after close, channel or not
+    await box.put("late too")
+    box.drain_nowait()
+    assert box.depth() == 0
+
+
+async def test_a_writer_cancelled_while_it_waits_without_a_channel_leaves_quietly() -> None:
+    box, _ = outbox()
+    wire = Wire()
+    with trio.move_on_after(0.01) as scope:
+        await box.run_writer(wire.send)
+    assert scope.cancelled_caught
+    box.urgent("nobody writes this")  # must not wake the task that left
+    assert box.post("nor this")
+    await trio.sleep(0.01)
+    assert wire.sent == []

@@ -57,3 +57,21 @@ async def test_waiting_is_cancellable() -> None:
         await wakeup.wait()
     assert scope.cancelled_caught
     wakeup.set()  # a set() after the waiter left is harmless
+
+
+async def test_a_set_after_a_cancelled_wait_reaches_the_next_waiter_only() -> None:
+    wakeup = Wakeup()
+    with trio.move_on_after(0.01):
+        await wakeup.wait()
+    wakeup.set()  # nobody waits now: must not reschedule the task that left
+    await trio.sleep(0.01)  # a stray reschedule would break this sleep
+    woken: list[bool] = []
+
+    async def waiter() -> None:
+        woken.append(await wakeup.wait_until(trio.current_time() + 5))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        wakeup.set()
+    assert woken == [True]

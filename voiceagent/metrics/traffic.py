@@ -99,6 +99,10 @@ class TrafficTally:
         """All messages this session dropped so far (the `dropped` of `metrics` events)."""
         return self.drops_audio_in + self.drops_out
 
+    def add_depth_probe(self, name: str, probe: Callable[[], int]) -> None:
+        """Sample `probe` into `CHANNEL_DEPTH{channel=name}` at every flush."""
+        self._depth_probes.append((CHANNEL_DEPTH.labels(name), probe))
+
     def flush(self) -> None:
         """Push the counts since the last flush into the shared counters; sample depths."""
         self._pending = 0

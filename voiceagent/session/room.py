@@ -65,8 +65,10 @@ class Room:
             path = writer.path_for(session_id, self.journal.connection_id)
             self.recorder = Recorder(writer, path, trio.current_time())
         self.agent: Agent = services.agent
-        self.work_scope = trio.CancelScope()
-        self.work: trio.Nursery | None = None  # set while the session's work runs
+        # The session's work (model, voice, tools) while it runs; its nursery's own scope
+        # is what close() cancels (a scope of its own would cost every room ~0.6 KB).
+        self.work: trio.Nursery | None = None
+        self.work_stopped = False  # stopped before it began: it never starts
         self.close_code: int = CloseCode.NORMAL
         self.close_reason = ""
         self.timer: TurnTimer | None = None  # the turn in progress
@@ -108,7 +110,14 @@ class Room:
             if error_code is not None:
                 reconnect = code in RECONNECT_CODES
                 self.outbox.urgent(error_event(error_code, reason, reconnect=reconnect))
-        self.work_scope.cancel()
+        self.stop_work()
+
+    def stop_work(self) -> None:
+        """Cancel the session's work, or keep it from starting if it has not yet."""
+        if self.work is not None:
+            self.work.cancel_scope.cancel()
+        else:
+            self.work_stopped = True
 
     async def put(
         self, message: str | bytes, *, epoch: int = NO_EPOCH, arrived: float = 0.0

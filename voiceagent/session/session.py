@@ -42,6 +42,7 @@ and outbox.py say what reaches the client). A bug ends this session only, with 1
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import trio
@@ -58,6 +59,7 @@ from voiceagent.protocol import (
     parse_client_message,
     session_started,
 )
+from voiceagent.quart_websocket import receiver_of
 from voiceagent.session.client_input import ClientInput
 from voiceagent.session.model_link import ModelLink
 from voiceagent.session.outbox import Outbox
@@ -89,16 +91,13 @@ class Session:
         settings = services.settings
         self._settings = settings
         self._limits = services.limits
-        # The probes close over this session; `tally.close()` drops them at the end.
-        self._tally = metrics.TrafficTally(
-            {
-                "audio_in": lambda: self._link.audio_depth(),
-                "outbox": lambda: self._outbox.depth(),
-            }
-        )
-        self._outbox = Outbox(settings.ws_outgoing_max, settings.ws_send_timeout_s, self._tally)
-        self._room = room = Room(session_id, services, self._outbox, self._tally)
+        self._tally = tally = metrics.TrafficTally()
+        self._outbox = Outbox(settings.ws_outgoing_max, settings.ws_send_timeout_s, tally)
+        self._room = room = Room(session_id, services, self._outbox, tally)
         self._link = ModelLink(room)
+        # The probes are bound to this session's parts; `tally.close()` drops them.
+        tally.add_depth_probe("audio_in", self._link.audio_depth)
+        tally.add_depth_probe("outbox", self._outbox.depth)
         self._tools = ToolRunner(room, self._link)
         self._router = ResponseRouter(room, self._link, self._tools)
         self._client = ClientInput(room, self._link, self._router, grant)
@@ -153,7 +152,7 @@ class Session:
         room = self._room
         teardown = self._settings.teardown_timeout_s
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._write)
+            nursery.start_soon(self._outbox.run_writer, self._socket.send, self._writer_stopped)
             resumed = await resume(room, self.grant)
             room.journal.opened(
                 sub=self.grant.sub or None,
@@ -177,22 +176,23 @@ class Session:
             room.history.restore(room.resumed)
             client_gone = False
             limit = self._duration_limit()
-            if limit is not None:
-                room.work_scope.deadline = trio.current_time() + limit
-            with room.work_scope:
-                async with trio.open_nursery() as work:
-                    room.work = work
-                    try:
-                        await self._read_until_idle()  # in this task: one task fewer per room
-                    except ClientDisconnected:
-                        # A normal end: our own scopes stop our own tasks, and nothing
-                        # is raised into the framework.
-                        client_gone = True
-                        work.cancel_scope.cancel()
+            async with trio.open_nursery() as work:
+                room.work = work
+                if limit is not None:
+                    work.cancel_scope.deadline = trio.current_time() + limit
+                if room.work_stopped:  # closed while it opened
+                    work.cancel_scope.cancel()
+                try:
+                    await self._read_until_idle()  # in this task: one task fewer per room
+                except ClientDisconnected:
+                    # A normal end: our own scopes stop our own tasks, and nothing
+                    # is raised into the framework.
+                    client_gone = True
+                    work.cancel_scope.cancel()
             room.work = None
-            timed_out = room.work_scope.cancelled_caught and not client_gone
+            timed_out = work.cancel_scope.cancelled_caught and not client_gone
             if timed_out and room.close_code == CloseCode.NORMAL:
-                if limit is not None and trio.current_time() >= room.work_scope.deadline:
+                if limit is not None and trio.current_time() >= work.cancel_scope.deadline:
                     log_event(log, "session_time_limit", limit_s=limit)
                     room.close(CloseCode.TIME_LIMIT, f"the session reached {limit:g} s")
             # The reader ended or close() was called: nothing new will be queued.
@@ -279,19 +279,10 @@ class Session:
         """
         self._room.close(code, reason)
 
-    async def _write(self) -> None:
-        send = self._socket.send
-        tally = self._tally
-
-        async def send_and_count(message: str | bytes) -> None:
-            await send(message)
-            tally.frame_out(len(message))
-
-        try:
-            await self._outbox.run_writer(send_and_count)
-        except Exception as exc:  # the socket broke: the client is gone
-            log_event(log, "writer_stopped", level=logging.DEBUG, error=repr(exc))
-            self._room.work_scope.cancel()
+    def _writer_stopped(self, exc: Exception) -> None:
+        """The socket broke under the writer: the client is gone."""
+        log_event(log, "writer_stopped", level=logging.DEBUG, error=repr(exc))
+        self._room.stop_work()
 
     @property
     def _model_name(self) -> str:
@@ -311,17 +302,27 @@ class Session:
         Input is audio, text or a commit (the model link's clock of them); a response
         the user may still be hearing keeps the room open. The idle watch costs no
         task and nothing per frame: one cancel scope around the reader per idle
-        period (a memory-channel receive loses nothing when cancelled).
+        period (a memory-channel receive loses nothing when cancelled). One coroutine
+        reads and watches: every open room parks here, and each level of calls would
+        hold a frame of its own.
         """
         idle = self._settings.ws_idle_timeout_s
-        if not idle:
-            await self._read_loop()
-            return
         activity = self._link.activity
-        deadline = activity.last + idle
+        receive = receiver_of(self._socket)
+        limits, tally = self._limits, self._tally
+        dispatch, refuse = self._client.dispatch, self._client.error
+        deadline = activity.last + idle if idle else math.inf
         while True:
             with trio.move_on_at(deadline):
-                await self._read_loop()
+                while True:
+                    data = await receive()
+                    tally.frame_in(len(data))
+                    try:
+                        message = parse_client_message(data, limits)
+                    except ProtocolError as exc:
+                        refuse(exc.code, exc.message)
+                        continue
+                    dispatch(message)
             now = trio.current_time()
             if now >= activity.last + idle and self._room.turns.audible(now) is None:
                 break
@@ -330,17 +331,3 @@ class Session:
         metrics.count_error("idle_timeout")
         self._outbox.urgent(error_event("idle_timeout", f"no audio or text for {idle:g} s"))
         self.close(CloseCode.NORMAL, "idle")
-
-    async def _read_loop(self) -> None:
-        receive = self._socket.receive
-        client = self._client
-        dispatch, refuse = client.dispatch, client.error
-        while True:
-            data = await receive()
-            self._tally.frame_in(len(data))
-            try:
-                message = parse_client_message(data, self._limits)
-            except ProtocolError as exc:
-                refuse(exc.code, exc.message)
-                continue
-            dispatch(message)

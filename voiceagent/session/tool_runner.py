@@ -39,7 +39,9 @@ class ToolRunner:
         self._link = link
         self._context = ToolContext(session_id=room.session_id, state={})
         self._scopes: dict[str, trio.CancelScope] = {}
-        self._interruptible: set[str] = set()  # running calls with cancel_on_interrupt
+        # Running calls with cancel_on_interrupt (a dict as an ordered set: 150 B less
+        # than an empty set in every room).
+        self._interruptible: dict[str, None] = {}
 
     @property
     def running(self) -> bool:
@@ -83,7 +85,7 @@ class ToolRunner:
         scope = trio.CancelScope()
         self._scopes[call.call_id] = scope
         if tool is not None and tool.cancel_on_interrupt:
-            self._interruptible.add(call.call_id)
+            self._interruptible[call.call_id] = None
         room.work.start_soon(self._run, call, tool, scope)
 
     async def _run(
@@ -109,7 +111,7 @@ class ToolRunner:
                 respond = False
         finally:
             self._scopes.pop(call.call_id, None)
-            self._interruptible.discard(call.call_id)
+            self._interruptible.pop(call.call_id, None)
         if result.error:
             metrics.count_error("tool_failed")
         await room.put(
