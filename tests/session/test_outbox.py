@@ -112,7 +112,7 @@ async def test_urgent_overtakes_queued_traffic_and_never_drops() -> None:
     assert tally.drops_out == 1
 
 
-async def test_an_idle_writer_is_woken_by_urgent_traffic() -> None:
+async def test_an_idle_writer_is_woken_by_urgent_traffic_and_ended_by_close() -> None:
     box, _ = outbox()
     wire = Wire()
     async with trio.open_nursery() as nursery:
@@ -121,7 +121,13 @@ async def test_an_idle_writer_is_woken_by_urgent_traffic() -> None:
         box.urgent("session_started")
         await trio.testing.wait_all_tasks_blocked()
         assert wire.sent == ["session_started"]
-        nursery.cancel_scope.cancel()
+        box.urgent("error idle_timeout")
+        box.close()  # nothing was ever queued (no channel yet): the writer still ends
+    assert wire.sent == ["session_started", "error idle_timeout"]
+    assert not box.post("late")  # refused after close, channel or not
+    await box.put("late too")
+    box.drain_nowait()
+    assert box.depth() == 0
 
 
 async def test_close_lets_the_writer_drain_what_is_queued() -> None:
@@ -175,21 +181,6 @@ async def test_the_first_queued_message_wakes_a_writer_that_had_only_urgent_traf
         ]
         box.close()
     assert tally.frames_out == 5
-
-
-async def test_closing_a_room_that_queued_nothing_sends_its_urgent_traffic_and_ends() -> None:
-    box, _ = outbox()
-    wire = Wire()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(box.run_writer, wire.send)
-        await trio.testing.wait_all_tasks_blocked()
-        box.urgent("error idle_timeout")
-        box.close()
-    assert wire.sent == ["error idle_timeout"]
-    assert not box.post("late")  # refused after close, channel or not
-    await box.put("late too")
-    box.drain_nowait()
-    assert box.depth() == 0
 
 
 async def test_a_writer_cancelled_while_it_waits_without_a_channel_leaves_quietly() -> None:
