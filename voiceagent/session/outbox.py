@@ -29,7 +29,7 @@ Rules:
 
 6. The channel is made by the first reliable or droppable message. Until then the
    writer sends urgent traffic only (`session_started`, `agent_start`) and waits on a
-   wake-up: a room that has said nothing more holds no channel (~1.9 KB, with the
+   wake-up: a room that has said nothing more holds no channel (about 2 KB with the
    writer's wait on it, in every such room: docs/memory.md).
 
 Theory of operation: the channel bounds memory whatever the client does; the epoch

@@ -39,11 +39,12 @@ class Wakeup:
         """Wait for the next `set()`."""
         assert self._waiter is None, "a Wakeup has one waiter at a time"
         await trio.lowlevel.checkpoint_if_cancelled()
-        self._waiter = trio.lowlevel.current_task()
+        self._waiter = task = trio.lowlevel.current_task()
         try:
             await trio.lowlevel.wait_task_rescheduled(_abort)
         finally:
-            self._waiter = None  # cancelled: no set() may reschedule this task now
+            if self._waiter is task:  # cancelled: no set() may reschedule this task now
+                self._waiter = None
 
     async def wait_until(self, deadline: float) -> bool:
         """Wait for the next `set()` until `deadline`; whether it came."""
