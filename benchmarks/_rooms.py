@@ -35,6 +35,7 @@ class RoomStats:
     def __init__(self) -> None:
         self.chunk_lat: list[float] = []
         self.turn_lat: list[float] = []
+        self.turn_over_answer: list[bool] = []  # per turn_lat: asked while an answer played
         self.silence_lat: list[float] = []
         self.stale_bytes = 0
         self.audio_bytes = 0
@@ -62,7 +63,8 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
         first_audio = trio.Event()
         # turn_at: when the pending question was sent; cleared at the first audio byte
         # that follows the question's own audio_start (older answers may still stream).
-        state = {"stale": False, "interrupt_at": None, "turn_at": None, "answer_started": False}
+        state = {"stale": False, "interrupt_at": None, "turn_at": None, "answer_started": False,
+                 "speaking": False, "over_answer": False}  # fmt: skip
 
         async def mic() -> None:
             t = now() + random.random() * period
@@ -96,14 +98,19 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
                         first_audio.set()
                         if state["turn_at"] is not None and in_window:
                             stats.turn_lat.append(arrived - state["turn_at"])
+                            stats.turn_over_answer.append(state["over_answer"])
                     continue
                 event = orjson.loads(payload)
                 kind = event.get("type")
                 if kind == "audio_start":
                     state["stale"] = False
+                    state["speaking"] = True
                     state["answer_started"] = state["turn_at"] is not None
+                elif kind == "audio_end":
+                    state["speaking"] = False
                 elif kind == "audio_interrupted":
                     state["stale"] = True
+                    state["speaking"] = False
                     if state["interrupt_at"] is not None:
                         if in_window:
                             stats.silence_lat.append(arrived - state["interrupt_at"])
@@ -124,6 +131,7 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
                 first_audio = trio.Event()
                 state["answer_started"] = False
                 state["turn_at"] = now()
+                state["over_answer"] = state["speaking"]  # the last answer still plays
                 await ws.send_text(QUESTION)
                 stats.turns += 1
                 with trio.move_on_after(first_audio_timeout):
@@ -152,6 +160,7 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
         return {
             "chunk_lat_s": np.asarray(stats.chunk_lat),
             "turn_lat_s": np.asarray(stats.turn_lat),
+            "turn_over_answer": np.asarray(stats.turn_over_answer, dtype=bool),
             "silence_lat_s": np.asarray(stats.silence_lat),
             "server_turn_ms": np.asarray(stats.server_turn_ms, dtype=float),
             "stale_bytes": stats.stale_bytes,

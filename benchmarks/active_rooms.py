@@ -218,6 +218,9 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
         r = merge(fleet.collect())
     chunk_ms = r.get("chunk_lat_s", np.empty(0)) * 1000
     turn_ms = r.get("turn_lat_s", np.empty(0)) * 1000
+    # Questions sent while the room's previous answer still played: the voice speaks
+    # responses in order, so their first audio also waits for that answer to end.
+    over = r.get("turn_over_answer", np.zeros(len(turn_ms), dtype=bool))
     silence_ms = r.get("silence_lat_s", np.empty(0)) * 1000
     server_cpu = (server1 - server0) / args.duration
     lag = "voiceagent_event_loop_lag_seconds"
@@ -239,6 +242,9 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
         "added_max_ms": float(chunk_ms.max()) if len(chunk_ms) else None,
         "turn_p50_ms": pct(turn_ms, 50),
         "turn_p99_ms": pct(turn_ms, 99),
+        "turns_over_answer": int(over.sum()),
+        "turn_p99_ms_over_answer": pct(turn_ms[over], 99),
+        "turn_p99_ms_after_answer": pct(turn_ms[~over], 99),
         "server_turn_ms_p50": pct(r.get("server_turn_ms", np.empty(0)), 50),
         "silence_p50_ms": pct(silence_ms, 50),
         "silence_p99_ms": pct(silence_ms, 99),
