@@ -5,13 +5,17 @@ from __future__ import annotations
 import types
 from collections import Counter
 
+import orjson
 import trio
 from trio_websocket import open_websocket_url
 
 from tests.conftest import connect, cyclic_garbage, eventually, make_services, running_app
 from tests.session.helpers import front_desk
+from voiceagent.close_codes import CloseCode
 from voiceagent.config import Settings
 from voiceagent.models.scripted import ScriptedModel, ScriptedReply
+from voiceagent.session.services import ClientDisconnected
+from voiceagent.session.session import Session
 from voiceagent.tts.scripted import ScriptedTTS
 
 LONG_REPLY = " ".join(f"word{i}" for i in range(200))
@@ -231,3 +235,39 @@ async def test_idle_model_connection_is_closed_and_reopened_on_next_input() -> N
         await client.send(type="text", text="two")
         assert (await client.wait_for("text_done"))["text"] == "Yes."
         assert model.connects == 2
+
+
+class _QuietSocket:
+    """A client that sends nothing until the server closes, then leaves."""
+
+    def __init__(self) -> None:
+        self.sent: list[str | bytes] = []
+        self.closed: tuple[int, str] | None = None
+        self._gone = trio.Event()
+
+    async def receive(self) -> str | bytes:
+        await self._gone.wait()
+        raise ClientDisconnected
+
+    async def send(self, data: str | bytes) -> None:
+        self.sent.append(data)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        self.closed = (code, reason)
+        self._gone.set()
+
+
+async def test_a_room_closed_before_its_work_starts_never_reads_and_closes_with_the_code() -> None:
+    """close() can come before the work nursery exists (a takeover or a drain during the
+    resume lookup): the work must not start, and the socket closes with that code."""
+    services = make_services(ScriptedModel(), ScriptedTTS(), agent=front_desk)
+    socket = _QuietSocket()
+    session = Session("early", socket, services)
+    session.close(CloseCode.GOING_AWAY, "server shutting down")
+    with trio.fail_after(5):
+        await session.run()
+    assert socket.closed == (CloseCode.GOING_AWAY, "server shutting down")
+    events = [orjson.loads(m) for m in socket.sent if isinstance(m, str)]
+    assert [e["code"] for e in events if e["type"] == "error"] == ["server_shutting_down"]
+    assert not any(e["type"].startswith(("response", "audio")) for e in events)
+    assert len(services.registry) == 0
