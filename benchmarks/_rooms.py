@@ -44,6 +44,9 @@ class RoomStats:
         self.interrupts = 0
         self.interrupts_acked = 0
         self.server_turn_ms: list[float] = []
+        # The same turns' model and voice stages (the server's `metrics` events).
+        self.server_llm_ms: list[float] = []
+        self.server_tts_ms: list[float] = []
         self.codes: Counter[str] = Counter()
 
 
@@ -118,6 +121,10 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
                         state["interrupt_at"] = None
                 elif kind == "metrics" and in_window and event.get("turn_ms") is not None:
                     stats.server_turn_ms.append(event["turn_ms"])
+                    for stage, into in (("llm_ms", stats.server_llm_ms),
+                                        ("tts_ms", stats.server_tts_ms)):  # fmt: skip
+                        value = event.get(stage)
+                        into.append(float("nan") if value is None else value)
                 elif kind == "error":
                     stats.codes[str(event.get("code"))] += 1
 
@@ -163,6 +170,8 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
             "turn_over_answer": np.asarray(stats.turn_over_answer, dtype=bool),
             "silence_lat_s": np.asarray(stats.silence_lat),
             "server_turn_ms": np.asarray(stats.server_turn_ms, dtype=float),
+            "server_llm_ms": np.asarray(stats.server_llm_ms, dtype=float),
+            "server_tts_ms": np.asarray(stats.server_tts_ms, dtype=float),
             "stale_bytes": stats.stale_bytes,
             "audio_bytes": stats.audio_bytes,
             "turns": stats.turns,

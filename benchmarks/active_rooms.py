@@ -163,6 +163,10 @@ def scrape(port: int) -> tuple[dict[str, Any], float]:
     return samples, took
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    return values[np.isfinite(values)]
+
+
 def delta(before: dict[str, Any], after: dict[str, Any], key: str) -> float:
     return after.get(key, 0.0) - before.get(key, 0.0)
 
@@ -246,6 +250,11 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
         "turn_p99_ms_over_answer": pct(turn_ms[over], 99),
         "turn_p99_ms_after_answer": pct(turn_ms[~over], 99),
         "server_turn_ms_p50": pct(r.get("server_turn_ms", np.empty(0)), 50),
+        # The server's own clock of each turn (question read -> first audio written),
+        # and its model and voice stages: where a first-audio tail grows.
+        "server_turn_ms_p99": pct(r.get("server_turn_ms", np.empty(0)), 99),
+        "server_llm_ms_p99": pct(_finite(r.get("server_llm_ms", np.empty(0))), 99),
+        "server_tts_ms_p99": pct(_finite(r.get("server_tts_ms", np.empty(0))), 99),
         "silence_p50_ms": pct(silence_ms, 50),
         "silence_p99_ms": pct(silence_ms, 99),
         "interrupts_measured": len(silence_ms),
