@@ -38,20 +38,19 @@ class ToolRunner:
         self._room = room
         self._link = link
         self._context = ToolContext(session_id=room.session_id, state={})
-        self._scopes: dict[str, trio.CancelScope] = {}
-        # Running calls with cancel_on_interrupt (a dict as an ordered set: 150 B less
-        # than an empty set in every room).
-        self._interruptible: dict[str, None] = {}
+        # Running calls: call id -> (its scope, whether a barge-in stops it).
+        self._running: dict[str, tuple[trio.CancelScope, bool]] = {}
 
     @property
     def running(self) -> bool:
         """Some tool call has not finished yet."""
-        return bool(self._scopes)
+        return bool(self._running)
 
     def cancel_interruptible(self) -> None:
         """A barge-in: stop the calls that asked to be stopped by one (rule 2)."""
-        for call_id in self._interruptible:
-            self._scopes[call_id].cancel()
+        for scope, cancel_on_interrupt in self._running.values():
+            if cancel_on_interrupt:
+                scope.cancel()
 
     async def on_function_call(self, call: FunctionCall) -> None:
         room = self._room
@@ -83,9 +82,7 @@ class ToolRunner:
         )
         assert room.work is not None
         scope = trio.CancelScope()
-        self._scopes[call.call_id] = scope
-        if tool is not None and tool.cancel_on_interrupt:
-            self._interruptible[call.call_id] = None
+        self._running[call.call_id] = (scope, tool is not None and tool.cancel_on_interrupt)
         room.work.start_soon(self._run, call, tool, scope)
 
     async def _run(
@@ -110,8 +107,7 @@ class ToolRunner:
                 result = ToolResult("error: cancelled because the user interrupted", "cancelled")
                 respond = False
         finally:
-            self._scopes.pop(call.call_id, None)
-            self._interruptible.pop(call.call_id, None)
+            self._running.pop(call.call_id, None)
         if result.error:
             metrics.count_error("tool_failed")
         await room.put(
