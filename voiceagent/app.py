@@ -187,7 +187,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 "server at capacity\n", 503, {"Retry-After": "5"}, content_type="text/plain"
             )
         session = Session(
-            session_id, websocket._get_current_object(), services, grant=admission.grant
+            session_id,
+            websocket._get_current_object(),
+            services,
+            grant=admission.grant,
+            on_closing=admission.release,  # idempotent: the finally below releases again
         )
         try:
             # Take the room over wherever it lives (another instance closes it, 1012).

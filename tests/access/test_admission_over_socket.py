@@ -13,6 +13,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_
 
 from tests.conftest import Client, eventually, make_services, running_app
 from tests.session.helpers import front_desk
+from tests.transport_client import FrameReader, raw_handshake
 from voiceagent.access.tokens import APP_SUBPROTOCOL, mint_token
 from voiceagent.config import Settings
 from voiceagent.metrics import REGISTRY
@@ -336,3 +337,21 @@ async def test_admin_lists_kicks_and_mutes_sessions() -> None:
             error = await client.wait_for("error")
             assert (error["code"], error["message"]) == ("kicked", "abuse")
             assert await client.wait_closed() == 4000
+
+
+async def test_a_closed_room_gives_its_user_slot_back_before_its_close_frame() -> None:
+    """A room the server ends (a drain, a kick) frees its user's slot before the Close
+    frame goes out: a client told to reconnect at once must not meet its own old room
+    at the limit while that room waits for the Close reply."""
+    async with server(auth_secret=SECRET, max_sessions_per_user=1) as (address, services, _):
+        stream, head, rest = await raw_handshake(address, f"/ws/room-1?token={token('alice')}")
+        assert head.startswith(b"HTTP/1.1 101")
+        await eventually(lambda: services.registry.get("room-1") is not None, within=5)
+        services.registry.get("room-1").kick("moved elsewhere")
+        frames = FrameReader(rest)
+        with trio.fail_after(5):
+            while frames.close_code is None:  # read the Close frame, never answer it
+                frames.feed(await stream.receive_some(1 << 16))
+        async with room(address, "room-2", with_token=token("alice")):
+            pass
+        await stream.aclose()

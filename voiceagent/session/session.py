@@ -44,6 +44,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 
 import trio
 
@@ -82,9 +83,13 @@ class Session:
         services: Services,
         *,
         grant: RoomGrant = OPEN_GRANT,
+        on_closing: Callable[[], None] | None = None,
     ) -> None:
         self.session_id = session_id
         self.grant = grant  # who opened the room, and what their token allows
+        # Called once the room will send no more, before its Close frame (app.py gives
+        # back the user's room slot there: a client told to reconnect does so at once).
+        self._on_closing = on_closing
         self.opened_at = time.time()
         self._socket = socket
         self._services = services
@@ -209,6 +214,8 @@ class Session:
                 nursery.cancel_scope.deadline = trio.current_time() + teardown
         if client_gone:
             return
+        if self._on_closing is not None:
+            self._on_closing()
         with trio.move_on_after(teardown):
             try:
                 await self._socket.close(room.close_code, room.close_reason)
