@@ -29,8 +29,10 @@ Modules, from the wire inwards:
   synthetic voice).
 
 Latency knobs: `first_token_s` (time to first delta), `tokens_per_s` (text pacing, 0 =
-unpaced) and `audio_rtf` (audio pacing: each chunk waits its own duration times this
-factor, so 1.0 = as fast as it plays, 0.25 = four times faster, 0 = unpaced).
+unpaced) and `audio_rtf` (audio pacing: each chunk is due its own duration times this
+factor after the one before, so 1.0 = as fast as it plays, 0.25 = four times faster,
+0 = unpaced). Deltas keep one schedule per response, like a remote service's clock: a
+late wake-up on a loaded machine is caught up, not added to every delta after it.
 
 Faults: handshake rejection (e.g. 429), an ``error`` event on the n-th response,
 dropping the TCP connection mid-response, stalling mid-response.

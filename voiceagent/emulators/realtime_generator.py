@@ -9,8 +9,12 @@ It builds every event with the pure steps of `realtime_responses`; its own part 
 timing and the faults (`realtime_config`):
 
 - Pacing: `first_token_s` before the first output; text deltas ``1 / tokens_per_s``
-  apart (0 = unpaced); audio in `audio_chunk_ms` chunks (at least 20 ms), each waiting
-  its own length times `audio_rtf`, the transcript words spread over the chunks.
+  apart (0 = unpaced); audio in `audio_chunk_ms` chunks (at least 20 ms), each due its
+  own length times `audio_rtf` after the one before, the transcript words spread over
+  the chunks. Each delta has a deadline on one schedule that starts with the output, as
+  a remote service keeps its own clock: a late wake-up or a slow send on this machine
+  does not push the deltas after it later (they catch up), so a loaded emulator does
+  not slow the answer down by more than it is late once.
 - Faults, counted in deltas of response number n: `error_on_response` sends an ``error``
   event instead of output (the response then fails); after `after_deltas` deltas,
   `drop_on_response` calls `drop` (the shell closes the TCP stream and ends the
@@ -124,9 +128,10 @@ class ResponseGenerator:
         else:
             stem = steps.names(server.flavor)["text"]
             gap = 1.0 / self.config.tokens_per_s if self.config.tokens_per_s > 0 else 0.0
-            for word in words:
+            start = trio.current_time()
+            for n, word in enumerate(words, 1):
                 if gap:
-                    await trio.sleep(gap)
+                    await trio.sleep_until(start + n * gap)
                 item.add_text(0, word)
                 r.output_chars += len(word)
                 await self.emit({"type": stem + ".delta", **base, "delta": word})
@@ -142,6 +147,7 @@ class ResponseGenerator:
         chunk_ms = max(20, self.config.audio_chunk_ms)
         chunks = max(1, math.ceil(total_ms / chunk_ms))
         said = 0
+        due = trio.current_time()
         for n in range(chunks):
             ms = min(chunk_ms, total_ms - n * chunk_ms)
             target = len(words) * (n + 1) // chunks
@@ -152,7 +158,8 @@ class ResponseGenerator:
             said = target
             pcm = synthetic_voice(ms)
             if self.config.audio_rtf > 0:
-                await trio.sleep(ms / 1000.0 * self.config.audio_rtf)
+                due += ms / 1000.0 * self.config.audio_rtf
+                await trio.sleep_until(due)
             item.audio_ms += ms
             r.output_audio_ms += ms
             delta = base64.b64encode(pcm).decode()
