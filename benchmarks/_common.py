@@ -151,8 +151,10 @@ def server_process(
     cpus: Sequence[int] | None,
     env: dict[str, str] | None = None,
     stop_signal: int = signal.SIGTERM,
+    cwd: Path = REPO,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server process (pinned, with a raised fd limit); terminate it on exit.
+    It runs in `cwd`, so `python -m` serves that checkout's code (default: this one).
 
     Each process gets an empty data directory of its own (the conversation store's
     SQLite file, recordings), removed afterwards, unless `env` names one: no run then
@@ -168,7 +170,7 @@ def server_process(
     data_dir = tempfile.TemporaryDirectory(prefix=f"voiceagent-bench-{name}-")
     proc = subprocess.Popen(
         argv,
-        cwd=REPO,
+        cwd=cwd,
         env={**os.environ, "VOICEAGENT_DATA_DIR": data_dir.name, **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,

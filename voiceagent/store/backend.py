@@ -242,19 +242,26 @@ class SqlBackend(ABC):
     # -- reading ---------------------------------------------------------------------------
 
     def last_visit(self, session_id: str) -> LastVisit | None:
+        return self.last_visits([session_id])[0]
+
+    def last_visits(self, session_ids: Sequence[str]) -> list[LastVisit | None]:
+        """Each room's newest connection, in the order asked, on one connection."""
         with self._reading() as conn:
             cursor = conn.cursor()
-            cursor.execute(
-                self._q(
-                    "SELECT c.connection_id, c.sub, c.final_agent, c.started_at, c.ended_at,"
-                    " (SELECT MAX(i.updated_at) FROM items i"
-                    "  WHERE i.connection_id = c.connection_id)"
-                    " FROM connections c WHERE c.session_id = ?"
-                    " ORDER BY c.started_at DESC LIMIT 1"
-                ),
-                (session_id,),
-            )
-            row = cursor.fetchone()
+            return [self._last_visit(cursor, session_id) for session_id in session_ids]
+
+    def _last_visit(self, cursor: Any, session_id: str) -> LastVisit | None:
+        cursor.execute(
+            self._q(
+                "SELECT c.connection_id, c.sub, c.final_agent, c.started_at, c.ended_at,"
+                " (SELECT MAX(i.updated_at) FROM items i"
+                "  WHERE i.connection_id = c.connection_id)"
+                " FROM connections c WHERE c.session_id = ?"
+                " ORDER BY c.started_at DESC LIMIT 1"
+            ),
+            (session_id,),
+        )
+        row = cursor.fetchone()
         if row is None:
             return None
         connection_id, sub, final_agent, started_at, ended_at, newest_item = row
@@ -264,20 +271,28 @@ class SqlBackend(ABC):
     def items(self, session_id: str, newest: int | None = None) -> list[ItemFinal]:
         """The room's items in conversation order (connection by connection); with
         `newest`, only that many of the latest (a resume reads no more than it shows)."""
+        return self.items_of([(session_id, newest)])[0]
+
+    def items_of(self, rooms: Sequence[tuple[str, int | None]]) -> list[list[ItemFinal]]:
+        """`items(session_id, newest)` of each (session_id, newest), in the order asked,
+        on one connection."""
+        with self._reading() as conn:
+            cursor = conn.cursor()
+            return [self._items(cursor, session_id, newest) for session_id, newest in rooms]
+
+    def _items(self, cursor: Any, session_id: str, newest: int | None) -> list[ItemFinal]:
         order = "COALESCE(c.started_at, i.at), i.seq"
         if newest is not None:
             order = "COALESCE(c.started_at, i.at) DESC, i.seq DESC LIMIT ?"
-        with self._reading() as conn:
-            cursor = conn.cursor()
-            cursor.execute(
-                self._q(
-                    f"SELECT {', '.join('i.' + c.strip() for c in _ITEM_COLUMNS.split(','))}"
-                    " FROM items i LEFT JOIN connections c ON c.connection_id = i.connection_id"
-                    f" WHERE i.session_id = ? ORDER BY {order}"
-                ),
-                (session_id,) if newest is None else (session_id, newest),
-            )
-            rows = cursor.fetchall()
+        cursor.execute(
+            self._q(
+                f"SELECT {', '.join('i.' + c.strip() for c in _ITEM_COLUMNS.split(','))}"
+                " FROM items i LEFT JOIN connections c ON c.connection_id = i.connection_id"
+                f" WHERE i.session_id = ? ORDER BY {order}"
+            ),
+            (session_id,) if newest is None else (session_id, newest),
+        )
+        rows = cursor.fetchall()
         if newest is not None:
             rows.reverse()
         return [ItemFinal(*row) for row in rows]

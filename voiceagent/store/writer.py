@@ -22,7 +22,9 @@ Rules:
    a bound, until the writer has written everything queued: nothing put before it
    is lost unless the database stays down for the whole bound.
 6. Reads (reports, a resume) run in worker threads too, with their own limiter and
-   connections, so they never wait behind a batch.
+   connections, so they never wait behind a batch. A resume's two reads (last visit,
+   items) are batched across rooms (`read_batches.py`): a reconnect burst costs one
+   thread round trip per batch of rooms, not one per room.
 
 Cancellation: cancelling `run()` abandons the batch in hand (the thread finishes its
 transaction on its own; Trio does not wait for it); `aclose()` is the way to stop
@@ -43,6 +45,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from voiceagent.logs import log_event
 from voiceagent.metrics import REGISTRY
 from voiceagent.store.backend import LastVisit, SqlBackend
+from voiceagent.store.read_batches import BatchedReads
 from voiceagent.store.records import ItemFinal, Record
 
 log = logging.getLogger("voiceagent.store")
@@ -112,6 +115,10 @@ class Store:
         self._tx, self._rx = trio.open_memory_channel[Record](capacity)
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(READ_THREADS)
+        self._visits: BatchedReads[str, LastVisit | None] = BatchedReads(self._fetch_visits)
+        self._items: BatchedReads[tuple[str, int | None], list[ItemFinal]] = BatchedReads(
+            self._fetch_items
+        )
         self.put_count = 0  # records accepted by put()
         # Room -> the put_count of its newest queued record, oldest first; entries leave
         # once written, so this holds only rooms with records still in the queue.
@@ -154,6 +161,8 @@ class Store:
         sink serves alongside and is closed (its last events sent) before it ends."""
         try:
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._visits.serve)
+                nursery.start_soon(self._items.serve)
                 if self.audit is not None:
                     await nursery.start(self.audit.serve)
                 await self._retrying(self.backend.migrate, "store_migrate_failed")
@@ -314,10 +323,18 @@ class Store:
         return await self._in_thread(call, *args, limiter=self._read_limiter)
 
     async def last_visit(self, session_id: str) -> LastVisit | None:
-        return await self.read(self.backend.last_visit, session_id)
+        """The room's newest connection (batched with other rooms' lookups: rule 6)."""
+        return await self._visits.get(session_id)
 
     async def items(self, session_id: str, newest: int | None = None) -> list[ItemFinal]:
-        return await self.read(self.backend.items, session_id, newest)
+        """The room's items, as `SqlBackend.items` (batched: rule 6)."""
+        return await self._items.get((session_id, newest))
+
+    async def _fetch_visits(self, session_ids: list[str]) -> list[LastVisit | None]:
+        return await self.read(self.backend.last_visits, session_ids)
+
+    async def _fetch_items(self, rooms: list[tuple[str, int | None]]) -> list[list[ItemFinal]]:
+        return await self.read(self.backend.items_of, rooms)
 
 
 def _pause(failures: int) -> float:

@@ -1,0 +1,236 @@
+"""Reconnect burst: N rooms that were open a moment ago all come back at once.
+
+That is what a drained or restarted instance, or a network blip, does to the instance
+that takes its rooms. Does every room resume its conversation (docs/store.md,
+"Resume"), and how long do the handshakes take?
+
+Per run and per checkout (`--checkout`, repeatable; runs interleave the checkouts):
+1. A data directory of its own is filled (SQLite, through the store's backend) with an
+   earlier connection of each of the N rooms: two items, ended 10 s ago (inside the
+   resume window).
+2. `hypercorn -k trio voiceagent:app` of that checkout starts on it (pinned to
+   `--server-cpus`), and waits until it is ready.
+3. N clients (this process, pinned to `--client-cpus`) connect to the same room ids,
+   at most `--concurrency` handshakes at a time, and stay open until the burst is over.
+   A room resumed when its `history_added` events follow `agent_start` within
+   `--history-wait-s`.
+Reported: rooms resumed, handshake latency (connect -> `session_started`, p50 / p99),
+the burst's length, and the `resume_failed` lines of the server's log.
+
+Writes results/<name>.{json,md}. Example (A = the commit before a change, checked out
+with `git worktree add /tmp/before <commit>`):
+    python benchmarks/reconnect_burst.py --rooms 5000 --checkout /tmp/before --checkout .
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    LOGS,
+    REPO,
+    cpu_list,
+    free_port,
+    md_table,
+    pct,
+    pin,
+    raise_nofile,
+    server_process,
+    wait_app_ready,
+    wait_port,
+    write_results,
+)
+from _wsclient import OP_TEXT, LeanWebSocket
+
+from voiceagent.store.records import ConnectionClosed, ConnectionOpened, ItemFinal
+from voiceagent.store.sqlite import SqliteBackend
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rooms", type=int, default=2000, help="rooms that come back")
+    p.add_argument("--concurrency", type=int, default=500, help="handshakes at a time")
+    p.add_argument("--checkout", type=Path, action="append", default=[],
+                   help="serve this checkout (repeat to compare; default: this one)")  # fmt: skip
+    p.add_argument("--runs", type=int, default=1, help="runs per checkout, interleaved")
+    p.add_argument("--history-wait-s", type=float, default=5.0)
+    p.add_argument("--timeout-s", type=float, default=120.0, help="bound of the whole burst")
+    p.add_argument("--server-cpus", type=cpu_list, default=[0])
+    p.add_argument("--client-cpus", type=cpu_list, default=[1])
+    p.add_argument("--name", default="reconnect_burst", help="results/<name>.{json,md}")
+    return p
+
+
+EARLIER = [
+    ("user", "What is the baggage allowance?"),
+    ("assistant", "One carry-on and one checked bag are included."),
+]
+
+
+def fill_store(data_dir: Path, room_ids: list[str]) -> None:
+    """Each room: one earlier connection with a question and an answer, ended 10 s ago."""
+    backend = SqliteBackend.in_dir(data_dir)
+    backend.migrate()
+    ended = time.time() - 10
+    batch: list[Any] = []
+    for room in room_ids:
+        conn = uuid.uuid4().hex
+        batch.append(ConnectionOpened(room, conn, ended - 60, None, "triage", "offline", "local"))
+        for seq, (role, text) in enumerate(EARLIER):
+            batch.append(ItemFinal(room, conn, seq, ended - 30 + seq, f"item_{seq}", role,
+                                   "message", text, "completed"))  # fmt: skip
+        batch.append(ConnectionClosed(room, conn, ended, "client_left", 1000, "triage", {}))
+        if len(batch) >= 4000:
+            backend.write(batch)
+            batch = []
+    if batch:
+        backend.write(batch)
+    backend.close()
+
+
+async def come_back(
+    port: int, room: str, gate: trio.Semaphore, over: trio.Event, args: argparse.Namespace,
+    out: dict[str, Any],
+) -> None:  # fmt: skip
+    """One room reconnects; records its handshake time and whether its history came."""
+    async with gate:
+        started = time.perf_counter()
+        try:
+            ws = await LeanWebSocket.connect("127.0.0.1", port, f"/ws/{room}")
+        except Exception as exc:  # refused or reset under the burst: counted, not fatal
+            _arrived(out, error=exc)
+            return
+    kinds: list[str] = []
+    try:
+        while "agent_start" not in kinds:
+            opcode, payload = await ws.receive()
+            if opcode == OP_TEXT:
+                kinds.append(json.loads(payload)["type"])
+                if kinds[-1] == "session_started":
+                    out["handshake_s"].append(time.perf_counter() - started)
+                    _arrived(out)
+        with trio.move_on_after(args.history_wait_s):
+            while True:
+                opcode, payload = await ws.receive()
+                if opcode == OP_TEXT and json.loads(payload)["type"] == "history_added":
+                    out["resumed"] += 1
+                    break
+        await over.wait()  # a real burst's rooms stay open
+    except Exception as exc:
+        if "session_started" in kinds:
+            out["errors"][type(exc).__name__] = out["errors"].get(type(exc).__name__, 0) + 1
+        else:
+            _arrived(out, error=exc)
+    finally:
+        with trio.CancelScope(shield=True):
+            await ws.aclose()
+
+
+def _arrived(out: dict[str, Any], error: BaseException | None = None) -> None:
+    """A room got its `session_started`, or failed before it."""
+    if error is not None:
+        out["errors"][type(error).__name__] = out["errors"].get(type(error).__name__, 0) + 1
+    out["pending"] -= 1
+    if out["pending"] == 0:
+        out["all_in"].set()
+
+
+async def burst(port: int, rooms: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"handshake_s": [], "resumed": 0, "errors": {},
+                           "pending": len(rooms), "all_in": trio.Event()}  # fmt: skip
+    gate = trio.Semaphore(args.concurrency)
+    over = trio.Event()
+    started = time.perf_counter()
+    with trio.move_on_after(args.timeout_s):
+        async with trio.open_nursery() as nursery:
+            for room in rooms:
+                nursery.start_soon(come_back, port, room, gate, over, args, out)
+            await out["all_in"].wait()
+            out["burst_s"] = time.perf_counter() - started  # every room has its start
+            await trio.sleep(args.history_wait_s)  # the last histories' time to arrive
+            over.set()
+    return out
+
+
+def one_run(checkout: Path, label: str, args: argparse.Namespace) -> dict[str, Any]:
+    token = uuid.uuid4().hex[:8]
+    rooms = [f"rb-{token}-{i}" for i in range(args.rooms)]
+    with tempfile.TemporaryDirectory(prefix="voiceagent-burst-") as data_dir:
+        fill_store(Path(data_dir), rooms)
+        port = free_port()
+        argv = [sys.executable, "-m", "hypercorn", "-k", "trio", "--backlog", "4096",
+                "-b", f"127.0.0.1:{port}", "voiceagent:app"]  # fmt: skip
+        name = f"{args.name}_{label}"
+        with server_process(argv, name=name, cpus=args.server_cpus, cwd=checkout,
+                            env={"VOICEAGENT_DATA_DIR": data_dir}) as proc:  # fmt: skip
+            wait_port(port, proc)
+            wait_app_ready(port)
+            result = trio.run(burst, port, rooms, args)
+    del result["all_in"], result["pending"]
+    log = (LOGS / f"{name}.log").read_text(errors="replace")
+    handshakes = result.pop("handshake_s")
+    return {
+        "checkout": str(checkout),
+        "rooms": args.rooms,
+        "connected": len(handshakes),
+        "resumed": result["resumed"],
+        "resume_failed_logged": log.count("resume_failed"),
+        "handshake_p50_ms": pct(handshakes, 50) * 1000 if handshakes else None,
+        "handshake_p99_ms": pct(handshakes, 99) * 1000 if handshakes else None,
+        "burst_s": result.get("burst_s"),
+        "errors": result["errors"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    raise_nofile()
+    pin(args.client_cpus)
+    checkouts = [c.resolve() for c in args.checkout] or [REPO]
+    runs: list[dict[str, Any]] = []
+    for n in range(args.runs):
+        for i, checkout in enumerate(checkouts):
+            run = one_run(checkout, f"{'AB'[i] if len(checkouts) == 2 else i}{n}", args)
+            print(run, flush=True)
+            runs.append(run)
+    rows = []
+    for checkout in checkouts:
+        mine = [r for r in runs if r["checkout"] == str(checkout)]
+        rows.append([
+            str(checkout),
+            ", ".join(f"{r['resumed']}/{r['rooms']}" for r in mine),
+            ", ".join(str(r["resume_failed_logged"]) for r in mine),
+            statistics.median(r["handshake_p50_ms"] or 0 for r in mine),
+            statistics.median(r["handshake_p99_ms"] or 0 for r in mine),
+            statistics.median(r["burst_s"] or 0 for r in mine),
+        ])  # fmt: skip
+    headers = ["server", "resumed (each run)", "resume_failed logged",
+               "handshake p50 ms (median)", "handshake p99 ms (median)",
+               "burst s (median)"]  # fmt: skip
+    markdown = (
+        "# Reconnect burst\n\n"
+        f"`python benchmarks/reconnect_burst.py {' '.join(argv)}`\n\n"
+        f"{args.rooms} rooms with an earlier conversation come back at once, "
+        f"{args.concurrency} handshakes at a time; runs interleaved.\n\n" + md_table(headers, rows)
+    )
+    write_results(args.name, {"args": {k: str(v) for k, v in vars(args).items()},
+                              "runs": runs}, markdown)  # fmt: skip
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
