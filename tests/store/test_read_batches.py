@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
+from tests.store.conftest import backend_for
 from voiceagent.store.read_batches import MAX_KEYS, BatchedReads, StoreReadError
 from voiceagent.store.records import ConnectionClosed, ConnectionOpened, ItemFinal
-from voiceagent.store.sqlite import SqliteBackend
 from voiceagent.store.writer import Store
 
 
@@ -139,9 +138,11 @@ async def test_reads_fail_at_once_when_the_store_stops_serving() -> None:
     assert sorted(failed) == ["in flight", "later", "queued"]
 
 
-async def test_a_burst_of_returning_rooms_resumes_in_few_database_calls(tmp_path: Path) -> None:
-    """The real store on SQLite: 600 rooms look up their visit and items at once."""
-    backend = SqliteBackend.in_dir(str(tmp_path))
+async def test_a_burst_of_returning_rooms_resumes_in_few_database_calls(
+    database: dict[str, str],
+) -> None:
+    """The real store (SQLite, PostgreSQL): 600 rooms look up their visit and items at once."""
+    backend = backend_for(database)
     backend.migrate()
     ended = time.time() - 10
     rooms = [f"room{n}" for n in range(600)]
