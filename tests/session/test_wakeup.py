@@ -75,3 +75,23 @@ async def test_a_set_after_a_cancelled_wait_reaches_the_next_waiter_only() -> No
         await trio.testing.wait_all_tasks_blocked()
         wakeup.set()
     assert woken == [True]
+
+
+async def test_a_set_right_after_the_waiter_is_cancelled_is_harmless() -> None:
+    """The cancel and the set() come in one step, before the cancelled task runs again
+    (a barge-in cancels what waits, then signals the change)."""
+    wakeup = Wakeup()
+    scope = trio.CancelScope()
+    left: list[bool] = []
+
+    async def waiter() -> None:
+        with scope:
+            await wakeup.wait()
+        left.append(scope.cancelled_caught)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        scope.cancel()  # Trio reschedules the waiter with Cancelled now
+        wakeup.set()  # nobody waits any more: must not reschedule it a second time
+    assert left == [True]

@@ -18,10 +18,6 @@ from __future__ import annotations
 import trio
 
 
-def _abort(_raise_cancel: object) -> trio.lowlevel.Abort:
-    return trio.lowlevel.Abort.SUCCEEDED  # the waiter forgets itself in `wait()`
-
-
 class Wakeup:
     __slots__ = ("_waiter",)
 
@@ -41,10 +37,17 @@ class Wakeup:
         await trio.lowlevel.checkpoint_if_cancelled()
         self._waiter = task = trio.lowlevel.current_task()
         try:
-            await trio.lowlevel.wait_task_rescheduled(_abort)
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
         finally:
-            if self._waiter is task:  # cancelled: no set() may reschedule this task now
+            if self._waiter is task:  # left some other way: no set() may wake it now
                 self._waiter = None
+
+    def _abort(self, _raise_cancel: object) -> trio.lowlevel.Abort:
+        # Trio reschedules the cancelled waiter itself. Forget it now, not when it runs
+        # again: a set() in between (a barge-in cancels a wait, then signals the change)
+        # would reschedule it a second time.
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     async def wait_until(self, deadline: float) -> bool:
         """Wait for the next `set()` until `deadline`; whether it came."""
