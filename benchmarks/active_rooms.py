@@ -212,7 +212,10 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
         wait0 = runqueue_wait_seconds(server_pid)
         aux0 = {name: cpu_seconds(pid) for name, pid in aux_pids.items()}
         aux0["load"] = sum(cpu_seconds(pid) for pid in fleet.pids)
+        aux_pids_all = [*aux_pids.values(), *fleet.pids]
+        aux_wait0 = sum(runqueue_wait_seconds(pid) for pid in aux_pids_all)
         time.sleep(max(0.0, t1 - time.time()))
+        aux_wait1 = sum(runqueue_wait_seconds(pid) for pid in aux_pids_all)
         server1 = cpu_seconds(server_pid)
         wait1 = runqueue_wait_seconds(server_pid)
         aux1 = {name: cpu_seconds(pid) for name, pid in aux_pids.items()}
@@ -268,6 +271,10 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
         "server_cpu_ms_per_room_s": server_cpu / m * 1000,
         "aux_cpu_util": sum(aux1.values()) / args.duration - sum(aux0.values()) / args.duration,
         "aux_cpu_by_process": {k: (aux1[k] - aux0[k]) / args.duration for k in aux0},
+        # The emulators and load clients share their core: the time they were runnable
+        # but waited for it (per second of window, summed over them) is delay the load
+        # side adds to every turn, not the server.
+        "aux_runqueue_wait": (aux_wait1 - aux_wait0) / args.duration,
         "server_rss_mb": rss / 1e6,
         # Offered load as the server saw it (1000 / frame_ms per room when the load side
         # keeps up).
@@ -413,7 +420,7 @@ def run_rooms(
                     f"silence p99="
                     f"{step['silence_p99_ms']} ms, stale={step['stale_bytes']} B, "
                     f"cpu={step['server_cpu_util']:.0%} wait={step['server_runqueue_wait']:.0%} "
-                    f"aux={step['aux_cpu_by_process']} "
+                    f"aux={step['aux_cpu_by_process']} aux wait={step['aux_runqueue_wait']:.0%} "
                     f"lag p99<={step['loop_lag_p99_le_s']} s, errors={step['error_codes']} "
                     f"{step['errors']}",
                     flush=True,
@@ -539,7 +546,8 @@ def markdown(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
              s["added_p99_ms"], s["turn_p50_ms"], s["interrupt_p99_le_ms"],
              s["silence_p99_ms"], s["stale_bytes"], f"{s['server_cpu_util']:.0%}",
              s["server_cpu_ms_per_room_s"], f"{s['server_runqueue_wait']:.0%}",
-             f"{s['aux_cpu_util']:.0%}", s["frames_in_per_room_s"],
+             f"{s['aux_cpu_util']:.0%}", f"{s.get('aux_runqueue_wait', 0):.0%}",
+             s["frames_in_per_room_s"],
              s["drops_audio_in"] + s["drops_out"], s["loop_lag_p99_le_s"],
              s["metrics_scrape_ms"], f"{s['turns_with_audio']}/{s['turns']}"]
             for s in steps]  # fmt: skip
@@ -573,8 +581,8 @@ def markdown(steps: list[dict[str, Any]], floor: dict[str, Any] | None,
         md_table(["rooms", "relay p50 <= ms", "relay p99 <= ms", "stamp p50 ms",
                   "stamp p99 ms", "turn p50 ms", "interrupt p99 <= ms", "silence p99 ms",
                   "stale B", "server CPU", "CPU ms/room/s", "runqueue wait", "aux CPU",
-                  "frames in/room/s", "drops", "loop lag p99 <= s", "/metrics ms",
-                  "turns w/ audio"], rows),
+                  "aux runqueue wait", "frames in/room/s", "drops", "loop lag p99 <= s",
+                  "/metrics ms", "turns w/ audio"], rows),
         "",
     ]  # fmt: skip
     if floor:
