@@ -5,9 +5,12 @@ that takes its rooms. Does every room resume its conversation (docs/store.md,
 "Resume"), and how long do the handshakes take?
 
 Per run and per checkout (`--checkout`, repeatable; runs interleave the checkouts):
-1. A data directory of its own is filled (SQLite, through the store's backend) with an
-   earlier connection of each of the N rooms: two items, ended 10 s ago (inside the
-   resume window).
+1. A store of its own is filled (through the store's backend) with an earlier
+   connection of each of the N rooms: two items, ended 10 s ago (inside the resume
+   window). SQLite in a fresh data directory by default; with `--postgres`, a fresh
+   database on a PostgreSQL server this script starts from Debian's package on
+   127.0.0.1 (the fleet's case: a drained instance's rooms come back to another one
+   that shares the database).
 2. `hypercorn -k trio voiceagent:app` of that checkout starts on it (pinned to
    `--server-cpus`), and waits until it is ready.
 3. N clients (this process, pinned to `--client-cpus`) connect to the same room ids,
@@ -25,17 +28,20 @@ with `git worktree add /tmp/before <commit>`):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import trio
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.store
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
@@ -54,8 +60,24 @@ from _common import (
 )
 from _wsclient import OP_TEXT, LeanWebSocket
 
+from tests.store.postgres_server import PostgresServer, postgres_bin
+from voiceagent.store.backend import SqlBackend
 from voiceagent.store.records import ConnectionClosed, ConnectionOpened, ItemFinal
 from voiceagent.store.sqlite import SqliteBackend
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server on 127.0.0.1, stopped and removed at the end."""
+    bindir = postgres_bin()
+    if bindir is None:
+        raise SystemExit("--postgres needs PostgreSQL (apt-get install postgresql)")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-s", type=float, default=120.0, help="bound of the whole burst")
     p.add_argument("--server-cpus", type=cpu_list, default=[0])
     p.add_argument("--client-cpus", type=cpu_list, default=[1])
+    p.add_argument("--postgres", action="store_true", help="store on PostgreSQL, not SQLite")
     p.add_argument("--name", default="reconnect_burst", help="results/<name>.{json,md}")
     return p
 
@@ -79,9 +102,8 @@ EARLIER = [
 ]
 
 
-def fill_store(data_dir: Path, room_ids: list[str]) -> None:
+def fill_store(backend: SqlBackend, room_ids: list[str]) -> None:
     """Each room: one earlier connection with a question and an answer, ended 10 s ago."""
-    backend = SqliteBackend.in_dir(data_dir)
     backend.migrate()
     ended = time.time() - 10
     batch: list[Any] = []
@@ -164,17 +186,27 @@ async def burst(port: int, rooms: list[str], args: argparse.Namespace) -> dict[s
     return out
 
 
-def one_run(checkout: Path, label: str, args: argparse.Namespace) -> dict[str, Any]:
+def one_run(
+    checkout: Path, label: str, args: argparse.Namespace, postgres: PostgresServer | None
+) -> dict[str, Any]:
     token = uuid.uuid4().hex[:8]
     rooms = [f"rb-{token}-{i}" for i in range(args.rooms)]
     with tempfile.TemporaryDirectory(prefix="voiceagent-burst-") as data_dir:
-        fill_store(Path(data_dir), rooms)
+        env = {"VOICEAGENT_DATA_DIR": data_dir}
+        if postgres is None:
+            backend: SqlBackend = SqliteBackend.in_dir(data_dir)
+        else:
+            env["VOICEAGENT_DATABASE_URL"] = postgres.create_database(f"burst_{token}")
+            from voiceagent.store.postgres import PostgresBackend  # psycopg: a dev extra
+
+            backend = PostgresBackend(env["VOICEAGENT_DATABASE_URL"])
+        fill_store(backend, rooms)
         port = free_port()
         argv = [sys.executable, "-m", "hypercorn", "-k", "trio", "--backlog", "4096",
                 "-b", f"127.0.0.1:{port}", "voiceagent:app"]  # fmt: skip
         name = f"{args.name}_{label}"
         with server_process(argv, name=name, cpus=args.server_cpus, cwd=checkout,
-                            env={"VOICEAGENT_DATA_DIR": data_dir}) as proc:  # fmt: skip
+                            env=env) as proc:  # fmt: skip
             wait_port(port, proc)
             wait_app_ready(port)
             result = trio.run(burst, port, rooms, args)
@@ -201,11 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     pin(args.client_cpus)
     checkouts = [c.resolve() for c in args.checkout] or [REPO]
     runs: list[dict[str, Any]] = []
-    for n in range(args.runs):
-        for i, checkout in enumerate(checkouts):
-            run = one_run(checkout, f"{'AB'[i] if len(checkouts) == 2 else i}{n}", args)
-            print(run, flush=True)
-            runs.append(run)
+    with contextlib.ExitStack() as stack:
+        postgres = stack.enter_context(postgres_server()) if args.postgres else None
+        for n in range(args.runs):
+            for i, checkout in enumerate(checkouts):
+                label = f"{'AB'[i] if len(checkouts) == 2 else i}{n}"
+                run = one_run(checkout, label, args, postgres)
+                print(run, flush=True)
+                runs.append(run)
     rows = []
     for checkout in checkouts:
         mine = [r for r in runs if r["checkout"] == str(checkout)]
@@ -224,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         "# Reconnect burst\n\n"
         f"`python benchmarks/reconnect_burst.py {' '.join(argv)}`\n\n"
         f"{args.rooms} rooms with an earlier conversation come back at once, "
-        f"{args.concurrency} handshakes at a time; runs interleaved.\n\n" + md_table(headers, rows)
+        f"{args.concurrency} handshakes at a time, store on "
+        f"{'PostgreSQL' if args.postgres else 'SQLite'}; runs interleaved.\n\n"
+        + md_table(headers, rows)
     )
     write_results(args.name, {"args": {k: str(v) for k, v in vars(args).items()},
                               "runs": runs}, markdown)  # fmt: skip
