@@ -60,7 +60,7 @@ from _common import (
 )
 from _wsclient import OP_TEXT, LeanWebSocket
 
-from tests.store.postgres_server import PostgresServer, postgres_bin
+from tests.store.postgres_server import PostgresServer, postgres_bin, running_postgres
 from voiceagent.store.backend import SqlBackend
 from voiceagent.store.records import ConnectionClosed, ConnectionOpened, ItemFinal
 from voiceagent.store.sqlite import SqliteBackend
@@ -72,12 +72,8 @@ def postgres_server() -> Iterator[PostgresServer]:
     bindir = postgres_bin()
     if bindir is None:
         raise SystemExit("--postgres needs PostgreSQL (apt-get install postgresql)")
-    server = PostgresServer(bindir)
-    try:
-        server.start()
+    with running_postgres(bindir) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def build_parser() -> argparse.ArgumentParser:

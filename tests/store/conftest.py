@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.store.postgres_server import PostgresServer, postgres_bin
+from tests.store.postgres_server import PostgresServer, postgres_bin, running_postgres
 from voiceagent.store.backend import SqlBackend
 from voiceagent.store.sqlite import SqliteBackend
 
@@ -24,12 +24,8 @@ def postgres_server() -> Iterator[PostgresServer]:
         import psycopg  # noqa: F401
     except ImportError:
         pytest.skip('psycopg is not installed (pip install -e ".[dev]")')
-    server = PostgresServer(bindir)
-    try:
-        server.start()
+    with running_postgres(bindir) as server:
         yield server
-    finally:
-        server.stop()
 
 
 BackendFactory = Callable[[], SqlBackend]

@@ -8,12 +8,14 @@ refuses to run as root: as root (CI) both run as the `postgres` system user via
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -117,3 +119,14 @@ class PostgresServer:
         if self._log is not None:
             self._log.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_postgres(bindir: Path) -> Iterator[PostgresServer]:
+    """A started server, stopped and removed when the block ends."""
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
