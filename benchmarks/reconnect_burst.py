@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,9 +119,36 @@ def fill_store(backend: SqlBackend, room_ids: list[str]) -> None:
     backend.close()
 
 
+class Tally:
+    """What the burst's rooms report; `all_in` is set once every room has either its
+    `session_started` or a failure before it."""
+
+    def __init__(self, rooms: int) -> None:
+        self.handshake_s: list[float] = []
+        self.resumed = 0
+        self.errors: Counter[str] = Counter()
+        self.burst_s: float | None = None
+        self.all_in = trio.Event()
+        self._pending = rooms
+
+    def started(self, seconds: float) -> None:
+        self.handshake_s.append(seconds)
+        self._arrived()
+
+    def failed(self, error: BaseException, *, before_start: bool) -> None:
+        self.errors[type(error).__name__] += 1
+        if before_start:
+            self._arrived()
+
+    def _arrived(self) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self.all_in.set()
+
+
 async def come_back(
     port: int, room: str, gate: trio.Semaphore, over: trio.Event, args: argparse.Namespace,
-    out: dict[str, Any],
+    tally: Tally,
 ) -> None:  # fmt: skip
     """One room reconnects; records its handshake time and whether its history came."""
     async with gate:
@@ -128,7 +156,7 @@ async def come_back(
         try:
             ws = await LeanWebSocket.connect("127.0.0.1", port, f"/ws/{room}")
         except Exception as exc:  # refused or reset under the burst: counted, not fatal
-            _arrived(out, error=exc)
+            tally.failed(exc, before_start=True)
             return
     kinds: list[str] = []
     try:
@@ -137,49 +165,35 @@ async def come_back(
             if opcode == OP_TEXT:
                 kinds.append(json.loads(payload)["type"])
                 if kinds[-1] == "session_started":
-                    out["handshake_s"].append(time.perf_counter() - started)
-                    _arrived(out)
+                    tally.started(time.perf_counter() - started)
         with trio.move_on_after(args.history_wait_s):
             while True:
                 opcode, payload = await ws.receive()
                 if opcode == OP_TEXT and json.loads(payload)["type"] == "history_added":
-                    out["resumed"] += 1
+                    tally.resumed += 1
                     break
         await over.wait()  # a real burst's rooms stay open
     except Exception as exc:
-        if "session_started" in kinds:
-            out["errors"][type(exc).__name__] = out["errors"].get(type(exc).__name__, 0) + 1
-        else:
-            _arrived(out, error=exc)
+        tally.failed(exc, before_start="session_started" not in kinds)
     finally:
         with trio.CancelScope(shield=True):
             await ws.aclose()
 
 
-def _arrived(out: dict[str, Any], error: BaseException | None = None) -> None:
-    """A room got its `session_started`, or failed before it."""
-    if error is not None:
-        out["errors"][type(error).__name__] = out["errors"].get(type(error).__name__, 0) + 1
-    out["pending"] -= 1
-    if out["pending"] == 0:
-        out["all_in"].set()
-
-
-async def burst(port: int, rooms: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {"handshake_s": [], "resumed": 0, "errors": {},
-                           "pending": len(rooms), "all_in": trio.Event()}  # fmt: skip
+async def burst(port: int, rooms: list[str], args: argparse.Namespace) -> Tally:
+    tally = Tally(len(rooms))
     gate = trio.Semaphore(args.concurrency)
     over = trio.Event()
     started = time.perf_counter()
     with trio.move_on_after(args.timeout_s):
         async with trio.open_nursery() as nursery:
             for room in rooms:
-                nursery.start_soon(come_back, port, room, gate, over, args, out)
-            await out["all_in"].wait()
-            out["burst_s"] = time.perf_counter() - started  # every room has its start
+                nursery.start_soon(come_back, port, room, gate, over, args, tally)
+            await tally.all_in.wait()
+            tally.burst_s = time.perf_counter() - started  # every room has its start
             await trio.sleep(args.history_wait_s)  # the last histories' time to arrive
             over.set()
-    return out
+    return tally
 
 
 def one_run(
@@ -205,20 +219,19 @@ def one_run(
                             env=env) as proc:  # fmt: skip
             wait_port(port, proc)
             wait_app_ready(port)
-            result = trio.run(burst, port, rooms, args)
-    del result["all_in"], result["pending"]
+            tally = trio.run(burst, port, rooms, args)
     log = (LOGS / f"{name}.log").read_text(errors="replace")
-    handshakes = result.pop("handshake_s")
+    handshakes = tally.handshake_s
     return {
         "checkout": str(checkout),
         "rooms": args.rooms,
         "connected": len(handshakes),
-        "resumed": result["resumed"],
+        "resumed": tally.resumed,
         "resume_failed_logged": log.count("resume_failed"),
         "handshake_p50_ms": pct(handshakes, 50) * 1000 if handshakes else None,
         "handshake_p99_ms": pct(handshakes, 99) * 1000 if handshakes else None,
-        "burst_s": result.get("burst_s"),
-        "errors": result["errors"],
+        "burst_s": tally.burst_s,
+        "errors": dict(tally.errors),
     }
 
 
