@@ -31,6 +31,11 @@ RESULTS = HERE / "results"
 # Server logs are for debugging a run, not results: they stay out of the repository.
 LOGS = Path(tempfile.gettempdir()) / "voiceagent-bench-logs"
 REPO = HERE.parent
+# A benchmark script (and any process it starts from a script, such as the stamped
+# Cartesia emulator) imports `voiceagent` from its own checkout, not from wherever the
+# package is installed: an A/B between two checkouts must run each side's code.
+if str(REPO) not in sys.path:
+    sys.path.insert(1, str(REPO))
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 PACKAGES = (

@@ -7,8 +7,9 @@ the figures that do not depend on how fast the machine is that day: the CPU rati
 the echo floor at equal load (echo CPU per session / CPU per room, by room count) and
 the server CPU per room-second. Latency at each room count (client-side server-added
 p99, first-audio p99, interrupt -> silence p99) is reported beside it, medians of the
-runs, for changes that are about pauses rather than CPU. Interleaving spreads any drift
-of the machine over both sides.
+runs, for changes that are about pauses rather than CPU, and so is the load side's core
+(the emulators' and load clients' CPU): a busy load core delays every turn as well.
+Interleaving spreads any drift of the machine over both sides.
 
 Writes results/<--name>.{json,md}. Example (A = the commit before a change, checked
 out with `git worktree add /tmp/before <commit>`):
@@ -60,6 +61,15 @@ LATENCY = {
     "silence_p99_ms": "interrupt -> silence p99",
     "gc_ms_per_s": "cyclic GC pauses, ms per second (all generations)",
 }
+# The load side's core (emulators and load clients): a busy one delays every turn too.
+LOAD_SIDE = {
+    "aux_cpu_pct": "load core busy (%)",
+    "aux_runqueue_wait": "load core runqueue wait (tasks waiting, mean)",
+    "realtime_cpu_pct": "Realtime emulator CPU (%)",
+    "cartesia_cpu_pct": "Cartesia emulator CPU (%)",
+    "load_cpu_pct": "load clients CPU (%)",
+}
+FIGURES = {**LATENCY, **LOAD_SIDE}
 
 
 def figures(run: dict[str, Any]) -> dict[str, Any]:
@@ -78,15 +88,24 @@ def _step_figures(step: dict[str, Any]) -> dict[str, float | None]:
     out = {key: step.get(key) for key in LATENCY}
     shares = step.get("gc_share_by_generation")
     out["gc_ms_per_s"] = sum(shares.values()) * 1000 if shares else None
+    by_process = step.get("aux_cpu_by_process") or {}
+    out["aux_cpu_pct"] = _pct(step.get("aux_cpu_util"))
+    out["aux_runqueue_wait"] = step.get("aux_runqueue_wait")
+    for process in ("realtime", "cartesia", "load"):
+        out[f"{process}_cpu_pct"] = _pct(by_process.get(process))
     return out
 
 
-def latency_rows(runs: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
+def _pct(share: float | None) -> float | None:
+    return None if share is None else share * 100
+
+
+def step_rows(runs: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
     """One row per room count and figure: each side's runs and median."""
     rooms = sorted({int(m) for side in runs.values() for run in side for m in run["latency"]})
     rows = []
     for m in rooms:
-        for key, label in LATENCY.items():
+        for key, label in FIGURES.items():
             row: list[Any] = [m, label]
             for side in ("A", "B"):
                 values = [
@@ -147,10 +166,10 @@ def main() -> None:
             md_table(["rooms", "A runs", "A median", "B runs", "B median"], rows),
             f"Server CPU per room-second (median of runs, loaded steps): A {ms(cpu['A'])}, "
             f"B {ms(cpu['B'])} (B/A {'-' if ratio is None else f'{ratio:.3f}'}).",
-            "Latency by room count (ms; each run, then the median):",
+            "Latency (ms) and the load side by room count (each run, then the median):",
             md_table(
                 ["rooms", "figure", "A runs", "A median", "B runs", "B median"],
-                latency_rows(runs),
+                step_rows(runs),
             ),
         ]
     )

@@ -62,6 +62,10 @@ __all__ = [
     "serve_realtime",
 ]
 
+# One read takes a whole 100 ms append (~6.5 KB) and more: trio-websocket's default of
+# 4 KB split every append into two reads and two parser passes.
+RECEIVE_BYTES = 65_536
+
 log = logging.getLogger(__name__)
 
 GA_PATHS = ("/openai/v1/realtime", "/v1/realtime")
@@ -124,7 +128,10 @@ async def _serve_connection(stream: trio.SocketStream, shared: Shared) -> None:
     async with trio.open_nursery() as nursery:
         with trio.move_on_after(10) as handshake:
             request = await wrap_server_stream(
-                nursery, stream, max_message_size=config.max_message_bytes
+                nursery,
+                stream,
+                max_message_size=config.max_message_bytes,
+                receive_buffer_size=RECEIVE_BYTES,
             )
         if handshake.cancelled_caught:
             await stream.aclose()
