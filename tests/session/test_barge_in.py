@@ -126,3 +126,30 @@ async def test_interrupt_with_nothing_playing_is_harmless() -> None:
         await client.drain(0.3)
         assert client.of_type("audio_interrupted") == []
         assert client.of_type("error") == []
+
+
+@pytest.mark.parametrize("model_done_first", [True, False])
+async def test_an_interrupted_turn_still_reports_its_metrics(model_done_first: bool) -> None:
+    # The model usually finishes writing long before the voice finishes speaking; the
+    # turn's figures (first audio, model and voice stages) are known either way.
+    delay = 0.001 if model_done_first else 0.05
+    model = ScriptedModel(default=ScriptedReply(LONG_REPLY), delta_delay=delay)
+    tts = ScriptedTTS(realtime_factor=0.25)
+    services = make_services(model, tts, agent=front_desk)
+    async with running_app(services) as address, connect(address) as client:
+        await client.send(type="text", text="tell me a long story")
+        start = await client.wait_for("audio_start")
+        rid = start["response_id"]
+        if model_done_first:
+            await client.wait_for("response_done")
+        else:
+            assert not client.of_type("response_done")
+        await client.send(type="interrupt")
+        await client.wait_for("audio_interrupted")
+        report = await client.wait_for("metrics")
+        assert report["response_id"] == rid
+        assert report["turn_ms"] is not None and report["turn_ms"] > 0
+        assert report["llm_ms"] is not None and report["tts_ms"] is not None
+        await client.drain(0.5)
+        assert [m["response_id"] for m in client.of_type("metrics")] == [rid]
+        assert not client.of_type("audio_end")  # it was cut, not finished

@@ -93,7 +93,9 @@ class Speaker:
                     )
                     await self._room.put(error_event(exc.code, f"{self._tts_name}: {exc}"))
         response.speech_done = True
-        if response.model_done and not response.interrupted:
+        # An interrupted response is reported too: its turn had a first audio, and a
+        # turn's figures must not leave out the turns the user cut short.
+        if response.model_done:
             await finish(response)
 
     @property
