@@ -47,6 +47,12 @@ class RoomStats:
         # The same turns' model and voice stages (the server's `metrics` events).
         self.server_llm_ms: list[float] = []
         self.server_tts_ms: list[float] = []
+        # Every measured turn by (room, response id): [client first audio (ms), turn
+        # number in its room, the server's turn, model and voice stages (ms; NaN until
+        # its `metrics` event comes, when the answer ends)]. The client's clock minus the
+        # server's is what lies outside the server's turn clock: the question's way in
+        # and the first audio's way out.
+        self.turn_records: dict[tuple[int, str], list[float]] = {}
         self.codes: Counter[str] = Counter()
 
 
@@ -67,7 +73,8 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
         # turn_at: when the pending question was sent; cleared at the first audio byte
         # that follows the question's own audio_start (older answers may still stream).
         state = {"stale": False, "interrupt_at": None, "turn_at": None, "answer_started": False,
-                 "speaking": False, "over_answer": False}  # fmt: skip
+                 "speaking": False, "over_answer": False,
+                 "turn_response": None, "turn_n": 0}  # fmt: skip
 
         async def mic() -> None:
             t = now() + random.random() * period
@@ -102,6 +109,11 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
                         if state["turn_at"] is not None and in_window:
                             stats.turn_lat.append(arrived - state["turn_at"])
                             stats.turn_over_answer.append(state["over_answer"])
+                            if state["turn_response"] is not None:
+                                nan = float("nan")
+                                stats.turn_records[index, state["turn_response"]] = [
+                                    (arrived - state["turn_at"]) * 1000, state["turn_n"],
+                                    nan, nan, nan]  # fmt: skip
                     continue
                 event = orjson.loads(payload)
                 kind = event.get("type")
@@ -109,6 +121,8 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
                     state["stale"] = False
                     state["speaking"] = True
                     state["answer_started"] = state["turn_at"] is not None
+                    if state["answer_started"]:
+                        state["turn_response"] = event.get("response_id")
                 elif kind == "audio_end":
                     state["speaking"] = False
                 elif kind == "audio_interrupted":
@@ -119,12 +133,17 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
                             stats.silence_lat.append(arrived - state["interrupt_at"])
                         stats.interrupts_acked += 1
                         state["interrupt_at"] = None
-                elif kind == "metrics" and in_window and event.get("turn_ms") is not None:
-                    stats.server_turn_ms.append(event["turn_ms"])
-                    for stage, into in (("llm_ms", stats.server_llm_ms),
-                                        ("tts_ms", stats.server_tts_ms)):  # fmt: skip
-                        value = event.get(stage)
-                        into.append(float("nan") if value is None else value)
+                elif kind == "metrics" and event.get("turn_ms") is not None:
+                    record = stats.turn_records.get((index, event.get("response_id")))
+                    if record is not None:  # its answer may end after the window
+                        stages = (event["turn_ms"], event.get("llm_ms"), event.get("tts_ms"))
+                        record[2:] = [float("nan") if v is None else v for v in stages]
+                    if in_window:
+                        stats.server_turn_ms.append(event["turn_ms"])
+                        for stage, into in (("llm_ms", stats.server_llm_ms),
+                                            ("tts_ms", stats.server_tts_ms)):  # fmt: skip
+                            value = event.get(stage)
+                            into.append(float("nan") if value is None else value)
                 elif kind == "error":
                     stats.codes[str(event.get("code"))] += 1
 
@@ -135,6 +154,7 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
             n = 0
             while True:
                 n += 1
+                state["turn_n"] = n
                 first_audio = trio.Event()
                 state["answer_started"] = False
                 state["turn_at"] = now()
@@ -172,6 +192,9 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
             "server_turn_ms": np.asarray(stats.server_turn_ms, dtype=float),
             "server_llm_ms": np.asarray(stats.server_llm_ms, dtype=float),
             "server_tts_ms": np.asarray(stats.server_tts_ms, dtype=float),
+            "turn_records_ms": np.asarray(list(stats.turn_records.values()), dtype=float).reshape(
+                -1, 5
+            ),
             "stale_bytes": stats.stale_bytes,
             "audio_bytes": stats.audio_bytes,
             "turns": stats.turns,

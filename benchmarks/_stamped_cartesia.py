@@ -3,10 +3,11 @@
 `python benchmarks/_stamped_cartesia.py [cartesia emulator options]` runs
 `voiceagent.emulators.cartesia` unchanged except that each chunk's first 18 PCM bytes
 are replaced by `STAMP_MAGIC` + the wall-clock time (float64 LE) at which the emulator
-built the chunk message, right before queueing it for its socket, + two zero bytes. The server relays
-PCM untouched, so a client that finds the magic in a binary frame knows when that
-audio left the provider: receive time - stamp = provider event in -> client frame out
-(plus the emulator's own queue and the loopback hop, which makes it pessimistic).
+built the chunk message, right before queueing it for its socket, + two zero bytes. The
+server relays PCM untouched, so a client that finds the magic in a binary frame knows
+when that audio left the provider: receive time - stamp = provider event in -> client
+frame out (plus the emulator's own queue and the loopback hop, which makes it
+pessimistic).
 18 bytes are 0.38 ms of audio at 24 kHz: an inaudible click, irrelevant for load.
 """
 

@@ -229,6 +229,9 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
     # responses in order, so their first audio also waits for that answer to end.
     over = r.get("turn_over_answer", np.zeros(len(turn_ms), dtype=bool))
     silence_ms = r.get("silence_lat_s", np.empty(0)) * 1000
+    records = r.get("turn_records_ms", np.empty((0, 5)))
+    outside_ms = (records[:, 0] - records[:, 2])[~np.isnan(records[:, 2])]
+    slowest = records[np.argsort(records[:, 0])[::-1][:8]]
     server_cpu = (server1 - server0) / args.duration
     lag = "voiceagent_event_loop_lag_seconds"
     relay = "voiceagent_audio_relay_seconds"
@@ -258,6 +261,14 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
         "server_turn_ms_p99": pct(r.get("server_turn_ms", np.empty(0)), 99),
         "server_llm_ms_p99": pct(_finite(r.get("server_llm_ms", np.empty(0))), 99),
         "server_tts_ms_p99": pct(_finite(r.get("server_tts_ms", np.empty(0))), 99),
+        # Per turn whose answer ended in time for its `metrics` event: the client's
+        # first-audio time minus the server's own turn clock (the question's way in and
+        # the first audio's way out: sockets and the load side).
+        "turn_outside_server_ms_p50": pct(outside_ms, 50),
+        "turn_outside_server_ms_p99": pct(outside_ms, 99),
+        "turns_with_server_clock": len(outside_ms),
+        # The slowest turns: [client, turn number in its room, server turn, model, voice].
+        "slowest_turns_ms": [[round(float(v), 1) for v in row] for row in slowest],
         "silence_p50_ms": pct(silence_ms, 50),
         "silence_p99_ms": pct(silence_ms, 99),
         "interrupts_measured": len(silence_ms),
