@@ -63,7 +63,8 @@ __all__ = [
 ]
 
 # One read takes a whole 100 ms append (~6.5 KB) and more: trio-websocket's default of
-# 4 KB split every append into two reads and two parser passes.
+# 4 KB split every append into two reads and two parser passes
+# (benchmarks/ws_receive_buffer.py).
 RECEIVE_BYTES = 65_536
 
 log = logging.getLogger(__name__)

@@ -47,6 +47,10 @@ __all__ = ["DEFAULT_URL", "CartesiaConfig", "CartesiaConnection", "CartesiaTTS"]
 
 log = logging.getLogger(__name__)
 
+# A 100 ms audio message is ~6.5 KB: one read takes it whole (trio-websocket reads
+# 4 KB by default, two reads and two parser passes; benchmarks/ws_receive_buffer.py).
+RECEIVE_BYTES = 65_536
+
 
 class CartesiaTTS(TTS):
     """The shared factory: one per app; `connect()` per session."""
@@ -290,6 +294,7 @@ class CartesiaConnection(TTSConnection):
                     disconnect_timeout=1.0,
                     message_queue_size=64,
                     max_message_size=4 * 1024 * 1024,
+                    receive_buffer_size=RECEIVE_BYTES,
                 ) as ws:
                     task_status.started((ws, scope))
                     started = True
