@@ -26,6 +26,7 @@ import os
 import resource
 import statistics
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
@@ -49,6 +50,29 @@ def audio_message() -> bytes:
 def cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+async def timed_round(
+    handler: Callable[[trio.SocketStream], Awaitable[None]],
+    peer: Callable[[int], Awaitable[None]],
+    connections: int,
+    done: trio.Event | None = None,
+) -> float:
+    """Serve `handler` on loopback, run `connections` peers against it (and wait for
+    `done`); the CPU seconds that took."""
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(trio.serve_tcp, handler, 0)
+        port = listeners[0].socket.getsockname()[1]
+        start = cpu_s()
+        with trio.fail_after(60):
+            async with trio.open_nursery() as peers:
+                for _ in range(connections):
+                    peers.start_soon(peer, port)
+            if done is not None:
+                await done.wait()
+        took = cpu_s() - start
+        nursery.cancel_scope.cancel()
+    return took
 
 
 def server_frame(payload: bytes) -> bytes:
@@ -85,18 +109,7 @@ async def trio_websocket_server(buffer: int, connections: int, per_connection: i
             await trio.lowlevel.checkpoint()
         await ws.aclose()
 
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, handler, 0)
-        port = listeners[0].socket.getsockname()[1]
-        start = cpu_s()
-        with trio.fail_after(60):
-            async with trio.open_nursery() as senders:
-                for _ in range(connections):
-                    senders.start_soon(sender, port)
-            await all_received.wait()
-        took = cpu_s() - start
-        nursery.cancel_scope.cancel()
-    return took
+    return await timed_round(handler, sender, connections, all_received)
 
 
 async def trio_websocket_client(buffer: int, connections: int, per_connection: int) -> float:
@@ -129,17 +142,7 @@ async def trio_websocket_client(buffer: int, connections: int, per_connection: i
                 await ws.get_message()
             own.cancel_scope.cancel()
 
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, handler, 0)
-        port = listeners[0].socket.getsockname()[1]
-        start = cpu_s()
-        with trio.fail_after(60):
-            async with trio.open_nursery() as readers:
-                for _ in range(connections):
-                    readers.start_soon(reader, port)
-        took = cpu_s() - start
-        nursery.cancel_scope.cancel()
-    return took
+    return await timed_round(handler, reader, connections)
 
 
 def main(argv: list[str] | None = None) -> int:
