@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ CANNED = "Sure. One carry-on and one checked bag are included."
 class Emulators:
     pids: dict[str, int]  # {"realtime": pid, "cartesia": pid}, for CPU accounting
     env: dict[str, str]  # a voiceagent server's settings that use them
+    # The Realtime emulator's own time to each answer's first delta (_stamped_realtime.py).
+    model_times: Path
 
 
 @contextlib.contextmanager
@@ -34,16 +37,20 @@ def emulators(
     """Start both emulators (pinned to `cpus`), wait until they listen, stop them on exit.
 
     The Cartesia side is `_stamped_cartesia.py` (real-time audio with send stamps); the
-    Realtime side answers every turn with `canned` after `ttft` s at `token_rate` deltas/s.
+    Realtime side is `_stamped_realtime.py` (it times its part of each answer), answering
+    every turn with `canned` after `ttft` s at `token_rate` deltas/s.
     """
     rt_port, ca_port = free_port(), free_port()
-    rt_argv = [sys.executable, "-m", "voiceagent.emulators", "realtime", "--port", str(rt_port),
-               "--canned", canned, "--ttft", str(ttft),
-               "--token-rate", str(token_rate)]  # fmt: skip
+    times = tempfile.TemporaryDirectory(prefix=f"voiceagent-bench-{name}-times-")
+    model_times = Path(times.name) / "first_delta.txt"
+    rt_argv = [sys.executable, str(HERE / "_stamped_realtime.py"), "--times-file",
+               str(model_times), "--port", str(rt_port), "--canned", canned,
+               "--ttft", str(ttft), "--token-rate", str(token_rate)]  # fmt: skip
     ca_argv = [sys.executable, str(HERE / "_stamped_cartesia.py"), "--port", str(ca_port),
                "--realtime-factor", "1", "--first-chunk-ms", str(first_chunk_ms),
                "--chunk-ms", "100", "--idle-close-s", "0"]  # fmt: skip
     with (
+        times,
         server_process(rt_argv, name=f"{name}_realtime", cpus=cpus) as rt,
         server_process(ca_argv, name=f"{name}_cartesia", cpus=cpus) as ca,
     ):
@@ -57,4 +64,17 @@ def emulators(
                 "CARTESIA_WEBSOCKET_URL": f"ws://127.0.0.1:{ca_port}/tts/websocket",
                 "CARTESIA_API_KEY": "k",
             },
+            model_times=model_times,
         )
+
+
+def read_times(times_file: Path, t0: float, t1: float) -> list[float]:
+    """The first-delta times (ms) of answers whose first delta left within [t0, t1]."""
+    if not times_file.exists():
+        return []
+    values = []
+    for line in times_file.read_text().splitlines():
+        at, _, ms = line.partition(" ")
+        if ms and t0 <= float(at) <= t1:
+            values.append(float(ms))
+    return values

@@ -69,7 +69,7 @@ from _common import (
     wait_port,
     write_results,
 )
-from _emulators import emulators
+from _emulators import Emulators, emulators, read_times
 from _loadgen import Fleet, merge
 from _sweep import echo_step, sweep_ok
 
@@ -192,8 +192,9 @@ def histogram_quantile(before: dict[str, Any], after: dict[str, Any], name: str,
 # -- one step ---------------------------------------------------------------------------
 
 
-def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
+def rooms_step(server_pid: int, port: int, m: int, emu: Emulators,
                args: argparse.Namespace, frame_ms: int) -> dict[str, Any]:  # fmt: skip
+    aux_pids = emu.pids
     spec = {
         "mode": "rooms", "host": "127.0.0.1", "port": port, "path": "/ws/",
         "frame_ms": frame_ms,
@@ -229,6 +230,7 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
     # responses in order, so their first audio also waits for that answer to end.
     over = r.get("turn_over_answer", np.zeros(len(turn_ms), dtype=bool))
     silence_ms = r.get("silence_lat_s", np.empty(0)) * 1000
+    model_times = np.asarray(read_times(emu.model_times, t0, t1))
     records = r.get("turn_records_ms", np.empty((0, 5)))
     outside_ms = (records[:, 0] - records[:, 2])[~np.isnan(records[:, 2])]
     slowest = records[np.argsort(records[:, 0])[::-1][:8]]
@@ -267,6 +269,10 @@ def rooms_step(server_pid: int, port: int, m: int, aux_pids: dict[str, int],
         "turn_outside_server_ms_p50": pct(outside_ms, 50),
         "turn_outside_server_ms_p99": pct(outside_ms, 99),
         "turns_with_server_clock": len(outside_ms),
+        # The Realtime emulator's own response.create -> first text delta (its first-token
+        # delay is --ttft): its share of the server's model stage.
+        "emulator_first_delta_ms_p50": pct(model_times, 50),
+        "emulator_first_delta_ms_p99": pct(model_times, 99),
         # The slowest turns: [client, turn number in its room, server turn, model, voice].
         "slowest_turns_ms": [[round(float(v), 1) for v in row] for row in slowest],
         "silence_p50_ms": pct(silence_ms, 50),
@@ -420,8 +426,7 @@ def run_rooms(
             wait_app_ready(app_port)
             failures = 0
             for m in args.rooms:
-                step = rooms_step(app.pid, app_port, m, emu.pids,
-                                  args, frame_ms)  # fmt: skip
+                step = rooms_step(app.pid, app_port, m, emu, args, frame_ms)
                 step["saturated"] = saturated(step, args)
                 steps.append(step)
                 print(
