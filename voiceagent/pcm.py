@@ -10,6 +10,10 @@ SAMPLE_RATE = 24_000
 SAMPLE_WIDTH = 2  # bytes per sample (PCM16)
 CHANNELS = 1
 BYTES_PER_MS = SAMPLE_RATE * SAMPLE_WIDTH * CHANNELS // 1000  # 48
+# How much a provider WebSocket (either side of it) reads at once: 100 ms of audio is
+# ~6.5 KB of base64 JSON, which trio-websocket's 4 KB default reads in two reads and two
+# parser passes (benchmarks/ws_receive_buffer.py).
+WS_READ_BYTES = 65_536
 
 
 def pcm_ms(byte_count: int) -> int:

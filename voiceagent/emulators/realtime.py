@@ -52,6 +52,7 @@ from trio_websocket import ConnectionClosed, WebSocketRequest, wrap_server_strea
 from voiceagent.emulators.realtime_config import EmulatorConfig, Faults
 from voiceagent.emulators.realtime_connection import RealtimeEmulatorConnection, Shared
 from voiceagent.emulators.realtime_parts import CannedBrain, CannedTranscriber
+from voiceagent.pcm import WS_READ_BYTES
 
 __all__ = [
     "EmulatorConfig",
@@ -61,11 +62,6 @@ __all__ = [
     "route",
     "serve_realtime",
 ]
-
-# One read takes a whole 100 ms append (~6.5 KB) and more: trio-websocket's default of
-# 4 KB split every append into two reads and two parser passes
-# (benchmarks/ws_receive_buffer.py).
-RECEIVE_BYTES = 65_536
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +128,7 @@ async def _serve_connection(stream: trio.SocketStream, shared: Shared) -> None:
                 nursery,
                 stream,
                 max_message_size=config.max_message_bytes,
-                receive_buffer_size=RECEIVE_BYTES,
+                receive_buffer_size=WS_READ_BYTES,
             )
         if handshake.cancelled_caught:
             await stream.aclose()

@@ -45,13 +45,10 @@ from voiceagent.models.base import (
 )
 from voiceagent.models.realtime.config import Endpoint, RealtimeConfig, endpoint
 from voiceagent.models.realtime.protocol import ProtocolError, RealtimeProtocol
+from voiceagent.pcm import WS_READ_BYTES
 from voiceagent.redact import redact_exception, redact_text, redact_url
 
 log = logging.getLogger(__name__)
-
-# A 100 ms audio message is ~6.5 KB: one read takes it whole (trio-websocket reads
-# 4 KB by default, two reads and two parser passes; benchmarks/ws_receive_buffer.py).
-RECEIVE_BYTES = 65_536
 
 _STATUS_CODES = {429: "rate_limited", 401: "model_auth", 403: "model_auth"}
 
@@ -226,7 +223,7 @@ class RealtimeAPIModel(RealtimeModel):
                     extra_headers=[(k.encode(), v.encode()) for k, v in ep.headers],
                     message_queue_size=64,
                     max_message_size=self.config.max_message_bytes,
-                    receive_buffer_size=RECEIVE_BYTES,
+                    receive_buffer_size=WS_READ_BYTES,
                 )
         except trio.TooSlowError:
             # The library's reader task may still wait on a server that never answers.

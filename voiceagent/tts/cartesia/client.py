@@ -37,6 +37,7 @@ from trio_websocket import (
 )
 
 from voiceagent import metrics
+from voiceagent.pcm import WS_READ_BYTES
 from voiceagent.redact import redact_exception, redact_text, redact_url
 from voiceagent.tts.base import TTS, AudioSink, TTSConnection, TTSError, WordTiming
 from voiceagent.tts.cartesia import protocol as proto
@@ -46,10 +47,6 @@ from voiceagent.tts.cartesia.config import DEFAULT_URL, CartesiaConfig
 __all__ = ["DEFAULT_URL", "CartesiaConfig", "CartesiaConnection", "CartesiaTTS"]
 
 log = logging.getLogger(__name__)
-
-# A 100 ms audio message is ~6.5 KB: one read takes it whole (trio-websocket reads
-# 4 KB by default, two reads and two parser passes; benchmarks/ws_receive_buffer.py).
-RECEIVE_BYTES = 65_536
 
 
 class CartesiaTTS(TTS):
@@ -294,7 +291,7 @@ class CartesiaConnection(TTSConnection):
                     disconnect_timeout=1.0,
                     message_queue_size=64,
                     max_message_size=4 * 1024 * 1024,
-                    receive_buffer_size=RECEIVE_BYTES,
+                    receive_buffer_size=WS_READ_BYTES,
                 ) as ws:
                     task_status.started((ws, scope))
                     started = True
