@@ -57,12 +57,16 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 LATENCY = {
     "added_p99_ms": "server-added p99 (client stamps)",
+    "relay_p99_le_ms": "server relay p99 (server's histogram, bucket bound)",
     "turn_p99_ms": "first audio p99",
+    "server_llm_ms_p99": "server's model stage p99 (question -> first text)",
     "silence_p99_ms": "interrupt -> silence p99",
     "gc_ms_per_s": "cyclic GC pauses, ms per second (all generations)",
 }
-# The load side's core (emulators and load clients): a busy one delays every turn too.
+# How busy each core was: the server's, and the load side's (emulators and load clients;
+# a busy load core delays every turn too).
 LOAD_SIDE = {
+    "server_cpu_pct": "server core busy (%)",
     "aux_cpu_pct": "load core busy (%)",
     "aux_runqueue_wait": "load core runqueue wait (tasks waiting, mean)",
     "realtime_cpu_pct": "Realtime emulator CPU (%)",
@@ -89,6 +93,7 @@ def _step_figures(step: dict[str, Any]) -> dict[str, float | None]:
     shares = step.get("gc_share_by_generation")
     out["gc_ms_per_s"] = sum(shares.values()) * 1000 if shares else None
     by_process = step.get("aux_cpu_by_process") or {}
+    out["server_cpu_pct"] = _pct(step.get("server_cpu_util"))
     out["aux_cpu_pct"] = _pct(step.get("aux_cpu_util"))
     out["aux_runqueue_wait"] = step.get("aux_runqueue_wait")
     for process in ("realtime", "cartesia", "load"):
@@ -166,7 +171,7 @@ def main() -> None:
             md_table(["rooms", "A runs", "A median", "B runs", "B median"], rows),
             f"Server CPU per room-second (median of runs, loaded steps): A {ms(cpu['A'])}, "
             f"B {ms(cpu['B'])} (B/A {'-' if ratio is None else f'{ratio:.3f}'}).",
-            "Latency (ms) and the load side by room count (each run, then the median):",
+            "Latency (ms) and the two cores by room count (each run, then the median):",
             md_table(
                 ["rooms", "figure", "A runs", "A median", "B runs", "B median"],
                 step_rows(runs),

@@ -167,7 +167,7 @@ def start_emulator(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str
 async def run(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
     config = CartesiaConfig(api_key="bench", voice_id=VOICE_ID, url=url)
     results: dict[str, list[float]] = {"streamed": [], "whole_text": []}
-    headers = config.handshake_headers()
+    headers = [(k.encode(), v.encode()) for k, v in config.handshake_headers()]
     with trio.fail_after(args.time_limit_s):
         async with (
             CartesiaTTS(config).connect() as conn,

@@ -48,6 +48,7 @@ SOCKET_MODULES = {
     "hypercorn",
     "voiceagent.transport",
     "voiceagent.quart_websocket",
+    "voiceagent.provider_socket",
 }
 
 

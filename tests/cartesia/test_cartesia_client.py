@@ -157,3 +157,29 @@ async def test_server_side_buffer_delay_is_sent_and_honoured(nursery: trio.Nurse
         await speak(conn, words_of(TEXT), sink, response_id="r")
     assert all(r["max_buffer_delay_ms"] == 100 for _, r in emu.log.requests)
     assert [t.word for t in sink.timings] == TEXT.split()
+
+
+def _tasks_below(task: trio.lowlevel.Task, besides: list[trio.Nursery] = ()) -> int:
+    """Tasks under `task`'s nurseries, except those under the nurseries in `besides`."""
+    return sum(
+        1 + _tasks_below(c) for n in task.child_nurseries if n not in besides for c in n.child_tasks
+    )
+
+
+async def test_the_socket_costs_one_task_and_responses_follow_each_other_at_once(
+    nursery: trio.Nursery,
+) -> None:
+    # The task that owns the socket reads it between responses and hands the reading to
+    # each response: no reader task besides it (voiceagent/provider_socket.py), and a
+    # response that starts right after another never waits for a message to arrive.
+    emu = await start_emulator(nursery)
+    me = trio.lowlevel.current_task()
+    fixtures = list(me.child_nurseries)  # the emulator's, if the test's task holds it
+    async with CartesiaTTS(client_config(emu.url)).connect() as conn:
+        with trio.fail_after(10):
+            for turn in range(3):
+                sink = RecordingSink()
+                await speak(conn, words_of(TEXT), sink, response_id=f"resp_{turn}")
+                assert sink.audio_bytes > 0
+                assert _tasks_below(me, fixtures) == 1
+    assert emu.log.accepted == 1

@@ -169,7 +169,7 @@ async def test_no_secret_or_endpoint_reaches_the_client_or_the_log(
     assert expected_code in log, log[-3000:]  # the failure was logged...
     _assert_clean(log, "the server log", ports, endpoint_allowed=True)  # ...without a key
     if scenario.startswith("cartesia"):
-        # trio-websocket logs the URL it dials: the line is there, its query masked.
+        # The refusal's detail names the endpoint: the line is there, its query masked.
         assert f"127.0.0.1:{ca_port}/tts/websocket?api_key=***" in log, log[-3000:]
 
 

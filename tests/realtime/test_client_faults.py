@@ -182,3 +182,23 @@ async def test_a_refused_connect_error_shows_no_address_and_logs_it_redacted() -
                 pass
     assert f"127.0.0.1:{port}" not in str(caught.value)
     assert (caught.value.detail or "").startswith(f"ws://127.0.0.1:{port}/v1/realtime?model=***")
+
+
+def _tasks_below(task: trio.lowlevel.Task, besides: list[trio.Nursery] = ()) -> int:
+    """Tasks under `task`'s nurseries, except those under the nurseries in `besides`."""
+    return sum(
+        1 + _tasks_below(c) for n in task.child_nurseries if n not in besides for c in n.child_tasks
+    )
+
+
+async def test_a_connection_runs_no_task_of_its_own(start_emulator):
+    # Events reach the model task straight from the socket: a reader task per room would
+    # cost a scheduler pass per event (voiceagent/provider_socket.py).
+    emu = await start_emulator(brain_factory=ScriptedBrain)
+    me = trio.lowlevel.current_task()
+    fixtures = list(me.child_nurseries)  # the emulator's, if the test's task holds it
+    async with emu.model().connect(PLAIN, output="text") as conn:
+        await conn.send_text("hi")
+        events = await until_done(conn)
+        assert _tasks_below(me, fixtures) == 0
+    assert any(isinstance(e, TextDelta) for e in events)

@@ -1,12 +1,12 @@
-"""`RealtimeAPIModel`: Azure OpenAI / OpenAI Realtime over trio-websocket.
+"""`RealtimeAPIModel`: Azure OpenAI / OpenAI Realtime over a `ProviderSocket`.
 
 The socket edge of `protocol.RealtimeProtocol`. One `RealtimeConnection` per session:
 
-- Sends are serialised by one lock (several session tasks may send).
+- Sends are serialised by the socket; a group of events goes out in one write.
 - Server events are read by whoever iterates the connection (the session's model
-  task). There is no extra reader task: trio-websocket already runs one, and a second
-  hop through a channel would cost a task switch per event for nothing. Its bounded
-  message queue gives the same back-pressure a channel would.
+  task), straight from the socket: no reader task, no channel, no extra scheduler pass
+  per event (`voiceagent/provider_socket.py`). The socket's receive buffer is the
+  back-pressure: a session that stops reading stops the server's sends.
 - Teardown is bounded: leaving the block sends a close frame and waits at most
   `close_timeout` seconds for the server's answer, then drops the TCP stream.
 
@@ -23,16 +23,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import NoReturn
 
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    ConnectionRejected,
-    HandshakeError,
-    WebSocketConnection,
-    connect_websocket_url,
-)
 
 from voiceagent.conversation import AgentSetup, ConversationItem, Heard
 from voiceagent.events import ModelError, ModelEvent
@@ -45,7 +37,13 @@ from voiceagent.models.base import (
 )
 from voiceagent.models.realtime.config import Endpoint, RealtimeConfig, endpoint
 from voiceagent.models.realtime.protocol import ProtocolError, RealtimeProtocol
-from voiceagent.pcm import WS_READ_BYTES
+from voiceagent.provider_socket import (
+    HandshakeFailed,
+    HandshakeRejected,
+    ProviderSocket,
+    SocketClosed,
+    open_provider_socket,
+)
 from voiceagent.redact import redact_exception, redact_text, redact_url
 
 log = logging.getLogger(__name__)
@@ -56,10 +54,9 @@ _STATUS_CODES = {429: "rate_limited", 401: "model_auth", 403: "model_auth"}
 class RealtimeConnection(ModelConnection):
     """One live Realtime conversation; see the module docstring for the rules."""
 
-    def __init__(self, ws: WebSocketConnection, protocol: RealtimeProtocol) -> None:
+    def __init__(self, ws: ProviderSocket, protocol: RealtimeProtocol) -> None:
         self._ws = ws
         self.protocol = protocol
-        self._send_lock = trio.Lock()
         self._closed = False
         self._failure: ModelConnectionError | None = None
 
@@ -68,18 +65,16 @@ class RealtimeConnection(ModelConnection):
             raise ModelClosed()
         if self._failure is not None:
             raise ModelClosed(f"model connection failed: {self._failure}")
-        async with self._send_lock:
-            for message in messages:
-                try:
-                    await self._ws.send_message(message)
-                except ConnectionClosed as exc:
-                    code = exc.reason.code
-                    self._failure = ModelConnectionError(
-                        f"realtime socket closed (code {code})",
-                        code="model_dropped",
-                        detail=redact_text(str(exc.reason)),
-                    )
-                    raise ModelClosed(f"model connection closed (code {code})") from None
+        try:
+            await self._ws.send(*messages)
+        except SocketClosed as exc:
+            code = exc.reason.code
+            self._failure = ModelConnectionError(
+                f"realtime socket closed (code {code})",
+                code="model_dropped",
+                detail=redact_text(str(exc.reason)),
+            )
+            raise ModelClosed(f"model connection closed (code {code})") from None
 
     async def send_audio(self, pcm: bytes) -> None:
         if pcm:
@@ -129,8 +124,8 @@ class RealtimeConnection(ModelConnection):
         """
         while True:
             try:
-                message = await self._ws.get_message()
-            except ConnectionClosed as exc:
+                message = await self._ws.receive()
+            except SocketClosed as exc:
                 reason = exc.reason
                 mid_response = self.protocol.response_in_progress
                 self._failure = ModelConnectionError(
@@ -180,69 +175,49 @@ class RealtimeAPIModel(RealtimeModel):
     ) -> AsyncIterator[RealtimeConnection]:
         """Open the socket, send ``session.update``, yield the connection.
 
-        trio-websocket's reader task runs in a nursery owned by this block. On
-        cancellation or error inside the block the socket is closed within
-        `close_timeout` and the exception propagates unchanged (not wrapped in a group).
+        On cancellation or error inside the block the socket is closed within
+        `close_timeout` (a few tens of ms when cancelled) and the exception propagates.
         """
+        ws = await self._open()
+        connection = RealtimeConnection(
+            ws, RealtimeProtocol(self.config, self.endpoint.flavor, output)
+        )
+        limit_s = self.config.close_timeout
         try:
-            async with trio.open_nursery() as nursery:
-                ws = await self._open(nursery)
-                connection = RealtimeConnection(
-                    ws, RealtimeProtocol(self.config, self.endpoint.flavor, output)
-                )
-                limit_s = self.config.close_timeout
-                try:
-                    await connection._send(connection.protocol.session_update(setup))
-                    yield connection
-                except trio.Cancelled:
-                    # The library's reader is being cancelled too, so no close reply
-                    # can be read: send the close frame and go.
-                    limit_s = min(limit_s, 0.05)
-                    raise
-                finally:
-                    await connection._aclose(limit_s)
-                    nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            # A rejected handshake surfaces from the library's reader task.
-            # (No local keeps a part of the group: its traceback holds this frame.)
-            rejected = _rejected_handshake(group)
-            if rejected is not None:
-                raise _connect_error(rejected, self.endpoint.url) from None
-            if len(group.exceptions) != 1:
-                raise
-            _reraise(group.exceptions[0])
+            await connection._send(connection.protocol.session_update(setup))
+            yield connection
+        except trio.Cancelled:
+            # The session is going away: say goodbye, but do not wait long for it.
+            limit_s = min(limit_s, 0.05)
+            raise
+        finally:
+            await connection._aclose(limit_s)
 
-    async def _open(self, nursery: trio.Nursery) -> WebSocketConnection:
+    async def _open(self) -> ProviderSocket:
         """Connect within `connect_timeout`; failures become `ModelConnectionError` codes."""
         ep = self.endpoint
         try:
             with trio.fail_after(self.config.connect_timeout):
-                return await connect_websocket_url(
-                    nursery,
+                return await open_provider_socket(
                     ep.url,
-                    extra_headers=[(k.encode(), v.encode()) for k, v in ep.headers],
-                    message_queue_size=64,
-                    max_message_size=self.config.max_message_bytes,
-                    receive_buffer_size=WS_READ_BYTES,
+                    headers=list(ep.headers),
+                    max_message_bytes=self.config.max_message_bytes,
                 )
         except trio.TooSlowError:
-            # The library's reader task may still wait on a server that never answers.
-            nursery.cancel_scope.cancel()
             raise ModelConnectionError(
                 f"realtime connect timed out after {self.config.connect_timeout:g} s",
                 detail=redact_url(ep.url),
             ) from None
-        except (HandshakeError, OSError) as exc:
-            nursery.cancel_scope.cancel()
+        except (HandshakeRejected, HandshakeFailed, OSError, ValueError) as exc:
             raise _connect_error(exc, ep.url) from None
 
 
 def _connect_error(exc: BaseException, url: str) -> ModelConnectionError:
     """The client-safe error for a failed connect; the URL and cause go to `detail`."""
     where = redact_url(url)
-    if isinstance(exc, ConnectionRejected):
+    if isinstance(exc, HandshakeRejected):
         code = _STATUS_CODES.get(exc.status_code, "model_unavailable")
-        body = redact_text((exc.body or b"")[:200].decode(errors="replace"))
+        body = redact_text(exc.body[:200].decode(errors="replace"))
         return ModelConnectionError(
             f"realtime handshake rejected with HTTP {exc.status_code}",
             code=code,
@@ -251,21 +226,3 @@ def _connect_error(exc: BaseException, url: str) -> ModelConnectionError:
     return ModelConnectionError(
         "the realtime model cannot be reached", detail=f"{where}: {redact_exception(exc)}"
     )
-
-
-def _rejected_handshake(group: BaseExceptionGroup) -> HandshakeError | None:
-    """The group's HandshakeError when it is the group's only failure besides Cancelled."""
-    real = [e for e in group.exceptions if not isinstance(e, trio.Cancelled)]
-    if len(real) == 1 and isinstance(real[0], HandshakeError):
-        return real[0]
-    return None
-
-
-def _reraise(exc: BaseException) -> NoReturn:
-    """Raise `exc` itself (not the group trio wrapped it in), keeping its own context."""
-    context = exc.__context__
-    try:
-        raise exc
-    finally:
-        exc.__context__ = context
-        del exc, context

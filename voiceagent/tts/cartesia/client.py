@@ -1,4 +1,4 @@
-"""`CartesiaTTS`: streaming text-to-speech over Cartesia's WebSocket API, on trio-websocket.
+"""`CartesiaTTS`: streaming text-to-speech over Cartesia's WebSocket API.
 
 One session = one `CartesiaConnection` = at most one socket, opened on the first
 `synthesize()` and reused for every later response. One response = one context whose
@@ -7,8 +7,12 @@ never reuses an id). Text deltas are grouped by `TextAggregator` and pushed with
 `continue: true`; the end of the text closes the context with `continue: false`.
 
 Only one context is live per connection (a session voices one response at a time), so
-`synthesize()` reads the socket itself: messages of older, cancelled contexts that are
-still in flight are recognised by their context id and dropped.
+`synthesize()` reads the socket itself (`voiceagent/provider_socket.py`: no reader task
+between the socket and the audio): messages of older, cancelled contexts that are still
+in flight are recognised by their context id and dropped. Between responses the task
+that owns the socket reads it instead, so a ping is answered, a server's close is seen
+before the next response needs the socket, and late audio of a cancelled context is
+dropped there.
 
 Cancellation: the caller's scope is cancelled (barge-in). The text pump and the reader
 stop at once, nothing more reaches the sink, and a `cancel` message is sent shielded
@@ -28,16 +32,15 @@ from contextlib import asynccontextmanager
 from itertools import count
 
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    ConnectionRejected,
-    HandshakeError,
-    WebSocketConnection,
-    open_websocket_url,
-)
 
 from voiceagent import metrics
-from voiceagent.pcm import WS_READ_BYTES
+from voiceagent.provider_socket import (
+    HandshakeFailed,
+    HandshakeRejected,
+    ProviderSocket,
+    SocketClosed,
+    open_provider_socket,
+)
 from voiceagent.redact import redact_exception, redact_text, redact_url
 from voiceagent.tts.base import TTS, AudioSink, TTSConnection, TTSError, WordTiming
 from voiceagent.tts.cartesia import protocol as proto
@@ -82,12 +85,12 @@ class _Watchdog:
         if self._scope is not None:
             self._scope.deadline = deadline
 
-    async def receive(self, ws: WebSocketConnection) -> str | bytes | None:
+    async def receive(self, ws: ProviderSocket) -> str | bytes | None:
         """The next message, or None when the deadline passed."""
         with trio.CancelScope(deadline=self.deadline) as scope:
             self._scope = scope
             try:
-                return await ws.get_message()
+                return await ws.receive()
             finally:
                 self._scope = None
         return None
@@ -99,9 +102,11 @@ class CartesiaConnection(TTSConnection):
     def __init__(self, config: CartesiaConfig, nursery: trio.Nursery) -> None:
         self._config = config
         self._settings = config.settings
-        self._nursery = nursery  # owns trio-websocket's reader task and background closes
-        self._ws: WebSocketConnection | None = None
+        self._nursery = nursery  # owns the socket's task: the idle reader and the close
+        self._ws: ProviderSocket | None = None
         self._ws_scope: trio.CancelScope | None = None
+        self._idle_read: trio.CancelScope | None = None  # the owner reading between answers
+        self._responses_waiting = 0
         self._contexts = count(1)
         self._closed = False
         self._one_at_a_time = trio.Lock()
@@ -111,12 +116,9 @@ class CartesiaConnection(TTSConnection):
         return self._ws is not None and self._ws.closed is None
 
     async def aclose(self) -> None:
-        """Close the socket (bounded, shielded); safe to call twice."""
+        """Close the socket; safe to call twice. The socket's task closes it, bounded
+        and shielded, before the connection's nursery exits."""
         self._closed = True
-        ws = self._ws
-        if ws is not None:
-            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                await ws.aclose()
         self._drop_socket()
 
     async def synthesize(
@@ -130,9 +132,19 @@ class CartesiaConnection(TTSConnection):
         """
         if self._closed:
             raise TTSError("the TTS connection is closed", code="tts_closed")
-        # One response at a time: a new one waits for the previous cancel to be sent.
-        async with self._one_at_a_time:
+        # One response at a time: a new one waits for the previous cancel to be sent, and
+        # takes the socket's reading over from its owner (`_read_between_responses`).
+        self._responses_waiting += 1
+        if self._idle_read is not None:
+            self._idle_read.cancel()
+        try:
+            await self._one_at_a_time.acquire()
+        finally:
+            self._responses_waiting -= 1
+        try:
             await self._synthesize(text, sink, response_id)
+        finally:
+            self._one_at_a_time.release()
 
     async def _synthesize(
         self, text: trio.MemoryReceiveChannel[str], sink: AudioSink, response_id: str
@@ -170,7 +182,7 @@ class CartesiaConnection(TTSConnection):
         """Run `fn`, turning socket and protocol failures into TTSError (socket dropped)."""
         try:
             await fn(*args)
-        except ConnectionClosed as exc:
+        except SocketClosed as exc:
             self._drop_socket()
             raise TTSError(
                 f"Cartesia closed the socket (code {exc.reason.code})",
@@ -221,23 +233,23 @@ class CartesiaConnection(TTSConnection):
         if first:
             ws = await self._ensure_socket()
             try:
-                await ws.send_message(message)
-            except ConnectionClosed:
+                await ws.send(message)
+            except SocketClosed:
                 # Closed by the server while idle: one reconnect, nothing was voiced yet.
                 self._drop_socket()
                 ws = await self._ensure_socket()
-                await ws.send_message(message)
+                await ws.send(message)
             delay = (self._config.max_buffer_delay_ms or 0) / 1000
             watchdog.first_push_at = trio.current_time()
             watchdog.set(watchdog.first_push_at + self._config.first_audio_timeout_s + delay)
         else:
             if self._ws is None:
                 raise TTSError("the Cartesia socket was dropped", code="tts_closed")
-            await self._ws.send_message(message)
+            await self._ws.send(message)
             if not more and ctx.audio_bytes:
                 watchdog.set(trio.current_time() + self._config.first_audio_timeout_s)
 
-    async def _ensure_socket(self) -> WebSocketConnection:
+    async def _ensure_socket(self) -> ProviderSocket:
         if self.connected:
             assert self._ws is not None
             return self._ws
@@ -256,9 +268,9 @@ class CartesiaConnection(TTSConnection):
                 # earlier Trio; Trio 0.35 leaves none either way). Re-raise
                 # without it; tests/session/test_cyclic_garbage.py holds this path.
                 raise exc.with_traceback(None) from None
-            except ConnectionRejected as exc:
-                raise _rejected(exc) from exc
-            except (HandshakeError, OSError, trio.TooSlowError) as exc:
+            except HandshakeRejected as exc:
+                raise _rejected(exc, cfg.url) from exc
+            except (HandshakeFailed, OSError, ValueError, trio.TooSlowError) as exc:
                 detail = f"{redact_url(cfg.url)}: {redact_exception(exc)}"
                 if attempt + 1 == cfg.connect_attempts:
                     raise TTSError(
@@ -273,33 +285,44 @@ class CartesiaConnection(TTSConnection):
 
     async def _own_socket(
         self,
-        task_status: trio.TaskStatus[tuple[WebSocketConnection, trio.CancelScope]],
+        task_status: trio.TaskStatus[tuple[ProviderSocket, trio.CancelScope]],
     ) -> None:
-        """Hold one socket open in the connection's nursery until its scope is cancelled.
+        """Own one socket until its scope is cancelled: open it, read it between
+        responses, close it (bounded, shielded) at the end.
 
         Handshake failures propagate to `_ensure_socket` (through `nursery.start`); once
-        the socket is up, its failures are seen by the reader, never by the nursery.
+        the socket is up, its failures end this task quietly: the next response sees the
+        socket gone and opens another.
         """
         cfg = self._config
-        started = False
         with trio.CancelScope() as scope:
+            with trio.fail_after(cfg.connect_timeout_s):
+                ws = await open_provider_socket(
+                    cfg.url, headers=cfg.handshake_headers(), max_message_bytes=4 * 1024 * 1024
+                )
+            task_status.started((ws, scope))
             try:
-                async with open_websocket_url(
-                    cfg.url,
-                    extra_headers=cfg.handshake_headers(),
-                    connect_timeout=cfg.connect_timeout_s,
-                    disconnect_timeout=1.0,
-                    message_queue_size=64,
-                    max_message_size=4 * 1024 * 1024,
-                    receive_buffer_size=WS_READ_BYTES,
-                ) as ws:
-                    task_status.started((ws, scope))
-                    started = True
-                    await trio.sleep_forever()
-            except (HandshakeError, ConnectionClosed, OSError) as exc:
-                if not started:
-                    raise
-                log.debug("cartesia socket ended: %r", exc)
+                await self._read_between_responses(ws)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    await ws.aclose()
+
+    async def _read_between_responses(self, ws: ProviderSocket) -> None:
+        """Read while no response does: answers pings, sees the server's close, and drops
+        late messages (no context is live here, so everything read belongs to a finished
+        one). A response takes the reading over by cancelling `_idle_read`."""
+        while True:
+            async with self._one_at_a_time:
+                if self._responses_waiting:
+                    continue  # releasing hands the lock to the waiting response
+                with trio.CancelScope() as self._idle_read:
+                    try:
+                        await ws.receive()
+                    except SocketClosed as exc:
+                        log.debug("cartesia socket ended while idle: %s", exc.reason)
+                        return
+                    finally:
+                        self._idle_read = None
 
     def _drop_socket(self) -> None:
         """Forget the socket now; its owner task closes it in the background, bounded."""
@@ -355,8 +378,8 @@ class CartesiaConnection(TTSConnection):
             return
         with trio.CancelScope(shield=True), trio.move_on_after(0.5) as scope:
             try:
-                await ws.send_message(proto.encode(message))
-            except ConnectionClosed:
+                await ws.send(proto.encode(message))
+            except SocketClosed:
                 self._drop_socket()
         if scope.cancelled_caught:
             self._drop_socket()
@@ -372,10 +395,10 @@ def _provider_error(error: proto.ErrorResponse) -> TTSError:
     return TTSError(f"Cartesia error: {redact_text(error.describe())}", code=code)
 
 
-def _rejected(exc: ConnectionRejected) -> TTSError:
+def _rejected(exc: HandshakeRejected, url: str) -> TTSError:
     status = exc.status_code
-    body = redact_text((exc.body or b"")[:200].decode(errors="replace"))
-    detail = f"HTTP {status}: {body}" if body else f"HTTP {status}"
+    body = redact_text(exc.body[:200].decode(errors="replace"))
+    detail = f"{redact_url(url)}: HTTP {status}" + (f": {body}" if body else "")
     if status == 429:
         return TTSError(
             "Cartesia refused the socket: too many requests (429)",

@@ -69,10 +69,9 @@ class CartesiaConfig:
             max_buffer_delay_ms=self.max_buffer_delay_ms,
         )
 
-    def handshake_headers(self) -> list[tuple[bytes, bytes]]:
-        headers = [
-            (b"Authorization", f"Bearer {self.api_key}".encode()),
-            (b"Cartesia-Version", self.api_version.encode()),
+    def handshake_headers(self) -> list[tuple[str, str]]:
+        return [
+            ("Authorization", f"Bearer {self.api_key}"),
+            ("Cartesia-Version", self.api_version),
+            *self.extra_headers,
         ]
-        headers += [(k.encode(), v.encode()) for k, v in self.extra_headers]
-        return headers
