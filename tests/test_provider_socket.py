@@ -1,7 +1,9 @@
-"""The providers' client WebSocket over real sockets, against a scripted wsproto server.
+"""The providers' WebSocket over real sockets, both sides.
 
-Each test's server accepts one connection and plays a script: what a Realtime or
-Cartesia server may do (fragment, ping, close, break the stream, refuse the upgrade).
+The client side (the server's provider links) against a scripted wsproto server: each
+test's server accepts one connection and plays what a Realtime or Cartesia server may do
+(fragment, ping, close, break the stream, refuse the upgrade). The serving side (the
+emulators) against trio-websocket's client, a standard one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from functools import partial
 
 import pytest
 import trio
+import trio.testing
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -30,7 +34,9 @@ from voiceagent.provider_socket import (
     HandshakeRejected,
     ProviderSocket,
     SocketClosed,
+    Upgrade,
     open_provider_socket,
+    read_upgrade,
 )
 
 
@@ -304,3 +310,100 @@ async def test_nothing_listening_and_bad_urls_fail_clearly() -> None:
     for url in ("http://example.com/", "ws:///no-host"):
         with pytest.raises(ValueError, match="ws://"):
             await connect(url)
+
+
+# ------------------------------------------------------------- the serving side (emulators)
+
+
+async def serve_upgrades(
+    nursery: trio.Nursery, answer: Callable[[Upgrade], Awaitable[None]]
+) -> tuple[str, list[BaseException]]:
+    """Serve `answer` on each upgrade; failures of `read_upgrade` are collected."""
+    failures: list[BaseException] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        try:
+            upgrade = await read_upgrade(stream, max_message_bytes=1 << 16)
+        except HandshakeFailed as exc:
+            failures.append(exc)
+            return
+        await answer(upgrade)
+
+    listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), handler, 0)
+    return f"ws://127.0.0.1:{listeners[0].socket.getsockname()[1]}/tts/websocket?x=1", failures
+
+
+async def test_an_accepted_upgrade_shows_path_and_headers_and_talks(nursery: trio.Nursery) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    async def answer(upgrade: Upgrade) -> None:
+        seen.append((upgrade.path, upgrade.header("API-KEY")))
+        ws = await upgrade.accept()
+        await ws.send(f"echo {await ws.receive()}")
+        with pytest.raises(SocketClosed):
+            await ws.receive()  # the client's close
+        await ws.aclose()
+
+    url, _ = await serve_upgrades(nursery, answer)
+    async with open_websocket_url(url, extra_headers=[(b"api-key", b"k1")]) as client:
+        await client.send_message("hi")
+        assert await client.get_message() == "echo hi"
+    assert seen == [("/tts/websocket?x=1", "k1")]
+
+
+async def test_a_rejected_upgrade_reaches_a_standard_client_with_status_and_body(
+    nursery: trio.Nursery,
+) -> None:
+    async def answer(upgrade: Upgrade) -> None:
+        await upgrade.reject(429, headers=[(b"content-type", b"text/plain")], body=b"busy")
+
+    url, _ = await serve_upgrades(nursery, answer)
+    with pytest.raises(ConnectionRejected) as caught:
+        async with open_websocket_url(url):
+            pass
+    assert (caught.value.status_code, caught.value.body) == (429, b"busy")
+
+
+async def test_a_plain_http_request_is_refused_and_reported(nursery: trio.Nursery) -> None:
+    async def answer(upgrade: Upgrade) -> None:
+        raise AssertionError("not an upgrade: never answered")
+
+    url, failures = await serve_upgrades(nursery, answer)
+    port = int(url.split(":")[2].split("/")[0])
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    with trio.fail_after(2):
+        reply = await stream.receive_some(1024)
+    assert reply.startswith(b"HTTP/1.1 4")
+    await trio.testing.wait_all_tasks_blocked()  # the handler has finished
+    assert len(failures) == 1 and isinstance(failures[0], HandshakeFailed)
+
+
+async def test_a_close_started_by_another_task_ends_the_readers_wait(
+    nursery: trio.Nursery,
+) -> None:
+    # The Cartesia emulator's idle watch closes a socket its reader is waiting on.
+    ended: list[int] = []
+
+    async def answer(upgrade: Upgrade) -> None:
+        ws = await upgrade.accept()
+
+        async def idle_watch() -> None:
+            await trio.sleep(0.05)
+            await ws.send_close(1000, "idle timeout")
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(idle_watch)
+            with pytest.raises(SocketClosed) as caught:
+                await ws.receive()
+            ended.append(caught.value.reason.code)
+        await ws.aclose()
+
+    url, _ = await serve_upgrades(nursery, answer)
+    async with open_websocket_url(url) as client:
+        with pytest.raises(ConnectionClosed) as caught:
+            with trio.fail_after(2):
+                await client.get_message()
+    assert caught.value.reason.code == 1000
+    assert caught.value.reason.reason == "idle timeout"
+    assert ended == [1000]

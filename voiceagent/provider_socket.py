@@ -1,4 +1,4 @@
-"""`ProviderSocket`: a client WebSocket read by the task that wants its messages.
+"""`ProviderSocket`: a WebSocket read by the task that wants its messages.
 
 The server's links to its providers (the Realtime model, Cartesia) carry every event of
 an answer and every chunk of its audio. A general-purpose client such as trio-websocket
@@ -21,6 +21,10 @@ Rules:
 - Closing is bounded by the caller: `aclose()` sends a close frame and reads until the
   server's answer or the end of the stream, then drops the TCP stream.
 
+The server's links dial out with `open_provider_socket`; the emulators, which serve the
+providers' side, take an upgrade with `read_upgrade` and answer it (`Upgrade.accept()`
+gives the same `ProviderSocket`, `Upgrade.reject()` an HTTP status).
+
 Errors: `HandshakeRejected` (the server answered the upgrade with an HTTP status),
 `HandshakeFailed` (anything else that ends a handshake early), `OSError` (no route, no
 listener) and `SocketClosed` (the socket is closed, by either side; it carries the
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import ssl
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -48,7 +53,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
-from wsproto.utilities import LocalProtocolError, ProtocolError
+from wsproto.utilities import LocalProtocolError, ProtocolError, RemoteProtocolError
 
 from voiceagent.pcm import WS_READ_BYTES
 
@@ -133,6 +138,13 @@ class ProviderSocket:
             self._absorb()
         return self._ready.popleft()
 
+    async def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake from any task; the reader sees it end (`SocketClosed`
+        once the peer answers or the stream ends)."""
+        async with self._send_lock:
+            if self._ws.state is ConnectionState.OPEN:
+                await self._write(self._ws.send(CloseConnection(code=code, reason=reason)))
+
     async def aclose(self) -> None:
         """Send a close frame, read until the server's answer or EOF, drop the stream.
 
@@ -150,6 +162,8 @@ class ProviderSocket:
                 self._absorb()
         except (trio.BrokenResourceError, trio.ClosedResourceError, SocketClosed):
             pass
+        except trio.BusyResourceError:
+            pass  # another task still reads: it sees the stream close below
         finally:
             if self.closed is None:
                 self.closed = CloseReason(1000)
@@ -283,3 +297,80 @@ async def _read_answer(stream: trio.abc.Stream, ws: WSConnection, read_bytes: in
             if status:
                 raise HandshakeRejected(status, body)
             raise HandshakeFailed("the server closed the stream during the handshake")
+
+
+class Upgrade:
+    """A client's upgrade request, read by `read_upgrade`: the serving side of a provider
+    (the emulators). Answer it once, with `accept()` or `reject()`."""
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        ws: WSConnection,
+        request: Request,
+        *,
+        max_message_bytes: int,
+        read_bytes: int,
+    ) -> None:
+        self._stream = stream
+        self._ws = ws
+        self.path = request.target
+        self.headers: list[tuple[bytes, bytes]] = [
+            (bytes(k).lower(), bytes(v)) for k, v in request.extra_headers
+        ]
+        self._limits = {"max_message_bytes": max_message_bytes, "read_bytes": read_bytes}
+
+    def header(self, name: str) -> str | None:
+        """The value of header `name` (case-insensitive), or None."""
+        wanted = name.lower().encode()
+        for key, value in self.headers:
+            if key == wanted:
+                return value.decode("latin-1")
+        return None
+
+    async def accept(self) -> ProviderSocket:
+        await self._stream.send_all(self._ws.send(AcceptConnection()))
+        return ProviderSocket(self._stream, self._ws, **self._limits)
+
+    async def reject(
+        self, status: int, *, headers: Sequence[tuple[bytes, bytes]] = (), body: bytes = b""
+    ) -> None:
+        """Answer with an HTTP status (and a body), then close the stream."""
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+        data = self._ws.send(RejectConnection(status_code=status, headers=headers, has_body=True))
+        data += self._ws.send(RejectData(data=body))
+        try:
+            await self._stream.send_all(data)
+        finally:
+            await trio.aclose_forcefully(self._stream)
+
+
+async def read_upgrade(
+    stream: trio.abc.Stream, *, max_message_bytes: int, read_bytes: int = WS_READ_BYTES
+) -> Upgrade:
+    """Read a client's upgrade request from an accepted stream (the caller bounds the time).
+
+    Raises `HandshakeFailed` when the stream ends first or the request is not a
+    WebSocket upgrade (the client then gets the HTTP error wsproto answers with).
+    """
+    ws = WSConnection(ConnectionType.SERVER)
+    while True:
+        data = await stream.receive_some(read_bytes)
+        if not data:
+            raise HandshakeFailed("the client closed the stream during the handshake")
+        try:
+            ws.receive_data(data)
+            for event in ws.events():
+                if isinstance(event, Request):
+                    return Upgrade(
+                        stream,
+                        ws,
+                        event,
+                        max_message_bytes=max_message_bytes,
+                        read_bytes=read_bytes,
+                    )
+        except RemoteProtocolError as exc:
+            if exc.event_hint is not None:
+                with trio.move_on_after(1):
+                    await stream.send_all(ws.send(exc.event_hint))
+            raise HandshakeFailed(f"not a WebSocket upgrade: {exc}") from None

@@ -37,11 +37,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import trio
-from trio_websocket import WebSocketRequest, serve_websocket
 
 from voiceagent.emulators.cartesia_audio import LocalSpeechVoice, ToneVoice, VoiceSource
 from voiceagent.emulators.cartesia_config import CartesiaEmulatorConfig, EmulatorLog
 from voiceagent.emulators.cartesia_connection import CartesiaEmulatorConnection
+from voiceagent.provider_socket import HandshakeFailed, SocketClosed, Upgrade, read_upgrade
 
 __all__ = [
     "PATH",
@@ -55,6 +55,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PATH = "/tts/websocket"
+MAX_MESSAGE_BYTES = 1 << 20  # a generation request is a few KB of JSON
 
 
 @dataclass
@@ -76,12 +77,20 @@ async def serve_cartesia(
     counters = _Counters()
     record = log_to if log_to is not None else EmulatorLog(limit=1000)
 
-    async def handler(request: WebSocketRequest) -> None:
-        await _handle(request, config, voice, counters, record)
+    async def handler(stream: trio.SocketStream) -> None:
+        try:
+            with trio.move_on_after(10):
+                request = await read_upgrade(stream, max_message_bytes=MAX_MESSAGE_BYTES)
+                await _handle(request, config, voice, counters, record)
+                return
+            await stream.aclose()  # no upgrade request in time
+        except (HandshakeFailed, SocketClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            await trio.aclose_forcefully(stream)  # a client that went away
 
+    listeners = await trio.open_tcp_listeners(port, host=host)
     async with trio.open_nursery() as nursery:
-        server = await nursery.start(serve_websocket, handler, host, port, None)
-        task_status.started(server.port)
+        await nursery.start(trio.serve_listeners, handler, listeners)
+        task_status.started(listeners[0].socket.getsockname()[1])
 
 
 def _first(values: dict[str, list[str]], key: str) -> str | None:
@@ -90,7 +99,7 @@ def _first(values: dict[str, list[str]], key: str) -> str | None:
 
 
 async def _handle(
-    request: WebSocketRequest,
+    request: Upgrade,
     config: CartesiaEmulatorConfig,
     voice: VoiceSource,
     counters: _Counters,
@@ -137,15 +146,19 @@ async def _handle(
     connection = CartesiaEmulatorConnection(
         ws, config, voice, record, counters.sockets, silent=silent
     )
-    await connection.run()
+    try:
+        await connection.run()
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+            await ws.aclose()
 
 
 async def _refuse(
-    request: WebSocketRequest, record: EmulatorLog, status: int, title: str, message: str
+    request: Upgrade, record: EmulatorLog, status: int, title: str, message: str
 ) -> None:
     record.refused += 1
     body = orjson.dumps({"title": title, "message": message, "status_code": status})
-    await request.reject(status, extra_headers=[(b"content-type", b"application/json")], body=body)
+    await request.reject(status, headers=[(b"content-type", b"application/json")], body=body)
 
 
 def _parser() -> argparse.ArgumentParser:

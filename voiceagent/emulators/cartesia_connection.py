@@ -24,7 +24,6 @@ from typing import Any
 
 import orjson
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from voiceagent.emulators.cartesia_audio import VoiceSource
 from voiceagent.emulators.cartesia_config import CartesiaEmulatorConfig, EmulatorLog
@@ -41,6 +40,7 @@ from voiceagent.emulators.cartesia_server import (
     StopContext,
     Voice,
 )
+from voiceagent.provider_socket import ProviderSocket, SocketClosed
 from voiceagent.tts.cartesia import protocol as proto
 
 #: messages queued for the writer before the senders wait
@@ -58,7 +58,7 @@ class _Worker:
 class CartesiaEmulatorConnection:
     def __init__(
         self,
-        ws: WebSocketConnection,
+        ws: ProviderSocket,
         config: CartesiaEmulatorConfig,
         voice: VoiceSource,
         record: EmulatorLog,
@@ -85,10 +85,10 @@ class CartesiaEmulatorConnection:
                 nursery.start_soon(self._idle_watch, self.config.idle_close_s)
             try:
                 while True:
-                    raw = await self.ws.get_message()
+                    raw = await self.ws.receive()  # no reader task in between
                     self.last_activity = trio.current_time()
                     await self._on_message(raw)
-            except ConnectionClosed:
+            except SocketClosed:
                 pass
             finally:
                 nursery.cancel_scope.cancel()
@@ -190,8 +190,8 @@ class CartesiaEmulatorConnection:
             )
             self.last_activity = trio.current_time()
             try:
-                await self.ws.send_message(orjson.dumps(message).decode())
-            except ConnectionClosed:
+                await self.ws.send(orjson.dumps(message).decode())
+            except SocketClosed:
                 return
 
     async def _idle_watch(self, idle_s: float) -> None:
@@ -200,7 +200,7 @@ class CartesiaEmulatorConnection:
             if trio.current_time() >= self.last_activity + idle_s and not self.server.contexts:
                 self.record.idle_closed += 1
                 with trio.move_on_after(1.0):
-                    await self.ws.aclose(1000, "idle timeout")
+                    await self.ws.send_close(1000, "idle timeout")  # the reader sees the end
                 return
             if self.server.contexts:
                 self.last_activity = trio.current_time()

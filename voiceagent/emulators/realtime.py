@@ -47,12 +47,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import trio
-from trio_websocket import ConnectionClosed, WebSocketRequest, wrap_server_stream
 
 from voiceagent.emulators.realtime_config import EmulatorConfig, Faults
 from voiceagent.emulators.realtime_connection import RealtimeEmulatorConnection, Shared
 from voiceagent.emulators.realtime_parts import CannedBrain, CannedTranscriber
-from voiceagent.pcm import WS_READ_BYTES
+from voiceagent.provider_socket import HandshakeFailed, SocketClosed, Upgrade, read_upgrade
 
 __all__ = [
     "EmulatorConfig",
@@ -72,21 +71,13 @@ PREVIEW_PATH = "/openai/realtime"
 # ---------------------------------------------------------------------------- handshake
 
 
-def _header(request: WebSocketRequest, name: str) -> str | None:
-    wanted = name.lower().encode()
-    for key, value in request.headers:
-        if key.lower() == wanted:
-            return value.decode("latin-1")
-    return None
-
-
-def route(request: WebSocketRequest, config: EmulatorConfig) -> tuple[int, str, str, str]:
+def route(request: Upgrade, config: EmulatorConfig) -> tuple[int, str, str, str]:
     """Decide a handshake: (HTTP status, error message, flavour, model). 101 = accept."""
     parts = urlsplit(request.path)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     path = parts.path.rstrip("/")
-    key = _header(request, "api-key") or query.get("api-key")
-    bearer = _header(request, "authorization") or ""
+    key = request.header("api-key") or query.get("api-key")
+    bearer = request.header("authorization") or ""
     if not key and bearer.lower().startswith("bearer "):
         key = bearer[7:].strip()
     if not key or (config.api_keys and key not in config.api_keys):
@@ -97,7 +88,7 @@ def route(request: WebSocketRequest, config: EmulatorConfig) -> tuple[int, str, 
         model = query.get("model") or query.get("call_id")
         if not model:
             return 400, "Missing required query parameter: 'model'.", "", ""
-        beta = (_header(request, "openai-beta") or "").strip() == "realtime=v1"
+        beta = (request.header("openai-beta") or "").strip() == "realtime=v1"
         return 101, "", "beta" if beta else "ga", model
     if path == PREVIEW_PATH:
         if "api-version" not in query:
@@ -113,7 +104,7 @@ async def _serve_stream(stream: trio.SocketStream, shared: Shared) -> None:
     """Handle one TCP connection; network errors of a dying client are not failures."""
     try:
         await _serve_connection(stream, shared)
-    except* (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionClosed):
+    except* (trio.BrokenResourceError, trio.ClosedResourceError, SocketClosed, HandshakeFailed):
         pass
     except* Exception as group:
         log.error("realtime emulator connection failed", exc_info=group)
@@ -122,41 +113,32 @@ async def _serve_stream(stream: trio.SocketStream, shared: Shared) -> None:
 async def _serve_connection(stream: trio.SocketStream, shared: Shared) -> None:
     """Handshake (route, auth, faults), then run the session until either side closes."""
     config = shared.config
-    async with trio.open_nursery() as nursery:
-        with trio.move_on_after(10) as handshake:
-            request = await wrap_server_stream(
-                nursery,
-                stream,
-                max_message_size=config.max_message_bytes,
-                receive_buffer_size=WS_READ_BYTES,
-            )
-        if handshake.cancelled_caught:
-            await stream.aclose()
-            nursery.cancel_scope.cancel()
-            return
-        shared.handshakes += 1
-        faults = config.faults
-        status, message, flavor, model = route(request, config)
-        if (
-            status == 101
-            and faults.reject_status is not None
-            and (faults.reject_first == 0 or shared.handshakes <= faults.reject_first)
-        ):
-            status, message = faults.reject_status, "Rate limit exceeded (emulated fault)."
-        if status != 101:
-            body = orjson.dumps({"error": {"code": str(status), "message": message}})
-            await request.reject(
-                status, extra_headers=[(b"content-type", b"application/json")], body=body
-            )
-            nursery.cancel_scope.cancel()
-            return
-        ws = await request.accept()
-        connection = RealtimeEmulatorConnection(ws, stream, flavor, model, shared)
+    with trio.move_on_after(10) as handshake:
+        request = await read_upgrade(stream, max_message_bytes=config.max_message_bytes)
+    if handshake.cancelled_caught:
+        await stream.aclose()
+        return
+    shared.handshakes += 1
+    faults = config.faults
+    status, message, flavor, model = route(request, config)
+    if (
+        status == 101
+        and faults.reject_status is not None
+        and (faults.reject_first == 0 or shared.handshakes <= faults.reject_first)
+    ):
+        status, message = faults.reject_status, "Rate limit exceeded (emulated fault)."
+    if status != 101:
+        body = orjson.dumps({"error": {"code": str(status), "message": message}})
+        await request.reject(status, headers=[(b"content-type", b"application/json")], body=body)
+        return
+    ws = await request.accept()
+    connection = RealtimeEmulatorConnection(ws, stream, flavor, model, shared)
+    try:
         await connection.run()
+    finally:
         with trio.move_on_after(2) as closing:
             closing.shield = True
             await ws.aclose()
-        nursery.cancel_scope.cancel()
 
 
 def _check_loopback(host: str) -> None:

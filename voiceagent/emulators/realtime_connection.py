@@ -3,11 +3,12 @@
 The protocol is decided by `realtime_server.RealtimeServer` (sans-I/O); responses are
 produced by `realtime_generator.ResponseGenerator`. This module only moves things:
 
-- One task reads client messages and feeds them to the server in order, then performs
-  the outputs in order: events are numbered (``event_id``), traced and sent through one
-  lock; `StartResponse` starts a response task; `CancelResponse` cancels that task and
-  waits until it has ended before the next output; `Transcribe` starts a transcription
-  task; `SetIdleTimer` (re)starts or stops the idle timer task.
+- One task reads client messages from the socket itself (no reader task in between:
+  `voiceagent/provider_socket.py`) and feeds them to the server in order, then performs
+  the outputs in order: events are numbered (``event_id``), traced and sent (the socket
+  serialises sends); `StartResponse` starts a response task; `CancelResponse` cancels
+  that task and waits until it has ended before the next output; `Transcribe` starts a
+  transcription task; `SetIdleTimer` (re)starts or stops the idle timer task.
 - A response task first waits (at most `TRANSCRIPT_WAIT_S`) for pending transcriptions,
   so the brain hears the last user turn, then runs the generator under the response's
   cancel scope and sends the tail the server gives it (shielded, at most 5 s).
@@ -28,7 +29,6 @@ from typing import Any
 
 import orjson
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from voiceagent.emulators.realtime_config import EmulatorConfig
 from voiceagent.emulators.realtime_generator import ResponseGenerator
@@ -50,6 +50,7 @@ from voiceagent.emulators.realtime_server import (
 )
 from voiceagent.emulators.realtime_session import SessionState
 from voiceagent.pcm import SAMPLE_RATE
+from voiceagent.provider_socket import ProviderSocket, SocketClosed
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class RealtimeEmulatorConnection:
 
     def __init__(
         self,
-        ws: WebSocketConnection,
+        ws: ProviderSocket,
         stream: trio.abc.Stream,
         flavor: str,
         model: str,
@@ -114,7 +115,6 @@ class RealtimeEmulatorConnection:
         self.transcripts: dict[str, trio.Event] = {}
         self._running: dict[str, _Running] = {}
         self._events = itertools.count(1)
-        self._send_lock = trio.Lock()
         self._idle_timer: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
 
@@ -123,11 +123,10 @@ class RealtimeEmulatorConnection:
         text = orjson.dumps({"event_id": f"event_{next(self._events)}", **event}).decode()
         if self.config.trace is not None:
             self.config.trace("out", text)
-        async with self._send_lock:
-            try:
-                await self.ws.send_message(text)
-            except ConnectionClosed:
-                raise Gone() from None
+        try:
+            await self.ws.send(text)  # the socket serialises sends
+        except SocketClosed:
+            raise Gone() from None
 
     async def _drop(self) -> None:
         """An abrupt drop: no close frame, just the TCP stream going away."""
@@ -142,8 +141,8 @@ class RealtimeEmulatorConnection:
                 await self.emit(self.server.session_event())
                 while True:
                     try:
-                        message = await self.ws.get_message()
-                    except ConnectionClosed:
+                        message = await self.ws.receive()  # no reader task between
+                    except SocketClosed:
                         break
                     await self.handle(message)
                 nursery.cancel_scope.cancel()
