@@ -186,6 +186,26 @@ async def test_messages_before_a_close_are_read_then_the_close_with_its_code(
     assert isinstance(reply[0], CloseConnection) and reply[0].code == 4001  # echoed
 
 
+async def test_aclose_answers_a_close_that_came_with_the_last_message(
+    nursery: trio.Nursery,
+) -> None:
+    answered = trio.Event()
+    reply: list[object] = []
+
+    async def script(peer: Peer) -> None:
+        await peer.accept()
+        await peer.send(Message(data="done"), CloseConnection(code=1000, reason="finished"))
+        reply.append(await peer.next_event())
+        answered.set()
+
+    ws = await connect(await serve_once(nursery, script))
+    assert await ws.receive() == "done"  # the close was read with it, not answered yet
+    with trio.fail_after(2):
+        await ws.aclose()
+        await answered.wait()
+    assert isinstance(reply[0], CloseConnection) and reply[0].code == 1000
+
+
 async def test_a_stream_that_ends_without_a_close_is_1006(nursery: trio.Nursery) -> None:
     async def script(peer: Peer) -> None:
         await peer.accept()

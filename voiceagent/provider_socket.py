@@ -152,6 +152,8 @@ class ProviderSocket:
         it ends.
         """
         try:
+            if self._control:  # the answer to the peer's close, if it has not gone yet
+                await self._flush_control()
             if self._ws.state is ConnectionState.OPEN:
                 async with self._send_lock:
                     await self._write(self._ws.send(CloseConnection(code=1000)))

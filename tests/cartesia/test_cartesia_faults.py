@@ -6,6 +6,7 @@ import pytest
 import trio
 from cartesia_helpers import RecordingSink, client_config, speak, start_emulator, words_of
 
+from voiceagent.emulators import cartesia as cartesia_emulator
 from voiceagent.tts.base import TTSError
 from voiceagent.tts.cartesia import CartesiaTTS
 
@@ -113,3 +114,21 @@ async def test_an_unreachable_server_error_shows_no_url_and_logs_it_redacted() -
     assert f"127.0.0.1:{port}" not in message and "api_key" not in message
     assert detail.startswith(f"ws://127.0.0.1:{port}/tts/websocket?api_key=***: ")
     assert "SECRETVALUE123" not in detail
+
+
+async def test_the_handshake_is_bounded_but_the_socket_is_not(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cartesia_emulator, "HANDSHAKE_TIMEOUT_S", 0.2)
+    emu = await start_emulator(nursery)
+    port = int(emu.url.split(":")[2].split("/")[0])
+    silent = await trio.open_tcp_stream("127.0.0.1", port)
+    with trio.fail_after(2):
+        assert await silent.receive_some(100) == b""  # no upgrade asked: let go
+    async with CartesiaTTS(client_config(emu.url)).connect() as conn:
+        await speak(conn, TEXT, RecordingSink(), response_id="r1")
+        await trio.sleep(0.4)
+        sink = RecordingSink()
+        await speak(conn, TEXT, sink, response_id="r2")
+    assert sink.audio_bytes > 0
+    assert emu.log.accepted == 1  # the same socket served both

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 PATH = "/tts/websocket"
 MAX_MESSAGE_BYTES = 1 << 20  # a generation request is a few KB of JSON
+HANDSHAKE_TIMEOUT_S = 10.0  # for the upgrade request only, never the socket's life
 
 
 @dataclass
@@ -79,11 +80,12 @@ async def serve_cartesia(
 
     async def handler(stream: trio.SocketStream) -> None:
         try:
-            with trio.move_on_after(10):
+            with trio.move_on_after(HANDSHAKE_TIMEOUT_S) as handshake:
                 request = await read_upgrade(stream, max_message_bytes=MAX_MESSAGE_BYTES)
-                await _handle(request, config, voice, counters, record)
+            if handshake.cancelled_caught:
+                await stream.aclose()  # no upgrade request in time
                 return
-            await stream.aclose()  # no upgrade request in time
+            await _handle(request, config, voice, counters, record)
         except (HandshakeFailed, SocketClosed, trio.BrokenResourceError, trio.ClosedResourceError):
             await trio.aclose_forcefully(stream)  # a client that went away
 

@@ -65,6 +65,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 GA_PATHS = ("/openai/v1/realtime", "/v1/realtime")
+HANDSHAKE_TIMEOUT_S = 10.0  # for the upgrade request only, never the socket's life
 PREVIEW_PATH = "/openai/realtime"
 
 
@@ -113,7 +114,7 @@ async def _serve_stream(stream: trio.SocketStream, shared: Shared) -> None:
 async def _serve_connection(stream: trio.SocketStream, shared: Shared) -> None:
     """Handshake (route, auth, faults), then run the session until either side closes."""
     config = shared.config
-    with trio.move_on_after(10) as handshake:
+    with trio.move_on_after(HANDSHAKE_TIMEOUT_S) as handshake:
         request = await read_upgrade(stream, max_message_bytes=config.max_message_bytes)
     if handshake.cancelled_caught:
         await stream.aclose()
