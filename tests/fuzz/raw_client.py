@@ -47,11 +47,15 @@ def close_code_in(data: bytes) -> int | None:
     A server answers a valid Close with the same code (RFC 6455 section 5.5.1), so
     tests must know which codes the client itself sent.
     """
-    if len(data) < 8 or data[0] & 0xF != CLOSE:
+    if len(data) < 6 or data[0] & 0xF != CLOSE:
         return None
     size = data[1] & 0x7F
     offset = {126: 4, 127: 10}.get(size, 2)
     mask, body = data[offset : offset + 4], data[offset + 4 :]
+    if size == 0 and len(data) == 6:
+        # A Close without a status is answered without one, which the reading side
+        # reports as 1005 (RFC 6455 section 7.1.5).
+        return 1005
     if len(body) < 2:
         return None
     return (body[0] ^ mask[0]) << 8 | (body[1] ^ mask[1])

@@ -288,6 +288,20 @@ def test_a_client_close_is_answered_with_its_own_code(server: tuple[str, Path], 
     assert trio.run(close_with, code) == code
 
 
+def test_a_client_close_without_a_status_is_answered_without_one(server: tuple[str, Path]) -> None:
+    # The fuzz found it: the answer is an empty Close too, which wsproto reads as 1005.
+    async def close_empty() -> int | None:
+        client = await open_raw(server[0], "/ws/closing-empty")
+        sent = frame(CLOSE, b"")
+        assert close_code_in(sent) == 1005
+        await client.send_raw(sent)
+        await client.read_until(lambda event: False, within=10)
+        await client.stream.aclose()
+        return client.close_code
+
+    assert trio.run(close_empty) == 1005
+
+
 @pytest.mark.slow
 def test_hostile_connections_at_volume(server: tuple[str, Path]) -> None:
     run_fuzz(server, examples=5000, neighbour_seconds=3600)
