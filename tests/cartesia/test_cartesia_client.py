@@ -13,6 +13,7 @@ from cartesia_helpers import (
     words_of,
 )
 
+from tests.task_tree import tasks_below
 from voiceagent.tts.base import SAMPLE_RATE
 from voiceagent.tts.cartesia import CartesiaTTS
 
@@ -159,13 +160,6 @@ async def test_server_side_buffer_delay_is_sent_and_honoured(nursery: trio.Nurse
     assert [t.word for t in sink.timings] == TEXT.split()
 
 
-def _tasks_below(task: trio.lowlevel.Task, besides: list[trio.Nursery] = ()) -> int:
-    """Tasks under `task`'s nurseries, except those under the nurseries in `besides`."""
-    return sum(
-        1 + _tasks_below(c) for n in task.child_nurseries if n not in besides for c in n.child_tasks
-    )
-
-
 async def test_the_socket_costs_one_task_and_responses_follow_each_other_at_once(
     nursery: trio.Nursery,
 ) -> None:
@@ -181,5 +175,5 @@ async def test_the_socket_costs_one_task_and_responses_follow_each_other_at_once
                 sink = RecordingSink()
                 await speak(conn, words_of(TEXT), sink, response_id=f"resp_{turn}")
                 assert sink.audio_bytes > 0
-                assert _tasks_below(me, fixtures) == 1
+                assert tasks_below(me, fixtures) == 1
     assert emu.log.accepted == 1

@@ -11,6 +11,7 @@ import trio
 
 from tests.realtime.conftest import ScriptedBrain
 from tests.realtime.test_client_turns import PLAIN, until_done
+from tests.task_tree import tasks_below
 from voiceagent.emulators.realtime import Faults
 from voiceagent.events import ModelError, ResponseDone, TextDelta
 from voiceagent.models.base import ModelClosed, ModelConnectionError
@@ -184,13 +185,6 @@ async def test_a_refused_connect_error_shows_no_address_and_logs_it_redacted() -
     assert (caught.value.detail or "").startswith(f"ws://127.0.0.1:{port}/v1/realtime?model=***")
 
 
-def _tasks_below(task: trio.lowlevel.Task, besides: list[trio.Nursery] = ()) -> int:
-    """Tasks under `task`'s nurseries, except those under the nurseries in `besides`."""
-    return sum(
-        1 + _tasks_below(c) for n in task.child_nurseries if n not in besides for c in n.child_tasks
-    )
-
-
 async def test_a_connection_runs_no_task_of_its_own(start_emulator):
     # Events reach the model task straight from the socket: a reader task per room would
     # cost a scheduler pass per event (voiceagent/provider_socket.py).
@@ -200,5 +194,5 @@ async def test_a_connection_runs_no_task_of_its_own(start_emulator):
     async with emu.model().connect(PLAIN, output="text") as conn:
         await conn.send_text("hi")
         events = await until_done(conn)
-        assert _tasks_below(me, fixtures) == 0
+        assert tasks_below(me, fixtures) == 0
     assert any(isinstance(e, TextDelta) for e in events)
