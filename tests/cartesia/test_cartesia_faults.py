@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import trio
 from cartesia_helpers import RecordingSink, client_config, speak, start_emulator, words_of
@@ -132,3 +134,30 @@ async def test_the_handshake_is_bounded_but_the_socket_is_not(
         await speak(conn, TEXT, sink, response_id="r2")
     assert sink.audio_bytes > 0
     assert emu.log.accepted == 1  # the same socket served both
+
+
+async def test_a_response_cut_while_waiting_for_the_socket_leaves_it_watched(
+    nursery: trio.Nursery,
+) -> None:
+    # A barge-in can cancel a response that still waits for the previous one to finish
+    # with the socket. The socket's own task must then read it again between responses:
+    # here it has to see the server's idle close, or the next response would fail on it.
+    emu = await start_emulator(nursery, idle_close_s=0.3)
+    async with CartesiaTTS(client_config(emu.url)).connect() as conn:
+        await speak(conn, TEXT, RecordingSink(), response_id="warm")
+        cut = RecordingSink()
+        async with trio.open_nursery() as responses:
+            long = partial(speak, conn, TEXT, RecordingSink(), response_id="long", gap_s=0.05)
+            responses.start_soon(long)  # its text trickles in: it holds the socket ~0.6 s
+            await trio.sleep(0.05)
+            with trio.move_on_after(0.05) as barge_in:
+                await speak(conn, TEXT, cut, response_id="cut")
+            assert barge_in.cancelled_caught
+        await trio.sleep(0.6)
+        assert emu.log.idle_closed == 1
+        after = RecordingSink()
+        await speak(conn, TEXT, after, response_id="after")
+    assert cut.chunks == []
+    assert not any(r.get("context_id", "").startswith("cut-") for _, r in emu.log.requests)
+    assert after.audio_bytes > 0
+    assert emu.log.accepted == 2
