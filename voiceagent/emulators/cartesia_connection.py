@@ -12,8 +12,8 @@ moves things and keeps time:
   chunks paced at `realtime_factor` after `first_chunk_latency_ms`;
 - one writer task sends everything; it drops messages of contexts that ended after the
   messages were queued, so nothing of a cancelled context leaves after the cancel;
-- an idle watch closes the socket after `idle_close_s` without traffic (and with no
-  live context).
+- an idle watch closes the socket after `idle_close_s` without traffic (with no live
+  context, nothing queued and no send in progress); it counts a close it has sent.
 A silent socket (a fault) logs what it receives and never answers. When the client
 closes, the nursery is cancelled: every worker stops where it is.
 """
@@ -76,6 +76,7 @@ class CartesiaEmulatorConnection:
         self.workers: dict[EmulatedContext, _Worker] = {}
         self.out_send, self.out = trio.open_memory_channel[Reply](OUTBOX_SIZE)
         self.last_activity = trio.current_time()
+        self.sending = False  # the writer is in a send
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -189,18 +190,29 @@ class CartesiaEmulatorConnection:
                 self.record.timeline, ("out", message.get("context_id"), message["type"])
             )
             self.last_activity = trio.current_time()
+            self.sending = True
             try:
                 await self.ws.send(orjson.dumps(message).decode())
             except SocketClosed:
                 return
+            finally:
+                self.sending = False
+
+    def _quiet(self) -> bool:
+        """No live context, nothing queued and nothing being written (a client that
+        reads slowly holds the writer in a send long after the audio was made)."""
+        queued = self.out.statistics().current_buffer_used
+        return not self.server.contexts and not queued and not self.sending
 
     async def _idle_watch(self, idle_s: float) -> None:
         while True:
             await trio.sleep_until(self.last_activity + idle_s)
-            if trio.current_time() >= self.last_activity + idle_s and not self.server.contexts:
-                self.record.idle_closed += 1
-                with trio.move_on_after(1.0):
+            if trio.current_time() < self.last_activity + idle_s:
+                continue  # traffic since
+            if self._quiet():
+                with trio.move_on_after(1.0) as closing:
                     await self.ws.send_close(1000, "idle timeout")  # the reader sees the end
-                return
-            if self.server.contexts:
-                self.last_activity = trio.current_time()
+                if not closing.cancelled_caught:
+                    self.record.idle_closed += 1
+                    return
+            self.last_activity = trio.current_time()
