@@ -62,6 +62,12 @@ LATENCY = {
     "server_llm_ms_p99": "server's model stage p99 (question -> first text)",
     "silence_p99_ms": "interrupt -> silence p99",
     "gc_ms_per_s": "cyclic GC pauses, ms per second (all generations)",
+    # By generation: young passes (0) and full ones (2: the GC policy's ticks). How often
+    # they run does not depend on how fast the machine is; their length does.
+    "gc0_passes_per_s": "young GC passes per second",
+    "gc0_ms_per_s": "young GC pauses, ms per second",
+    "gc2_passes_per_s": "full GC passes per second (GC policy ticks)",
+    "gc2_ms_per_s": "full GC pauses, ms per second",
 }
 # How busy each core was: the server's, and the load side's (emulators and load clients;
 # a busy load core delays every turn too).
@@ -92,6 +98,10 @@ def _step_figures(step: dict[str, Any]) -> dict[str, float | None]:
     out = {key: step.get(key) for key in LATENCY}
     shares = step.get("gc_share_by_generation")
     out["gc_ms_per_s"] = sum(shares.values()) * 1000 if shares else None
+    passes = step.get("gc_passes_per_s_by_generation") or {}
+    for gen in ("0", "2"):
+        out[f"gc{gen}_passes_per_s"] = passes.get(gen)
+        out[f"gc{gen}_ms_per_s"] = shares[gen] * 1000 if shares and gen in shares else None
     by_process = step.get("aux_cpu_by_process") or {}
     out["server_cpu_pct"] = _pct(step.get("server_cpu_util"))
     out["aux_cpu_pct"] = _pct(step.get("aux_cpu_util"))

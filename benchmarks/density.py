@@ -130,7 +130,7 @@ def one_run(policy: str, args: argparse.Namespace, servers: dict[str, Any]) -> d
                 aux_cpus=args.aux_cpus, warmup=args.warmup, duration=args.window,
             )  # fmt: skip
             before, _ = scrape(port)
-            step = rooms_step(proc.pid, port, args.active, servers["pids"], step_args, frame_ms=20)
+            step = rooms_step(proc.pid, port, args.active, servers["emu"], step_args, frame_ms=20)
             after, _ = scrape(port)
             result["sessions_open"] = after.get("voiceagent_sessions_open")
             idle.stop()
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()
     runs: list[dict[str, Any]] = []
     with emulators("density", args.aux_cpus) as emu:
-        servers = {"pids": emu.pids, "env": {**emu.env, "VOICEAGENT_LOG_LEVEL": "warning"}}
+        servers = {"emu": emu, "env": {**emu.env, "VOICEAGENT_LOG_LEVEL": "warning"}}
         for _ in range(args.runs):
             for side in sides:
                 run = one_run(side, args, servers)

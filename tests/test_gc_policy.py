@@ -12,17 +12,28 @@ import pytest
 import trio
 import trio.testing
 
-from voiceagent.gc_policy import GcPolicy, GcSettings, PythonCollector, run_gc_policy
+from voiceagent.gc_policy import (
+    TICK_OBJECTS,
+    GcPolicy,
+    GcSettings,
+    PythonCollector,
+    run_gc_policy,
+)
 
 
 class FakeCollector:
-    def __init__(self, found: int = 0) -> None:
+    def __init__(self, found: int = 0, young: int = 0) -> None:
         self.calls: list[str] = []
         self.found = found
+        self.young_count = young  # objects made since the last collection
 
     def collect(self) -> int:
         self.calls.append("collect")
+        self.young_count = 0
         return self.found
+
+    def young(self) -> int:
+        return self.young_count
 
     def freeze(self) -> None:
         self.calls.append("freeze")
@@ -101,7 +112,21 @@ async def test_interval_zero_leaves_the_collector_alone() -> None:
     assert collector.calls == []
 
 
-@pytest.mark.parametrize("young", [10_000, 0])
+async def test_a_burst_of_new_objects_brings_the_tick_early(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Rooms opening fast: the tick comes at the next check, not a whole interval later.
+    burst = FakeCollector(young=TICK_OBJECTS)
+    policy = await run_for(0.55, GcSettings(freeze_interval_s=1.0), [100], burst)
+    assert policy.ticks == 1
+    assert burst.calls == ["collect", "freeze"]
+    # Fewer new objects than that: the tick waits for its interval.
+    steady = FakeCollector(young=TICK_OBJECTS - 1)
+    policy = await run_for(0.95, GcSettings(freeze_interval_s=1.0), [100], steady)
+    assert policy.ticks == 0
+
+
+@pytest.mark.parametrize("young", [GcSettings().young_threshold, 0])
 async def test_the_young_threshold_holds_while_the_policy_runs(young: int) -> None:
     before = gc.get_threshold()
     seen: list[tuple[int, int, int]] = []
@@ -134,9 +159,11 @@ def test_a_long_tick_brings_the_next_one_sooner_and_short_ones_let_it_go_back() 
     for _ in range(len(pauses)):
         policy.run_once(0.0, 10, FakeCollector())
         intervals.append(policy.interval)
-    # over budget: halve down to 0.1 s; within budget: keep; under half of it: double up
-    # to 1 s (a steady 4 ms tick, as with 100 active rooms, must not keep ticks frequent)
-    assert intervals == [0.5, 0.25, 0.125, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    # over budget: shrink in proportion (30 ms: a third) down to 0.1 s; within budget:
+    # keep; under half of it: double up to 1 s (a steady 4 ms tick, as with 100 active
+    # rooms, must not keep ticks frequent)
+    expected = [1 / 3, 1 / 9, 0.1, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert intervals == pytest.approx(expected)
 
 
 class Node:

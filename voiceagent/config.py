@@ -118,7 +118,7 @@ class Settings:
     gc_freeze_interval_s: float = 1.0  # VOICEAGENT_GC_FREEZE_INTERVAL_S (0: CPython's own)
     gc_sweep_interval_s: float = 600.0  # VOICEAGENT_GC_SWEEP_INTERVAL_S
     gc_sweep_max_rooms: int = 0  # VOICEAGENT_GC_SWEEP_MAX_ROOMS (a sweep walks every room)
-    gc_young_threshold: int = 0  # VOICEAGENT_GC_YOUNG_THRESHOLD (0: CPython's 700)
+    gc_young_threshold: int = 100_000  # VOICEAGENT_GC_YOUNG_THRESHOLD (0: CPython's 700)
 
     # Turn-taking (voiceagent/interruption.py, docs/turn-taking.md)
     resume_false_interruption: bool = True  # VOICEAGENT_RESUME_FALSE_INTERRUPTION

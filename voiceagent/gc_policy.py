@@ -21,27 +21,35 @@ Rules (docs/memory.md):
    (VOICEAGENT_GC_SWEEP_INTERVAL_S, 600 s). What it collects is what leaked into the
    frozen generation; it is logged (`gc_sweep`) and counted in
    `voiceagent_gc_policy_collected_total{pass="sweep"}`: it should stay 0.
-4. A tick's pause is measured; one longer than `TICK_BUDGET_S` (10 ms) halves the
-   interval to the next tick (down to `MIN_INTERVAL_S`, 0.1 s), one shorter than half
-   of it doubles the interval back (up to `freeze_interval_s`): a tick walks what was
-   made since the last one, so while rooms open fast (measured: 10,000 idle rooms
-   opened at ~350 a second) ticks come sooner and stay short. Half, because a pause
+4. A tick's pause is measured; one longer than `TICK_BUDGET_S` (10 ms) shrinks the
+   interval to the next tick in proportion (interval x budget / pause, down to
+   `MIN_INTERVAL_S`, 0.1 s), one shorter than half of it doubles the interval back (up
+   to `freeze_interval_s`): a tick walks what was made since the last one, so while
+   rooms open fast (measured: 10,000 idle rooms opened at ~350 a second) ticks come
+   sooner and stay short. Half, because a pause
    that grew in step with the interval would still be within budget after doubling;
    with a quarter, the interval never came back once the rooms had opened: with 100
    active rooms a tick walks the waiting state of the tasks that ran since the last
    one, whatever the interval (median 4.3 ms a tick every 0.28 s, 5.4 ms every 1 s),
    so ticks stayed nearly four times as frequent once the rooms had opened.
-5. CPython's own automatic passes stay on: they now walk only unfrozen objects.
-   `freeze_interval_s = 0` turns this policy off (CPython's defaults only).
-6. While the policy runs, generation 0's threshold can be raised: `young_threshold`
-   (VOICEAGENT_GC_YOUNG_THRESHOLD; 0, the default, keeps CPython's 700). CPython counts
-   allocations minus deallocations, so with active rooms its young passes come 12-14
-   times a second, and each walks every young object still alive, mostly the coroutine
-   chains of tasks that just went back to waiting (2,000-12,000 objects, up to 4 ms, at
-   100 rooms). At 10,000 the ticks do that work once a second: the collector's time
-   halves with steady active rooms (benchmarks/results/gc_young_threshold_ab.md), but
-   while rooms open fast the longest pass grew from <= 100 ms to <= 250 ms
-   (benchmarks/README.md, "GC young threshold"), so it is not the default.
+5. CPython's own automatic passes stay on (rule 6 makes the young ones rare): they
+   walk only unfrozen objects. `freeze_interval_s = 0` turns this policy off (CPython's
+   defaults only).
+6. While the policy runs, generation 0's threshold is `young_threshold`
+   (VOICEAGENT_GC_YOUNG_THRESHOLD, 100,000; 0 keeps CPython's 700). CPython counts
+   allocations minus deallocations, so with active rooms its young passes at 700 came
+   5-6 times a second at 100 rooms, and each walked every young object still alive,
+   mostly the coroutine chains of tasks that just went back to waiting (7,000-10,000
+   objects, ~3 ms). The ticks do that work once a second: at 100 active rooms the
+   collector's pauses went 31 -> 8 ms per second and server CPU per room-second
+   x0.92 (benchmarks/results/gc_young_off_ab.md). The threshold stays a safety valve
+   for a burst the next rule has not seen yet.
+7. A tick also comes early, whatever the interval, once `gc.get_count()[0]` (tracked
+   objects made minus freed since the last collection: with the young passes off, about
+   what the tick will walk when rooms are being opened) reaches `TICK_OBJECTS`; it is
+   read every `CHECK_S` (0.1 s). So when rooms start opening fast the first tick walks
+   a tenth of a second of them, not a whole interval's: measured with 10,000 idle rooms
+   opening at ~350 a second, that first tick took 72-146 ms before this rule.
 
 Every pass is observed by the GC pause histogram (metrics/monitors.py). The policy runs
 as one task in the app's background nursery (app.py); cancellation ends it between
@@ -67,6 +75,8 @@ log = logging.getLogger("voiceagent.gc_policy")
 
 TICK_BUDGET_S = 0.010  # rule 4: a fifth of the 50 ms pause target
 MIN_INTERVAL_S = 0.1
+CHECK_S = 0.1  # rule 7
+TICK_OBJECTS = 10_000  # rule 7: ~1 us an object, so about the tick budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +84,7 @@ class GcSettings:
     freeze_interval_s: float = 1.0  # rule 1; 0 = policy off
     sweep_interval_s: float = 600.0  # rule 3
     sweep_max_rooms: int = 0  # rule 3
-    young_threshold: int = 0  # rule 6; 0 = CPython's own
+    young_threshold: int = 100_000  # rule 6; 0 = CPython's own
 
 
 class Collector(Protocol):
@@ -83,6 +93,7 @@ class Collector(Protocol):
     def collect(self) -> int: ...
     def freeze(self) -> None: ...
     def unfreeze(self) -> None: ...
+    def young(self) -> int: ...
 
 
 class PythonCollector:
@@ -94,6 +105,9 @@ class PythonCollector:
 
     def unfreeze(self) -> None:
         gc.unfreeze()
+
+    def young(self) -> int:
+        return gc.get_count()[0]
 
 
 class GcPolicy:
@@ -141,8 +155,8 @@ class GcPolicy:
     def next_interval(self, pause: float) -> float:
         """Rule 4: the interval to the next tick after a tick that took `pause` s."""
         longest = self.settings.freeze_interval_s
-        if pause > TICK_BUDGET_S:
-            return max(min(MIN_INTERVAL_S, longest), self.interval / 2)
+        if pause > TICK_BUDGET_S:  # shrink in proportion: the next one comes in budget
+            return max(min(MIN_INTERVAL_S, longest), self.interval * TICK_BUDGET_S / pause)
         if pause < TICK_BUDGET_S / 2:
             return min(longest, self.interval * 2)
         return self.interval
@@ -166,8 +180,12 @@ async def run_gc_policy(
         gc.set_threshold(settings.young_threshold, *previous[1:])
     try:
         task_status.started(policy)
+        next_tick = trio.current_time() + policy.interval
         while True:
-            await trio.sleep(policy.interval)
-            policy.run_once(trio.current_time(), open_rooms(), collector)
+            await trio.sleep_until(min(next_tick, trio.current_time() + CHECK_S))
+            now = trio.current_time()
+            if now >= next_tick or collector.young() >= TICK_OBJECTS:  # rules 1 and 7
+                policy.run_once(now, open_rooms(), collector)
+                next_tick = trio.current_time() + policy.interval
     finally:
         gc.set_threshold(*previous)
