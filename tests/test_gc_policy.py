@@ -13,6 +13,7 @@ import trio
 import trio.testing
 
 from voiceagent.gc_policy import (
+    CHECK_S,
     TICK_OBJECTS,
     GcPolicy,
     GcSettings,
@@ -189,6 +190,24 @@ def test_a_tick_frees_young_cycles_and_freezes_the_survivors(unfrozen_after: obj
     assert policy.collected["tick"] >= 2  # the two nodes (and their dicts)
     assert gc.get_freeze_count() >= frozen_before + len(kept)
     assert gc.collect() == 0  # nothing left outside the frozen generation to walk
+
+
+async def test_the_interpreter_counts_new_objects_so_a_burst_brings_a_real_tick(
+    unfrozen_after: object,
+) -> None:
+    # Rule 7 reads gc.get_count()[0]: with the young passes off it must grow with the
+    # objects made (an interpreter that counted otherwise would make the rule a no-op).
+    settings = GcSettings(freeze_interval_s=30.0)  # no tick on time within this test
+    async with trio.open_nursery() as nursery:
+        policy = await nursery.start(run_gc_policy, settings, lambda: 0)
+        await trio.sleep(0.3)
+        assert policy.ticks == 0
+        burst = [[n] for n in range(2 * TICK_OBJECTS)]  # tracked objects, kept alive
+        await trio.sleep(3 * CHECK_S)  # the policy's checks are due before this wakes
+        assert policy.ticks == 1
+        assert gc.get_count()[0] < TICK_OBJECTS  # the tick collected: the count restarted
+        nursery.cancel_scope.cancel()
+    del burst
 
 
 def open_sessions_walked_by_the_collector() -> int:

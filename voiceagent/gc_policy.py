@@ -26,12 +26,12 @@ Rules (docs/memory.md):
    `MIN_INTERVAL_S`, 0.1 s), one shorter than half of it doubles the interval back (up
    to `freeze_interval_s`): a tick walks what was made since the last one, so while
    rooms open fast (measured: 10,000 idle rooms opened at ~350 a second) ticks come
-   sooner and stay short. Half, because a pause
-   that grew in step with the interval would still be within budget after doubling;
-   with a quarter, the interval never came back once the rooms had opened: with 100
-   active rooms a tick walks the waiting state of the tasks that ran since the last
-   one, whatever the interval (median 4.3 ms a tick every 0.28 s, 5.4 ms every 1 s),
-   so ticks stayed nearly four times as frequent once the rooms had opened.
+   sooner and stay short. Half, because a pause that grew in step with the interval
+   would still be within budget after doubling; with a quarter, the interval never
+   came back once the rooms had opened: with 100 active rooms a tick walks the waiting
+   state of the tasks that ran since the last one, whatever the interval (median
+   4.3 ms a tick every 0.28 s, 5.4 ms every 1 s), so ticks stayed nearly four times as
+   frequent.
 5. CPython's own automatic passes stay on (rule 6 makes the young ones rare): they
    walk only unfrozen objects. `freeze_interval_s = 0` turns this policy off (CPython's
    defaults only).
@@ -49,7 +49,9 @@ Rules (docs/memory.md):
    what the tick will walk when rooms are being opened) reaches `TICK_OBJECTS`; it is
    read every `CHECK_S` (0.1 s). So when rooms start opening fast the first tick walks
    a tenth of a second of them, not a whole interval's: measured with 10,000 idle rooms
-   opening at ~350 a second, that first tick took 72-146 ms before this rule.
+   opening at ~350 a second, that first tick took 72-146 ms before this rule. (With
+   CPython's young passes on, each of them restarts the count: this rule then rarely
+   fires.)
 
 Every pass is observed by the GC pause histogram (metrics/monitors.py). The policy runs
 as one task in the app's background nursery (app.py); cancellation ends it between
