@@ -49,7 +49,7 @@ from _common import (
     wait_port,
     write_results,
 )
-from _emulators import emulators
+from _emulators import Emulators, emulators
 from _loadgen import Fleet
 from _sweep import measure_idle_rss
 from active_rooms import histogram_quantile, rooms_step, scrape
@@ -93,9 +93,10 @@ def gc_figures(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def one_run(policy: str, args: argparse.Namespace, servers: dict[str, Any]) -> dict[str, Any]:
+def one_run(policy: str, args: argparse.Namespace, emu: Emulators) -> dict[str, Any]:
     port = free_port()
-    env = {**servers["env"], "WS_MAX_CONNECTIONS": str(args.idle + args.active + 100)}
+    env = {**emu.env, "VOICEAGENT_LOG_LEVEL": "warning",
+           "WS_MAX_CONNECTIONS": str(args.idle + args.active + 100)}  # fmt: skip
     if policy == "off":
         env["VOICEAGENT_GC_FREEZE_INTERVAL_S"] = "0"
     argv = [sys.executable, "-m", "hypercorn", "-k", "trio", "--backlog", "4096",
@@ -130,7 +131,7 @@ def one_run(policy: str, args: argparse.Namespace, servers: dict[str, Any]) -> d
                 aux_cpus=args.aux_cpus, warmup=args.warmup, duration=args.window,
             )  # fmt: skip
             before, _ = scrape(port)
-            step = rooms_step(proc.pid, port, args.active, servers["emu"], step_args, frame_ms=20)
+            step = rooms_step(proc.pid, port, args.active, emu, step_args, frame_ms=20)
             after, _ = scrape(port)
             result["sessions_open"] = after.get("voiceagent_sessions_open")
             idle.stop()
@@ -238,10 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()
     runs: list[dict[str, Any]] = []
     with emulators("density", args.aux_cpus) as emu:
-        servers = {"emu": emu, "env": {**emu.env, "VOICEAGENT_LOG_LEVEL": "warning"}}
         for _ in range(args.runs):
             for side in sides:
-                run = one_run(side, args, servers)
+                run = one_run(side, args, emu)
                 run["verdict"] = verdict(run)
                 runs.append(run)
                 print(

@@ -162,18 +162,26 @@ async def test_a_pong_goes_before_the_next_send(nursery: trio.Nursery) -> None:
     assert got == [Pong(payload=b"p"), TextMessage(data="reply")]
 
 
+class LastWordsThenClose:
+    """A peer script: one message and a Close in one write, then the client's answer."""
+
+    def __init__(self, text: str, code: int, reason: str) -> None:
+        self.text, self.code, self.reason = text, code, reason
+        self.reply: list[object] = []  # what the client sent back
+        self.replied = trio.Event()
+
+    async def __call__(self, peer: Peer) -> None:
+        await peer.accept()
+        await peer.send(Message(data=self.text), CloseConnection(self.code, self.reason))
+        self.reply.append(await peer.next_event())
+        self.replied.set()
+
+
 async def test_messages_before_a_close_are_read_then_the_close_with_its_code(
     nursery: trio.Nursery,
 ) -> None:
-    reply: list[object] = []
-    replied = trio.Event()
-
-    async def script(peer: Peer) -> None:
-        await peer.accept()
-        await peer.send(Message(data="last words"), CloseConnection(code=4001, reason="bye"))
-        reply.append(await peer.next_event())
-        replied.set()
-
+    script = LastWordsThenClose("last words", 4001, "bye")
+    reply, replied = script.reply, script.replied
     ws = await connect(await serve_once(nursery, script))
     assert await ws.receive() == "last words"
     with pytest.raises(SocketClosed) as caught:
@@ -189,15 +197,8 @@ async def test_messages_before_a_close_are_read_then_the_close_with_its_code(
 async def test_aclose_answers_a_close_that_came_with_the_last_message(
     nursery: trio.Nursery,
 ) -> None:
-    answered = trio.Event()
-    reply: list[object] = []
-
-    async def script(peer: Peer) -> None:
-        await peer.accept()
-        await peer.send(Message(data="done"), CloseConnection(code=1000, reason="finished"))
-        reply.append(await peer.next_event())
-        answered.set()
-
+    script = LastWordsThenClose("done", 1000, "finished")
+    reply, answered = script.reply, script.replied
     ws = await connect(await serve_once(nursery, script))
     assert await ws.receive() == "done"  # the close was read with it, not answered yet
     with trio.fail_after(2):
