@@ -321,3 +321,67 @@ async def test_a_read_timeout_still_drops_a_silent_connection() -> None:
         code = await read_until_closed(stream, FrameReader(rest), within=10)
         assert 0.9 <= trio.current_time() - started < 5
         assert code in (1000, 1006)
+
+
+def _yields_taking_the_write_lock(counter: list[int]) -> Any:
+    """A stand-in for `trio.lowlevel.cancel_shielded_checkpoint` that counts the calls
+    made by a lock's `acquire()` on behalf of Hypercorn's `protocol_send`."""
+    real = trio.lowlevel.cancel_shielded_checkpoint
+
+    async def counting() -> None:
+        frame = sys._getframe(1)
+        if frame.f_code.co_name == "acquire":
+            callers = [frame.f_back, getattr(frame.f_back, "f_back", None)]
+            if any(f is not None and f.f_code.co_name == "protocol_send" for f in callers):
+                counter[0] += 1
+        await real()
+
+    return counting
+
+
+async def test_a_free_write_lock_costs_no_trip_through_the_scheduler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hypercorn takes its write lock with `async with`, which yields to the scheduler
+    even when the lock is free: one more wait per frame, on the way out of every audio
+    chunk and every `audio_interrupted`. Here a free lock is taken at once."""
+    yields = [0]
+    monkeypatch.setattr(
+        trio.lowlevel, "cancel_shielded_checkpoint", _yields_taking_the_write_lock(yields)
+    )
+    services = make_services(
+        ScriptedModel(default=ScriptedReply("one two three four five")),
+        ScriptedTTS(ms_per_char=20),
+        agent=front_desk,
+    )
+    async with running_app(services) as address, connect(address, "lock") as client:
+        await client.wait_for("session_started")
+        await client.send(type="text", text="hello")
+        await client.wait_for("response_done")
+    assert len(client.events) + len(client.audio) >= 10, "too few frames to tell"
+    assert yields[0] == 0
+
+
+async def test_pongs_written_while_audio_streams_stay_whole_frames() -> None:
+    """Hypercorn's reader answers pings on the same socket the session's writer streams
+    audio on; whichever writes second waits for the lock, so no frame is cut by another."""
+    services = make_services(
+        ScriptedModel(default=ScriptedReply(LONG_REPLY)),
+        ScriptedTTS(ms_per_char=400),  # unpaced: megabytes of audio, as fast as it goes
+        agent=front_desk,
+    )
+    async with running_app(services) as address:
+        stream, head, rest = await raw_handshake(address, "/ws/pings", rcvbuf=65536)
+        assert head.startswith(b"HTTP/1.1 101")
+        frames = FrameReader(rest)
+        await stream.send_all(masked_frame(TEXT, orjson.dumps({"type": "text", "text": "hi"})))
+        pings = [f"ping {i}".encode() for i in range(200)]
+        with trio.fail_after(30):
+            while frames.messages < 5:
+                frames.feed(await stream.receive_some(1 << 16))
+            await stream.send_all(b"".join(masked_frame(0x9, p) for p in pings))
+            while len(frames.pongs) < len(pings):
+                frames.feed(await stream.receive_some(1 << 16))
+        await stream.aclose()
+    assert frames.pongs == pings
+    assert frames.close_code is None

@@ -16,7 +16,7 @@ import termios
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request
+from wsproto.events import AcceptConnection, CloseConnection, Pong, RejectConnection, Request
 from wsproto.utilities import generate_accept_token
 
 
@@ -90,6 +90,7 @@ class FrameReader:
         )
         self.close_code: int | None = None
         self.messages = 0
+        self.pongs: list[bytes] = []  # the payloads of the server's Pong frames, in order
         self._drain()
 
     def feed(self, data: bytes | None) -> None:
@@ -103,6 +104,8 @@ class FrameReader:
             if isinstance(event, CloseConnection):
                 if self.close_code is None:
                     self.close_code = event.code
+            elif isinstance(event, Pong):
+                self.pongs.append(bytes(event.payload))
             else:
                 self.messages += 1
 
