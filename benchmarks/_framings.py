@@ -87,6 +87,8 @@ def markdown(runs: list[dict[str, Any]], rows: list[dict[str, Any]], sections: l
                  lambda r: r["verdict"]["silence_p99_ms_at_top"]),
                 ("  same, in server (bucket bound, ms)",
                  lambda r: r["verdict"]["interrupt_p99_le_ms_at_top"]),
+                ("  same, arrival at the load side's socket (kernel clock, ms)",
+                 lambda r: r["verdict"].get("silence_socket_p99_ms_at_top")),
                 ("stale bytes (whole sweep)", lambda r: r["verdict"]["stale_bytes_total"]),
             )
         ],

@@ -11,7 +11,9 @@ Per room, three tasks in one nursery (a child of the load process's session nurs
 
 Recorded inside the script's window: chunk latency (receive - stamp, wall clock),
 turn latency (question sent -> first audio byte), interrupt -> `audio_interrupted`
-latency, stale bytes, error codes, turns and interrupts.
+latency twice (read by the room's reader, and arrived at its socket by the kernel's
+clock: the difference is the load process waiting for its core), stale bytes, error
+codes, turns and interrupts.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class RoomStats:
         self.turn_lat: list[float] = []
         self.turn_over_answer: list[bool] = []  # per turn_lat: asked while an answer played
         self.silence_lat: list[float] = []
+        self.silence_socket_lat: list[float] = []  # the same, to the kernel's arrival time
         self.stale_bytes = 0
         self.audio_bytes = 0
         self.turns = 0
@@ -73,7 +76,7 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
         # turn_at: when the pending question was sent; cleared at the first audio byte
         # that follows the question's own audio_start (older answers may still stream).
         state = {"stale": False, "interrupt_at": None, "turn_at": None, "answer_started": False,
-                 "speaking": False, "over_answer": False,
+                 "speaking": False, "over_answer": False, "interrupt_wall": 0.0,
                  "turn_response": None, "turn_n": 0}  # fmt: skip
 
         async def mic() -> None:
@@ -131,6 +134,9 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
                     if state["interrupt_at"] is not None:
                         if in_window:
                             stats.silence_lat.append(arrived - state["interrupt_at"])
+                            stats.silence_socket_lat.append(
+                                ws.arrived_wall - state["interrupt_wall"]
+                            )
                         stats.interrupts_acked += 1
                         state["interrupt_at"] = None
                 elif kind == "metrics" and event.get("turn_ms") is not None:
@@ -168,6 +174,7 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
                     if interrupt_every and n % interrupt_every == 0:
                         await trio.sleep(interrupt_after)
                         state["interrupt_at"] = now()
+                        state["interrupt_wall"] = time.time()
                         await ws.send_text(INTERRUPT)
                         stats.interrupts += 1
                 t += turn_every
@@ -189,6 +196,7 @@ def make_room_session(spec: dict[str, Any], rec, sockets: list[LeanWebSocket]):
             "turn_lat_s": np.asarray(stats.turn_lat),
             "turn_over_answer": np.asarray(stats.turn_over_answer, dtype=bool),
             "silence_lat_s": np.asarray(stats.silence_lat),
+            "silence_socket_lat_s": np.asarray(stats.silence_socket_lat),
             "server_turn_ms": np.asarray(stats.server_turn_ms, dtype=float),
             "server_llm_ms": np.asarray(stats.server_llm_ms, dtype=float),
             "server_tts_ms": np.asarray(stats.server_tts_ms, dtype=float),

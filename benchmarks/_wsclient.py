@@ -9,6 +9,11 @@ XOR with zero leaves the payload as is), so an audio frame is a constant bytes o
 built once. It speaks just enough of RFC 6455 for the benchmarks: the upgrade
 handshake, binary/text/ping/pong/close frames, and continuation frames on receive.
 
+Every read also takes the kernel's receive time of the bytes (`SO_TIMESTAMPNS`):
+`arrived_wall` after `receive()` is when the message reached this host's socket (wall
+clock; for a message that came with later bytes in one read, the later ones' time), so
+a benchmark can tell the server's delay from the load process's own waits for its core.
+
 On cancellation nothing is cleaned up beyond the socket (`aclose()` is best effort);
 protocol violations by the server raise `WsProtocolError`, a close frame raises
 `WsClosed` with the server's code.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import socket
 import struct
 
 import trio
@@ -28,6 +34,8 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _ZERO_MASK = b"\x00\x00\x00\x00"
 _MAX_HEADER = 16_384
 _MAX_MESSAGE = 4 * 1024 * 1024
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value
+_CMSG_SPACE = socket.CMSG_SPACE(16)  # one struct timespec
 
 
 class WsProtocolError(Exception):
@@ -56,11 +64,13 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
 class LeanWebSocket:
     """One client connection; `receive()` must only be called from one task at a time."""
 
-    __slots__ = ("_buf", "_send_lock", "_stream")
+    __slots__ = ("_buf", "_send_lock", "_stream", "arrived_wall")
 
     def __init__(self, stream: trio.SocketStream, leftover: bytes) -> None:
         self._stream = stream
         self._buf = bytearray(leftover)
+        self.arrived_wall = 0.0  # kernel receive time of the last read (see the docstring)
+        stream.socket.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         # Several tasks of a room may send (mic, turns, pongs); frames must not interleave.
         self._send_lock = trio.Lock()
 
@@ -114,9 +124,16 @@ class LeanWebSocket:
         await self.send_frame(client_frame(OP_TEXT, text.encode()))
 
     async def _fill(self) -> None:
-        chunk = await self._stream.receive_some(65_536)
+        try:
+            chunk, ancillary, _, _ = await self._stream.socket.recvmsg(65_536, _CMSG_SPACE)
+        except OSError as exc:  # as `receive_some` would report it
+            raise trio.BrokenResourceError(exc) from exc
         if not chunk:
             raise WsClosed(None, "connection lost")
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+                seconds, nanoseconds = struct.unpack_from("qq", data)
+                self.arrived_wall = seconds + nanoseconds * 1e-9
         self._buf += chunk
 
     async def receive(self) -> tuple[int, bytes]:

@@ -115,7 +115,7 @@ class Settings:
     teardown_timeout_s: float = 2.0  # VOICEAGENT_TEARDOWN_TIMEOUT_S
     drain_grace_s: float = 20.0  # VOICEAGENT_DRAIN_GRACE_S (rooms finish their response)
     # The cyclic garbage collector (voiceagent/gc_policy.py, docs/memory.md)
-    gc_freeze_interval_s: float = 1.0  # VOICEAGENT_GC_FREEZE_INTERVAL_S (0: CPython's own)
+    gc_freeze_interval_s: float = 3.0  # VOICEAGENT_GC_FREEZE_INTERVAL_S (0: CPython's own)
     gc_sweep_interval_s: float = 600.0  # VOICEAGENT_GC_SWEEP_INTERVAL_S
     gc_sweep_max_rooms: int = 0  # VOICEAGENT_GC_SWEEP_MAX_ROOMS (a sweep walks every room)
     gc_young_threshold: int = 100_000  # VOICEAGENT_GC_YOUNG_THRESHOLD (0: CPython's 700)

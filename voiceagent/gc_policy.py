@@ -7,10 +7,14 @@ room in the process. Objects in the *permanent* generation (`gc.freeze()`) are n
 walked; reference counting still frees them the moment they are unreferenced.
 
 Rules (docs/memory.md):
-1. Every `freeze_interval_s` (VOICEAGENT_GC_FREEZE_INTERVAL_S, 1 s) a *tick*: a full
+1. Every `freeze_interval_s` (VOICEAGENT_GC_FREEZE_INTERVAL_S, 3 s) a *tick*: a full
    collection, which walks only what is not frozen (what was made since the last tick:
    the rooms opened in one interval, not all of them), then `gc.freeze()`. A cycle that
-   becomes garbage within one interval of its birth is freed by that collection.
+   becomes garbage within one interval of its birth is freed by that collection. With
+   active rooms a tick stops every room for a few milliseconds whatever the interval
+   (rule 4), so the interval is how often that happens: 3 s, not 1, took the ticks at
+   100 active rooms from 1.0 to 0.4-0.5 a second and their pauses from 5.5 to 3.6 ms a
+   second (benchmarks/results/gc_freeze_interval_ab.md).
 2. That is safe because a closed room leaves no reference cycle (tests/session/
    test_cyclic_garbage.py checks every way a room ends): a room's frozen objects are
    freed by reference counting when it closes. An object that becomes cyclic garbage
@@ -40,7 +44,7 @@ Rules (docs/memory.md):
    allocations minus deallocations, so with active rooms its young passes at 700 came
    5-6 times a second at 100 rooms, and each walked every young object still alive,
    mostly the coroutine chains of tasks that just went back to waiting (7,000-10,000
-   objects, ~3 ms). The ticks do that work once a second: at 100 active rooms the
+   objects, ~3 ms). The ticks do that work once an interval: at 100 active rooms the
    collector's pauses went 31 -> 8 ms per second and server CPU per room-second
    x0.92 (benchmarks/results/gc_young_off_ab.md). The threshold stays a safety valve
    for a burst the next rule has not seen yet.
@@ -83,7 +87,7 @@ TICK_OBJECTS = 10_000  # rule 7: ~1 us an object, so about the tick budget
 
 @dataclass(frozen=True, slots=True)
 class GcSettings:
-    freeze_interval_s: float = 1.0  # rule 1; 0 = policy off
+    freeze_interval_s: float = 3.0  # rule 1; 0 = policy off
     sweep_interval_s: float = 600.0  # rule 3
     sweep_max_rooms: int = 0  # rule 3
     young_threshold: int = 100_000  # rule 6; 0 = CPython's own
