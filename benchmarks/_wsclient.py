@@ -116,8 +116,27 @@ class LeanWebSocket:
         return cls(stream, leftover)
 
     async def send_frame(self, frame: bytes) -> None:
-        """Send a frame built with `client_frame` (reuse it: frames are constant)."""
-        async with self._send_lock:
+        """Send a frame built with `client_frame` (reuse it: frames are constant).
+
+        A frame that fits the socket's buffer (nearly all) is written at once and the
+        task yields only after that, holding nothing: `send_all` under the lock yields
+        while holding it, so a room's interrupt could wait for its microphone task to be
+        scheduled again (a browser's `send()` never waits like that). A frame the buffer
+        cannot take whole is finished under the lock, and later frames wait for it.
+        """
+        lock = self._send_lock
+        if not lock.locked():
+            try:
+                sent = os.write(self._stream.socket.fileno(), frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:  # as `send_all` would report it
+                raise trio.BrokenResourceError(exc) from exc
+            if sent == len(frame):
+                await trio.lowlevel.checkpoint()
+                return
+            frame = frame[sent:]
+        async with lock:
             await self._stream.send_all(frame)
 
     async def send_text(self, text: str) -> None:
