@@ -17,6 +17,7 @@ import httpx
 import orjson
 import pytest
 import trio
+import trio.testing
 
 from tests.conftest import connect, make_services, running_app
 from tests.session.helpers import front_desk
@@ -385,3 +386,67 @@ async def test_pongs_written_while_audio_streams_stay_whole_frames() -> None:
         await stream.aclose()
     assert frames.pongs == pings
     assert frames.close_code is None
+
+
+class _RecordingStream:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    async def send_all(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+        await trio.lowlevel.checkpoint()
+
+
+class _FakeConnection:
+    """What the patched `TCPServer.protocol_send` reads of its connection."""
+
+    def __init__(self) -> None:
+        from voiceagent.transport import TransportSettings, attach
+
+        class App:
+            pass
+
+        self.app = App()
+        attach(self.app, TransportSettings())  # installs the patches, once per process
+        self.context = type("Context", (), {"terminated": trio.Event()})()
+        self.send_lock = trio.Lock()
+        self.stream = _RecordingStream()
+
+
+async def test_a_cancelled_write_sends_nothing_and_leaves_the_lock_free() -> None:
+    """The free-lock path skips `acquire()`, so it checks for cancellation itself: a
+    cancelled writer raises before its frame goes out, as it did under `async with`."""
+    from hypercorn.events import RawData
+    from hypercorn.trio.tcp_server import TCPServer
+
+    connection = _FakeConnection()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await TCPServer.protocol_send(connection, RawData(b"frame"))  # type: ignore[arg-type]
+    assert scope.cancelled_caught
+    assert connection.stream.written == []
+    assert not connection.send_lock.locked()
+    await TCPServer.protocol_send(connection, RawData(b"next"))  # type: ignore[arg-type]
+    assert connection.stream.written == [b"next"]
+
+
+async def test_a_writer_cancelled_while_the_lock_is_held_sends_nothing() -> None:
+    from hypercorn.events import RawData
+    from hypercorn.trio.tcp_server import TCPServer
+
+    connection = _FakeConnection()
+    holder_may_go = trio.Event()
+
+    async def hold_the_lock() -> None:
+        async with connection.send_lock:
+            await holder_may_go.wait()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold_the_lock)
+        await trio.testing.wait_all_tasks_blocked()
+        with trio.move_on_after(0.05) as scope:
+            await TCPServer.protocol_send(connection, RawData(b"frame"))  # type: ignore[arg-type]
+        holder_may_go.set()
+    assert scope.cancelled_caught
+    assert connection.stream.written == []
+    assert not connection.send_lock.locked()
